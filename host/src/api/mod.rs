@@ -1,0 +1,176 @@
+//! Shared HTTP plumbing: application state, authentication extractor, the router with
+//! its layers (request ids, tracing, body limit, panics), health checks and OpenAPI.
+
+pub mod error;
+pub mod extract;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use self::error::ApiError;
+use crate::auth::{Actor, AuthError, AuthService};
+use crate::config::Config;
+use crate::db::Db;
+use crate::records::objects::MetadataService;
+use crate::records::service::RecordService;
+
+/// Everything a request handler may use.
+pub struct App {
+    pub config: Config,
+    pub db: Db,
+    pub auth: AuthService,
+    pub records: RecordService,
+    pub metadata: MetadataService,
+}
+
+pub type AppState = Arc<App>;
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let token = header
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::MissingToken)?;
+        Ok(app.auth.authenticate(token).await?)
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "CRM API", description = "Core records, metadata, audit and auth of the CRM host."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Login, logout, API tokens and users"),
+        (name = "objects", description = "Object types and their fields"),
+        (name = "records", description = "Records of any object, with history"),
+        (name = "events", description = "The event outbox"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole HTTP API; the OpenAPI document is generated from the same route list,
+/// so it cannot miss a route.
+pub fn router(app: AppState) -> Router {
+    let max_body = app.config.max_body_bytes;
+    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .merge(crate::auth::routes::router())
+        .merge(crate::records::metadata_routes::router())
+        .merge(crate::records::routes::router())
+        .merge(crate::events::routes::router())
+        .split_for_parts();
+    let mut doc = doc;
+    doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
+    let doc = Arc::new(doc);
+    let request_id = HeaderName::from_static("x-request-id");
+    api.route("/api/v1/openapi.json", axum::routing::get(move || async move { Json(doc.as_ref().clone()) }))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not take that method") })
+        .with_state(app)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("a request handler panicked").into_response()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The server is alive.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// The database answers and every migration has run.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "Ready"),
+    (status = 503, description = "Not ready", body = error::Problem, content_type = "application/problem+json")
+))]
+async fn readyz(State(app): State<AppState>) -> Response {
+    if app.db.ready().await {
+        Json(serde_json::json!({"status": "ready"})).into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is not reachable or not migrated",
+        )
+        .into_response()
+    }
+}
+
+/// Reads `limit` and `after`-style paging parameters out of a raw query string,
+/// refusing anything else.
+pub fn paging(
+    query: Option<&str>,
+    cursor_key: &str,
+    max: i64,
+    default: i64,
+) -> Result<(Option<String>, i64), ApiError> {
+    let mut after = None;
+    let mut limit = default;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "limit must be a whole number from 1 to {max}"
+                        ))
+                    })?
+            }
+            k if k == cursor_key => after = Some(v.into_owned()),
+            k => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter '{k}'"
+                )));
+            }
+        }
+    }
+    Ok((after, limit))
+}

@@ -1,0 +1,63 @@
+//! Configuration from the environment (see the README for the full list).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything `crm serve` needs to know, read once at start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `CRM_LISTEN`, default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// `CRM_DATA_DIR`, default `./data`.
+    pub data_dir: PathBuf,
+    /// `CRM_DATABASE_URL`; `None` means the embedded SQLite file in the data dir.
+    pub database_url: Option<String>,
+    /// `CRM_MAX_BODY_BYTES`, default 1 MiB.
+    pub max_body_bytes: usize,
+    /// `CRM_SESSION_HOURS`: lifetime of a login token, default 12 hours.
+    pub session_hours: i64,
+    /// `CRM_LOG_FORMAT`: `json` for structured logs, anything else for human-readable ones.
+    pub log_json: bool,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let listen = env_or("CRM_LISTEN", "127.0.0.1:8080")
+            .parse()
+            .map_err(|e| anyhow::anyhow!("CRM_LISTEN is not a socket address: {e}"))?;
+        let max_body_bytes = env_or("CRM_MAX_BODY_BYTES", "1048576")
+            .parse()
+            .map_err(|e| anyhow::anyhow!("CRM_MAX_BODY_BYTES is not a number: {e}"))?;
+        let session_hours = env_or("CRM_SESSION_HOURS", "12")
+            .parse()
+            .map_err(|e| anyhow::anyhow!("CRM_SESSION_HOURS is not a number: {e}"))?;
+        Ok(Config {
+            listen,
+            data_dir: PathBuf::from(env_or("CRM_DATA_DIR", "./data")),
+            database_url: std::env::var("CRM_DATABASE_URL")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            max_body_bytes,
+            session_hours,
+            log_json: std::env::var("CRM_LOG_FORMAT").is_ok_and(|v| v == "json"),
+        })
+    }
+
+    /// The database to open: `CRM_DATABASE_URL`, or `crm.db` in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("crm.db").display()
+            ),
+        }
+    }
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}

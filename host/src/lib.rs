@@ -1,0 +1,19 @@
+//! crm-host: the trusted core of the CRM.
+//!
+//! One folder per capability, each owning its tables, its service and its routes:
+//! - [`records`]: object metadata, record validation and the one write path
+//!   ([`records::service::RecordService`]) every change goes through;
+//! - [`audit`] and [`events`]: the audit trail and the event outbox, written in the
+//!   same transaction as the record;
+//! - [`auth`]: users, password hashes, sessions and API tokens;
+//! - [`api`]: shared HTTP plumbing (errors, extractors, OpenAPI, the router);
+//! - [`db`]: the database handle that serves SQLite and PostgreSQL with one code path.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod events;
+pub mod records;
+pub mod server;

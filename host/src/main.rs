@@ -1,0 +1,121 @@
+//! The `crm` command: run the server, migrate the database, create an admin.
+
+use clap::{Parser, Subcommand};
+use crm_host::config::Config;
+use crm_host::server;
+
+#[derive(Parser)]
+#[command(
+    name = "crm",
+    version,
+    about = "The CRM server",
+    long_about = "The CRM server.\n\n\
+Configured by the environment: CRM_LISTEN (default 127.0.0.1:8080), CRM_DATA_DIR (default ./data), \
+CRM_DATABASE_URL (default: SQLite in the data dir; postgres://... for PostgreSQL), CRM_MAX_BODY_BYTES \
+(default 1048576), CRM_SESSION_HOURS (default 12), CRM_LOG_FORMAT=json, RUST_LOG; and on first start \
+CRM_ADMIN_EMAIL and CRM_ADMIN_PASSWORD to create the first admin."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (migrates the database first).
+    Serve,
+    /// Run the database migrations and exit.
+    Migrate,
+    /// Manage admins.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin user.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+        /// The password; read from CRM_ADMIN_PASSWORD when not given.
+        #[arg(long, env = "CRM_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => server::serve(config).await,
+            Command::Migrate => {
+                server::open_database(&config).await?;
+                println!("migrations are up to date");
+                Ok(())
+            }
+            Command::Admin {
+                command:
+                    AdminCommand::Create {
+                        email,
+                        name,
+                        password,
+                    },
+            } => {
+                let db = server::open_database(&config).await?;
+                let auth = crm_host::auth::AuthService::new(db, config.session_hours);
+                let user = auth
+                    .create_user(&email, &name, &password, true)
+                    .await
+                    .map_err(|e| match e {
+                        crm_host::auth::AuthError::Invalid(errors) => anyhow::anyhow!(
+                            "{}",
+                            errors
+                                .iter()
+                                .map(|e| format!("{} {}", e.field, e.message))
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ),
+                        e => anyhow::anyhow!("{e}"),
+                    })?;
+                println!("created admin {} ({})", user.email, user.id);
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

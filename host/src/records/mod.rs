@@ -1,0 +1,86 @@
+//! Core records: object metadata, validation, queries and the one write path.
+//!
+//! Where does a record write go through? [`service::RecordService`]: every create,
+//! update and delete, from any caller, is validated there and committed by
+//! [`writer`] together with its audit entry and its outbox event.
+
+pub mod metadata;
+pub mod metadata_routes;
+pub mod objects;
+pub mod query;
+pub mod routes;
+pub mod schema;
+pub mod seed;
+pub mod service;
+pub mod validate;
+pub mod writer;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::api::error::{ApiError, FieldError};
+
+/// A record as clients see it: the envelope plus one key per field of its object.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Record {
+    pub id: String,
+    pub object: String,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Id of the user who owns the record.
+    pub owner: Option<String>,
+    /// Id of the department the record belongs to.
+    pub department: Option<String>,
+    /// The object's fields, flattened into the record.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("there is no object named '{0}'")]
+    UnknownObject(String),
+    #[error("{0} has no field named '{1}'")]
+    UnknownField(String, String),
+    #[error("record not found")]
+    NotFound,
+    #[error("the request has invalid fields")]
+    Invalid(Vec<FieldError>),
+    #[error(
+        "the record was changed by someone else and is now at version {current}; reload it and try again"
+    )]
+    Conflict { current: i64 },
+    #[error("{0}")]
+    BadQuery(String),
+    /// A metadata change that existing data or rules do not allow, with the reason.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<RecordError> for ApiError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::UnknownObject(_)
+            | RecordError::UnknownField(..)
+            | RecordError::NotFound => ApiError::not_found(e.to_string()),
+            RecordError::Invalid(errors) => ApiError::invalid(
+                format!(
+                    "{} field{} invalid",
+                    errors.len(),
+                    if errors.len() == 1 { " is" } else { "s are" }
+                ),
+                errors,
+            ),
+            RecordError::Conflict { .. } | RecordError::Refused(_) => {
+                ApiError::conflict(e.to_string())
+            }
+            RecordError::BadQuery(m) => ApiError::bad_request(m),
+            RecordError::Db(e) => e.into(),
+        }
+    }
+}

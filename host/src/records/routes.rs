@@ -1,0 +1,194 @@
+//! HTTP routes of records: `/api/v1/records/{object}[/{id}[/history]]`.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::Record;
+use super::service::Page;
+use crate::api::error::{ApiError, ApiResult, Problem};
+use crate::api::extract::ApiJson;
+use crate::api::{AppState, paging};
+use crate::audit::AuditEntry;
+use crate::auth::Actor;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_records, create_record))
+        .routes(routes!(get_record, update_record, delete_record))
+        .routes(routes!(record_history))
+}
+
+/// Lists records: `filter[field]=v`, `filter[field][op]=v` (eq, ne, lt, lte, gt, gte,
+/// contains, in), `sort=-field`, `limit` (max 200), `cursor`, `q` (quick search).
+#[utoipa::path(get, path = "/api/v1/records/{object}", tag = "records",
+    security(("bearer" = [])),
+    params(
+        ("object" = String, Path, description = "Object name, e.g. contacts"),
+        ("filter[field]" = Option<String>, Query, description = "Filter on a field; `filter[field][op]` for other operators"),
+        ("sort" = Option<String>, Query, description = "Field to sort by, `-` for descending; default `-created_at`"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("q" = Option<String>, Query, description = "Quick search over searchable fields"),
+    ),
+    responses(
+        (status = 200, body = Page),
+        (status = 400, description = "Bad filter, sort or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown object", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_records(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(object): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Page>> {
+    Ok(Json(
+        app.records
+            .list(&actor, &object, query.as_deref().unwrap_or(""))
+            .await?,
+    ))
+}
+
+/// Creates a record; answers with the record, its `Location` and its `ETag`.
+#[utoipa::path(post, path = "/api/v1/records/{object}", tag = "records",
+    security(("bearer" = [])),
+    params(("object" = String, Path, description = "Object name")),
+    request_body(content = Object, description = "Field values, plus `owner` (a user id) if not the caller"),
+    responses(
+        (status = 201, body = Record),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, all listed", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_record(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(object): Path<String>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> ApiResult<Response> {
+    let record = app.records.create(&actor, &object, &body).await?;
+    let location = format!("/api/v1/records/{}/{}", record.object, record.id);
+    let mut response = (StatusCode::CREATED, record_headers(&record), Json(record)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+#[utoipa::path(get, path = "/api/v1/records/{object}/{id}", tag = "records",
+    security(("bearer" = [])),
+    params(("object" = String, Path), ("id" = String, Path)),
+    responses(
+        (status = 200, body = Record, headers(("ETag" = String, description = "The record's version"))),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_record(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((object, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let record = app.records.get(&actor, &object, &id).await?;
+    Ok((record_headers(&record), Json(record)).into_response())
+}
+
+/// Changes the fields sent (`null` clears one). With `If-Match: <version>` the change
+/// is refused with 409 when the record has moved on.
+#[utoipa::path(patch, path = "/api/v1/records/{object}/{id}", tag = "records",
+    security(("bearer" = [])),
+    params(("object" = String, Path), ("id" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on")),
+    request_body(content = Object, description = "Fields to change"),
+    responses(
+        (status = 200, body = Record),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Stale version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_record(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((object, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> ApiResult<Response> {
+    let if_match = if_match(&headers)?;
+    let record = app
+        .records
+        .update(&actor, &object, &id, &body, if_match)
+        .await?;
+    Ok((record_headers(&record), Json(record)).into_response())
+}
+
+#[utoipa::path(delete, path = "/api/v1/records/{object}/{id}", tag = "records",
+    security(("bearer" = [])),
+    params(("object" = String, Path), ("id" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "The version being deleted")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_record(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((object, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    app.records
+        .delete(&actor, &object, &id, if_match(&headers)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The record's audit trail, oldest first: who changed which field from what to what.
+#[utoipa::path(get, path = "/api/v1/records/{object}/{id}/history", tag = "records",
+    security(("bearer" = [])),
+    params(("object" = String, Path), ("id" = String, Path),
+        ("limit" = Option<i64>, Query, description = "1 to 200, default 100"),
+        ("after" = Option<String>, Query, description = "Id of the last entry already seen")),
+    responses(
+        (status = 200, body = Vec<AuditEntry>),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn record_history(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((object, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Vec<AuditEntry>>> {
+    let (after, limit) = paging(query.as_deref(), "after", 200, 100)?;
+    Ok(Json(
+        app.records
+            .history(&actor, &object, &id, after.as_deref(), limit)
+            .await?,
+    ))
+}
+
+fn record_headers(record: &Record) -> [(header::HeaderName, HeaderValue); 1] {
+    [(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"{}\"", record.version))
+            .expect("a number is a valid header"),
+    )]
+}
+
+/// `If-Match: "3"`, `3` or `W/"3"`; `*` means any version.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(raw) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = raw.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let bare = text.trim_start_matches("W/").trim_matches('"');
+    bare.parse().map(Some).map_err(|_| {
+        ApiError::bad_request(format!(
+            "If-Match must be a record version such as \"3\", not '{text}'"
+        ))
+    })
+}

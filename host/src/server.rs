@@ -1,0 +1,127 @@
+//! Start-up and shutdown of `crm serve`: open and migrate the database, seed the
+//! standard objects, bootstrap the first admin, listen, and stop gracefully.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::api::{self, App};
+use crate::auth::AuthService;
+use crate::config::Config;
+use crate::db::{Db, redact_url};
+use crate::records::objects::MetadataService;
+use crate::records::schema::SchemaCache;
+use crate::records::seed::standard_objects;
+use crate::records::service::RecordService;
+
+/// Opens the configured database (creating the data dir for SQLite) and migrates it.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+    }
+    let url = config.database_url();
+    let db = Db::connect(&url).await?;
+    db.migrate().await?;
+    tracing::info!(database = %redact_url(&url), "database ready");
+    Ok(db)
+}
+
+/// Builds the application on a migrated database and seeds what a first start needs.
+pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
+    let schema = SchemaCache::load(db.clone())
+        .await
+        .context("cannot load object metadata")?;
+    let metadata = MetadataService::new(db.clone(), schema.clone());
+    let seeded = metadata
+        .seed_standard_objects(standard_objects())
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding failed: {e}"))?;
+    if seeded > 0 {
+        tracing::info!(objects = seeded, "seeded the standard objects");
+    }
+    schema.spawn_refresher(Duration::from_secs(2));
+    let auth = AuthService::new(db.clone(), config.session_hours);
+    let records = RecordService::new(db.clone(), schema);
+    Ok(Arc::new(App {
+        config,
+        db,
+        auth,
+        records,
+        metadata,
+    }))
+}
+
+/// Creates the first admin from `CRM_ADMIN_EMAIL` / `CRM_ADMIN_PASSWORD` when there
+/// are no users yet; otherwise says how to create one.
+async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
+    if app.auth.user_count().await? > 0 {
+        return Ok(());
+    }
+    let email = std::env::var("CRM_ADMIN_EMAIL")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let password = std::env::var("CRM_ADMIN_PASSWORD")
+        .ok()
+        .filter(|s| !s.is_empty());
+    match (email, password) {
+        (Some(email), Some(password)) => {
+            app.auth
+                .create_user(&email, "Administrator", &password, true)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot create the admin from CRM_ADMIN_EMAIL: {e:?}")
+                })?;
+            tracing::info!(%email, "created the first admin");
+        }
+        _ => {
+            println!(
+                "No users yet. Create the first admin with:\n  crm admin create --email you@example.com --name 'Your Name' --password '...'\n\
+                 or start with CRM_ADMIN_EMAIL and CRM_ADMIN_PASSWORD set."
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `crm serve`.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let db = open_database(&config).await?;
+    let listen = config.listen;
+    let app = build(config, db).await?;
+    bootstrap_admin(&app).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    // Tests and scripts read this line to find the port when CRM_LISTEN ends in :0.
+    println!("crm listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    let router = api::router(app.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    app.db.pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
