@@ -1,1 +1,401 @@
+//! Test harness: starts the real `crm` binary on a free port with a temporary data
+//! dir, on SQLite or on PostgreSQL (a fresh schema per server), and talks HTTP to it
+//! as a client would. Used by the black-box tests in `tests/` and the benchmarks.
 
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub use reqwest;
+pub use serde_json::json;
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// Which database a server runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// PostgreSQL for tests: `CRM_TEST_POSTGRES_URL`, default the local `test` database.
+pub fn postgres_url() -> String {
+    std::env::var("CRM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Builds (once per test process) and returns the `crm` binary. `CRM_BIN` overrides;
+/// `release` selects the release profile (for benchmarks).
+pub fn crm_binary(release: bool) -> PathBuf {
+    static DEBUG: OnceLock<PathBuf> = OnceLock::new();
+    static RELEASE: OnceLock<PathBuf> = OnceLock::new();
+    if let Ok(bin) = std::env::var("CRM_BIN") {
+        return PathBuf::from(bin);
+    }
+    let cell = if release { &RELEASE } else { &DEBUG };
+    cell.get_or_init(|| {
+        let mut cmd = std::process::Command::new(env!("CARGO"));
+        cmd.args([
+            "build",
+            "-p",
+            "crm-host",
+            "--bin",
+            "crm",
+            "--message-format=json-render-diagnostics",
+        ]);
+        if release {
+            cmd.arg("--release");
+        }
+        let out = cmd.stderr(Stdio::inherit()).output().expect("cargo runs");
+        assert!(out.status.success(), "building crm failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "crm")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reports the crm executable")
+    })
+    .clone()
+}
+
+/// A running `crm serve` with its own data dir (and PostgreSQL schema).
+pub struct Server {
+    child: Child,
+    pub backend: Backend,
+    pub base: String,
+    pub data_dir: tempfile::TempDir,
+    pub database_url: String,
+    pg_schema: Option<String>,
+    pub http: reqwest::Client,
+}
+
+/// Options for starting a server.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub env: Vec<(String, String)>,
+    pub release: bool,
+}
+
+impl Options {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+impl Server {
+    pub async fn start(backend: Backend) -> Server {
+        Self::start_with(backend, Options::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, options: Options) -> Server {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let (database_url, pg_schema) = match backend {
+            Backend::Sqlite => (
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    data_dir.path().join("crm.db").display()
+                ),
+                None,
+            ),
+            Backend::Postgres => {
+                let schema = format!("crm_t_{}", uuid::Uuid::new_v4().simple());
+                run_postgres(&format!("CREATE SCHEMA {schema}")).await;
+                (with_search_path(&postgres_url(), &schema), Some(schema))
+            }
+        };
+        let mut cmd = Command::new(crm_binary(options.release));
+        cmd.arg("serve")
+            .env("CRM_LISTEN", "127.0.0.1:0")
+            .env("CRM_DATA_DIR", data_dir.path())
+            .env("CRM_DATABASE_URL", &database_url)
+            .env("CRM_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("CRM_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env(
+                "RUST_LOG",
+                std::env::var("CRM_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(data_dir.path().join("server.log")).expect("log file"),
+            ))
+            .kill_on_drop(true);
+        for (k, v) in &options.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("crm starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("crm listening on ") {
+                    return Some(url.to_string());
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            let log =
+                std::fs::read_to_string(data_dir.path().join("server.log")).unwrap_or_default();
+            panic!("crm did not start; its log:\n{log}")
+        });
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client");
+        Server {
+            child,
+            backend,
+            base,
+            data_dir,
+            database_url,
+            pg_schema,
+            http,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// The server's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit (after a signal) and returns its exit code.
+    pub async fn wait(&mut self) -> Option<i32> {
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .ok()?
+            .ok()?
+            .code()
+    }
+
+    /// Logs in and returns a client acting as that user.
+    pub async fn login(&self, email: &str, password: &str) -> Client {
+        let anon = self.anonymous();
+        let res = anon
+            .post(
+                "/api/v1/auth/login",
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::OK,
+            "login of {email} failed: {}",
+            res.body
+        );
+        let token = res.body["token"].as_str().expect("token").to_string();
+        Client {
+            token: Some(token),
+            ..anon
+        }
+    }
+
+    pub async fn admin(&self) -> Client {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Creates a user (as admin) and logs in as them.
+    pub async fn user(&self, email: &str, is_admin: bool) -> (String, Client) {
+        let admin = self.admin().await;
+        let res = admin
+            .post("/api/v1/users", json!({"email": email, "name": email, "password": "password-123", "is_admin": is_admin}))
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let id = res.body["id"].as_str().unwrap().to_string();
+        (id, self.login(email, "password-123").await)
+    }
+
+    pub fn anonymous(&self) -> Client {
+        Client {
+            base: self.base.clone(),
+            token: None,
+            http: self.http.clone(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if let Some(schema) = self.pg_schema.take() {
+            // Drop runs outside async context guarantees: use a thread with its own runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(run_postgres(&format!(
+                    "DROP SCHEMA IF EXISTS {schema} CASCADE"
+                )));
+            })
+            .join();
+        }
+    }
+}
+
+fn with_search_path(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
+}
+
+async fn run_postgres(sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&postgres_url())
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {} is needed for these tests: {e}",
+                postgres_url()
+            )
+        });
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut conn)
+        .await
+        .expect("PostgreSQL statement");
+}
+
+/// An HTTP client acting as one user (or nobody).
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub token: Option<String>,
+    pub http: reqwest::Client,
+}
+
+/// A response: status, headers and the JSON body (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// The `field` names of a validation problem.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Client {
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut rb = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        rb
+    }
+
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> Response {
+        let res = rb.send().await.expect("request reaches the server");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(self.request(Method::GET, path)).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.send(self.request(Method::POST, path).json(&body))
+            .await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> Response {
+        self.send(self.request(Method::PATCH, path).json(&body))
+            .await
+    }
+    pub async fn patch_if(&self, path: &str, version: i64, body: Value) -> Response {
+        self.send(
+            self.request(Method::PATCH, path)
+                .header("If-Match", format!("\"{version}\""))
+                .json(&body),
+        )
+        .await
+    }
+    pub async fn delete(&self, path: &str) -> Response {
+        self.send(self.request(Method::DELETE, path)).await
+    }
+    /// Sends a raw body with a content type (for malformed input).
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.send(
+            self.request(method, path)
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    /// Creates a record and returns it, asserting success.
+    pub async fn create(&self, object: &str, body: Value) -> Value {
+        let res = self.post(&format!("/api/v1/records/{object}"), body).await;
+        assert_eq!(
+            res.status,
+            StatusCode::CREATED,
+            "creating a {object} record: {}",
+            res.body
+        );
+        res.body
+    }
+}
+
+/// Runs each listed `async fn name(backend: Backend)` as two tests, `name::sqlite` and
+/// `name::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
