@@ -93,6 +93,7 @@ pub fn router(app: AppState) -> Router {
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(openapi_json))
         .merge(crate::auth::routes::router())
         .merge(crate::records::metadata_routes::router())
         .merge(crate::records::routes::router())
@@ -102,7 +103,7 @@ pub fn router(app: AppState) -> Router {
     doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
     let doc = Arc::new(doc);
     let request_id = HeaderName::from_static("x-request-id");
-    api.route("/api/v1/openapi.json", axum::routing::get(move || async move { Json(doc.as_ref().clone()) }))
+    api.layer(axum::Extension(doc))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not take that method") })
         .with_state(app)
@@ -139,6 +140,14 @@ async fn readyz(State(app): State<AppState>) -> Response {
         )
         .into_response()
     }
+}
+
+/// This document: the OpenAPI 3.1 description of the whole API.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health", responses((status = 200, description = "The OpenAPI document")))]
+async fn openapi_json(
+    axum::Extension(doc): axum::Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<utoipa::openapi::OpenApi> {
+    Json(doc.as_ref().clone())
 }
 
 /// Reads `limit` and `after`-style paging parameters out of a raw query string,

@@ -1,0 +1,290 @@
+//! The HTTP contract: problem+json for bad input, limits, health, OpenAPI, request
+//! ids, graceful shutdown, and the `crm` command line.
+
+use crm_tests::reqwest::{Method, StatusCode};
+use crm_tests::{Backend, Options, Server, crm_binary, json, on_both_backends};
+
+on_both_backends!(
+    bad_input_gets_a_clear_4xx_and_writes_nothing,
+    health_and_readiness_answer
+);
+
+async fn bad_input_gets_a_clear_4xx_and_writes_nothing(backend: Backend) {
+    let srv = Server::start_with(
+        backend,
+        Options::default().env("CRM_MAX_BODY_BYTES", "4096"),
+    )
+    .await;
+    let api = srv.admin().await;
+    let cases: Vec<(&str, &str, StatusCode, &str)> = vec![
+        (
+            "application/json",
+            "{\"last_name\": ",
+            StatusCode::BAD_REQUEST,
+            "malformed JSON",
+        ),
+        (
+            "application/json",
+            "[1, 2]",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid request body",
+        ),
+        (
+            "application/json",
+            "\"text\"",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid request body",
+        ),
+        (
+            "text/plain",
+            "{\"last_name\": \"Ng\"}",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type: application/json",
+        ),
+        (
+            "application/json",
+            "{\"last_name\": 42}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+    ];
+    for (content_type, body, status, says) in cases {
+        let res = api
+            .raw(
+                Method::POST,
+                "/api/v1/records/contacts",
+                content_type,
+                body.to_string(),
+            )
+            .await;
+        assert_eq!(res.status, status, "{body}: {}", res.body);
+        assert_eq!(
+            res.header("content-type"),
+            Some("application/problem+json"),
+            "{body}"
+        );
+        assert_eq!(res.body["status"], status.as_u16());
+        let detail = res.body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(says),
+            "{body}: '{detail}' should say '{says}'"
+        );
+    }
+    let huge = format!("{{\"last_name\": \"{}\"}}", "x".repeat(10_000));
+    let res = api
+        .raw(
+            Method::POST,
+            "/api/v1/records/contacts",
+            "application/json",
+            huge,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(res.header("content-type"), Some("application/problem+json"));
+    let res = api
+        .raw(
+            Method::PATCH,
+            "/api/v1/records/contacts/nope",
+            "application/json",
+            "{oops".to_string(),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    let res = api.get("/api/v1/nothing/here").await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(res.header("content-type"), Some("application/problem+json"));
+    let res = api.send(api.request(Method::PUT, "/api/v1/objects")).await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+    let list = api.get("/api/v1/records/contacts").await;
+    assert_eq!(
+        list.body["items"].as_array().unwrap().len(),
+        0,
+        "nothing was written: {}",
+        srv.log()
+    );
+    assert!(!srv.log().contains("panicked"), "{}", srv.log());
+}
+
+async fn health_and_readiness_answer(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let anon = srv.anonymous();
+    let health = anon.get("/healthz").await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(anon.get("/readyz").await.body["status"], "ready");
+    let id = health
+        .header("x-request-id")
+        .expect("every answer carries a request id");
+    assert_eq!(id.len(), 36);
+    let mine = anon
+        .send(
+            anon.request(Method::GET, "/healthz")
+                .header("x-request-id", "trace-me-42"),
+        )
+        .await;
+    assert_eq!(
+        mine.header("x-request-id"),
+        Some("trace-me-42"),
+        "a client's request id is kept"
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route() {
+    let srv = Server::start(Backend::Sqlite).await;
+    let doc = srv.anonymous().get("/api/v1/openapi.json").await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc.body["paths"].as_object().unwrap();
+    let expected = [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/api/v1/openapi.json", "get"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/me", "get"),
+        ("/api/v1/auth/tokens", "get"),
+        ("/api/v1/auth/tokens", "post"),
+        ("/api/v1/auth/tokens/{id}", "delete"),
+        ("/api/v1/users", "get"),
+        ("/api/v1/users", "post"),
+        ("/api/v1/users/{id}", "get"),
+        ("/api/v1/objects", "get"),
+        ("/api/v1/objects", "post"),
+        ("/api/v1/objects/{object}", "get"),
+        ("/api/v1/objects/{object}", "patch"),
+        ("/api/v1/objects/{object}", "delete"),
+        ("/api/v1/objects/{object}/fields", "post"),
+        ("/api/v1/objects/{object}/fields/{field}", "patch"),
+        ("/api/v1/objects/{object}/fields/{field}", "delete"),
+        ("/api/v1/records/{object}", "get"),
+        ("/api/v1/records/{object}", "post"),
+        ("/api/v1/records/{object}/{id}", "get"),
+        ("/api/v1/records/{object}/{id}", "patch"),
+        ("/api/v1/records/{object}/{id}", "delete"),
+        ("/api/v1/records/{object}/{id}/history", "get"),
+        ("/api/v1/events", "get"),
+    ];
+    for (path, method) in expected {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is documented"
+        );
+    }
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        documented,
+        expected.len(),
+        "no route is documented that this test does not know"
+    );
+    // Every documented route really exists: none answers with the 404 of an unknown endpoint.
+    let api = srv.admin().await;
+    for (path, method) in expected {
+        let concrete = path
+            .replace("{object}", "contacts")
+            .replace("{id}", "0")
+            .replace("{field}", "zzz");
+        let res = api
+            .send(
+                api.request(method.to_uppercase().parse().unwrap(), &concrete)
+                    .json(&json!({})),
+            )
+            .await;
+        assert_ne!(res.body["detail"], "no such endpoint", "{method} {path}");
+        assert_ne!(
+            res.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully() {
+    let mut srv =
+        Server::start_with(Backend::Sqlite, Options::default().env("RUST_LOG", "info")).await;
+    let pid = srv.pid().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(srv.wait().await, Some(0), "{}", srv.log());
+    assert!(srv.log().contains("shutting down"));
+}
+
+#[tokio::test]
+async fn the_command_line_migrates_creates_admins_and_explains_itself() {
+    let bin = crm_binary(false);
+    let help = std::process::Command::new(&bin)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for word in [
+        "serve",
+        "migrate",
+        "admin",
+        "CRM_DATABASE_URL",
+        "CRM_LISTEN",
+        "CRM_DATA_DIR",
+    ] {
+        assert!(text.contains(word), "--help mentions {word}:\n{text}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&bin)
+            .args(args)
+            .env("CRM_DATA_DIR", dir.path())
+            .env_remove("CRM_DATABASE_URL")
+            .env_remove("CRM_ADMIN_PASSWORD")
+            .output()
+            .unwrap()
+    };
+    let migrate = run(&["migrate"]);
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert!(dir.path().join("crm.db").exists());
+    let weak = run(&[
+        "admin",
+        "create",
+        "--email",
+        "boss@example.com",
+        "--password",
+        "short",
+    ]);
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("password"));
+    let ok = run(&[
+        "admin",
+        "create",
+        "--email",
+        "boss@example.com",
+        "--password",
+        "long-enough-1",
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let again = run(&[
+        "admin",
+        "create",
+        "--email",
+        "boss@example.com",
+        "--password",
+        "long-enough-1",
+    ]);
+    assert!(!again.status.success(), "the email is taken");
+    let bad_url = std::process::Command::new(&bin)
+        .arg("migrate")
+        .env("CRM_DATABASE_URL", "mysql://nope")
+        .output()
+        .unwrap();
+    assert!(!bad_url.status.success());
+    assert!(String::from_utf8_lossy(&bad_url.stderr).contains("sqlite: or postgres:"));
+}
