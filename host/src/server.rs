@@ -85,12 +85,38 @@ async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `CRM_DEMO=1`: sample records owned by the first admin, on an empty CRM.
+async fn seed_demo(app: &App) -> anyhow::Result<()> {
+    let users = app.auth.list_users().await?;
+    let Some(admin) = users.into_iter().find(|u| u.is_admin) else {
+        tracing::warn!("CRM_DEMO is set but there is no admin to own the sample records");
+        return Ok(());
+    };
+    let actor = crate::auth::Actor {
+        user_id: admin.id,
+        email: admin.email,
+        name: admin.name,
+        is_admin: true,
+        token_id: String::new(),
+    };
+    let count = crate::records::demo::seed(&app.records, &actor)
+        .await
+        .map_err(|e| anyhow::anyhow!("demo data: {e}"))?;
+    if count > 0 {
+        tracing::info!(records = count, "added demo records");
+    }
+    Ok(())
+}
+
 /// `crm serve`.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = open_database(&config).await?;
     let listen = config.listen;
     let app = build(config, db).await?;
     bootstrap_admin(&app).await?;
+    if std::env::var("CRM_DEMO").is_ok_and(|v| v == "1") {
+        seed_demo(&app).await?;
+    }
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -288,3 +288,34 @@ async fn the_command_line_migrates_creates_admins_and_explains_itself() {
     assert!(!bad_url.status.success());
     assert!(String::from_utf8_lossy(&bad_url.stderr).contains("sqlite: or postgres:"));
 }
+
+#[tokio::test]
+async fn demo_mode_fills_an_empty_crm_once() {
+    let srv = Server::start_with(Backend::Sqlite, Options::default().env("CRM_DEMO", "1")).await;
+    let api = srv.admin().await;
+    let companies = api.get("/api/v1/records/companies").await;
+    assert_eq!(companies.body["items"].as_array().unwrap().len(), 3);
+    let deals = api.get("/api/v1/records/deals?filter[status]=won").await;
+    let won = &deals.body["items"][0];
+    let company = api
+        .get(&format!(
+            "/api/v1/records/companies/{}",
+            won["company"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        company.status,
+        StatusCode::OK,
+        "demo references point at real records"
+    );
+    let history = api
+        .get(&format!(
+            "/api/v1/records/deals/{}/history",
+            won["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        history.body[0]["action"], "created",
+        "demo data goes through the write path and is audited"
+    );
+}

@@ -4,6 +4,7 @@
 //! update and delete, from any caller, is validated there and committed by
 //! [`writer`] together with its audit entry and its outbox event.
 
+pub mod demo;
 pub mod metadata;
 pub mod metadata_routes;
 pub mod objects;
