@@ -64,6 +64,10 @@ impl MetadataService {
             .ok_or_else(|| RecordError::UnknownObject(name.into()))
     }
 
+    pub fn object_names(&self) -> Vec<String> {
+        self.schema.get().objects.keys().cloned().collect()
+    }
+
     pub async fn create_object(&self, new: NewObjectType) -> Result<Arc<ObjectType>, RecordError> {
         let schema = self.schema.get();
         let mut errors = Vec::new();
@@ -609,11 +613,5 @@ fn unique_to_conflict(e: sqlx::Error, message: &str) -> RecordError {
         RecordError::Refused(message.into())
     } else {
         e.into()
-    }
-}
-
-impl MetadataService {
-    pub fn object_names(&self) -> Vec<String> {
-        self.schema.get().objects.keys().cloned().collect()
     }
 }

@@ -121,17 +121,7 @@ impl RecordService {
         let valid = validate(&object, patch, Mode::Update).map_err(RecordError::Invalid)?;
         self.check_references(&valid.references).await?;
         for attempt in 1.. {
-            let current = self
-                .fetch(&object, id)
-                .await?
-                .ok_or(RecordError::NotFound)?;
-            if let Some(expected) = if_match
-                && expected != current.version
-            {
-                return Err(RecordError::Conflict {
-                    current: current.version,
-                });
-            }
+            let current = self.fetch_at_version(&object, id, if_match).await?;
             let mut fields = current.fields.clone();
             for (k, v) in &valid.values {
                 if v.is_null() {
@@ -189,17 +179,7 @@ impl RecordService {
     ) -> Result<(), RecordError> {
         let object = self.object(object)?;
         for attempt in 1.. {
-            let current = self
-                .fetch(&object, id)
-                .await?
-                .ok_or(RecordError::NotFound)?;
-            if let Some(expected) = if_match
-                && expected != current.version
-            {
-                return Err(RecordError::Conflict {
-                    current: current.version,
-                });
-            }
+            let current = self.fetch_at_version(&object, id, if_match).await?;
             let now = db::now();
             let changes = audit::diff(&current.fields, &Map::new());
             let audit = audit_entry(actor, &current, AuditAction::Deleted, changes.clone(), &now);
@@ -285,6 +265,22 @@ impl RecordService {
             "id, object, version, owner_id, department_id, created_at, updated_at, {} AS data",
             self.db.dialect.json_text("data")
         )
+    }
+
+    /// The record as stored, refused with a conflict when `if_match` names another version.
+    async fn fetch_at_version(
+        &self,
+        object: &ObjectType,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<Record, RecordError> {
+        let current = self.fetch(object, id).await?.ok_or(RecordError::NotFound)?;
+        match if_match {
+            Some(expected) if expected != current.version => Err(RecordError::Conflict {
+                current: current.version,
+            }),
+            _ => Ok(current),
+        }
     }
 
     async fn fetch(&self, object: &ObjectType, id: &str) -> Result<Option<Record>, RecordError> {
