@@ -114,29 +114,27 @@ async fn run(db: Db, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
 }
 
 async fn commit_batch(db: &Db, batch: Vec<Job>) {
-    let mut results = Vec::with_capacity(batch.len());
-    let outcome: Result<(), sqlx::Error> = async {
-        let mut tx = db.pool.begin().await?;
-        for job in &batch {
-            let mut savepoint = tx.begin().await?;
-            let result = apply(&mut savepoint, db.dialect, &job.op).await;
-            if result.is_ok() {
-                savepoint.commit().await?;
-            } else {
-                savepoint.rollback().await?;
-            }
-            results.push(result);
-        }
-        tx.commit().await
-    }
-    .await;
+    // Fast path: the whole batch in one transaction without savepoints (each costs a
+    // round trip). A stale version or a missing record writes nothing, so only a
+    // database error (a unique value taken) sends the batch down the careful path.
+    let outcome = match run_batch(db, &batch, false).await {
+        Ok(results) => Ok(results),
+        Err(_) if batch.len() > 1 => run_batch(db, &batch, true).await,
+        Err(e) => Err(e),
+    };
     match outcome {
-        Ok(()) => {
+        Ok(results) => {
             for (job, result) in batch.into_iter().zip(results) {
                 let _ = job.reply.send(result);
             }
         }
-        Err(e) => {
+        Err(BatchError::Write(e)) => {
+            // Only a batch of one write ends here: the error is that write's.
+            if let Some(job) = batch.into_iter().next() {
+                let _ = job.reply.send(Err(e));
+            }
+        }
+        Err(BatchError::Commit(e)) => {
             tracing::error!(error = %e, writes = batch.len(), "a write batch failed to commit");
             for job in batch {
                 let _ = job
@@ -147,6 +145,57 @@ async fn commit_batch(db: &Db, batch: Vec<Job>) {
             }
         }
     }
+}
+
+enum BatchError {
+    /// A write failed and `isolate` was off: the transaction was rolled back.
+    Write(WriteError),
+    Commit(sqlx::Error),
+}
+
+/// Applies every write of the batch in one transaction. With `isolate`, each write
+/// runs in its own savepoint and its failure is its own result; without, the first
+/// failure rolls the whole batch back.
+async fn run_batch(
+    db: &Db,
+    batch: &[Job],
+    isolate: bool,
+) -> Result<Vec<Result<(), WriteError>>, BatchError> {
+    let mut results = Vec::with_capacity(batch.len());
+    let mut tx = db.pool.begin().await.map_err(BatchError::Commit)?;
+    for job in batch {
+        if isolate {
+            let mut savepoint = tx.begin().await.map_err(BatchError::Commit)?;
+            let result = apply(&mut savepoint, db.dialect, &job.op).await;
+            let done = if is_failure(&result) {
+                savepoint.rollback().await
+            } else {
+                savepoint.commit().await
+            };
+            done.map_err(BatchError::Commit)?;
+            results.push(result);
+        } else {
+            let result = apply(&mut tx, db.dialect, &job.op).await;
+            if is_failure(&result) {
+                tx.rollback().await.map_err(BatchError::Commit)?;
+                return Err(BatchError::Write(
+                    result.expect_err("a failure is an error"),
+                ));
+            }
+            results.push(result);
+        }
+    }
+    tx.commit().await.map_err(BatchError::Commit)?;
+    Ok(results)
+}
+
+/// Errors after which the transaction may hold part of a write (or, on PostgreSQL,
+/// is aborted); a stale version or a missing record wrote nothing.
+fn is_failure(result: &Result<(), WriteError>) -> bool {
+    matches!(
+        result,
+        Err(WriteError::Unique(_) | WriteError::Db(_) | WriteError::Stopped)
+    )
 }
 
 async fn apply(conn: &mut AnyConnection, dialect: Dialect, op: &WriteOp) -> Result<(), WriteError> {
