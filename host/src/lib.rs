@@ -5,10 +5,13 @@
 //!   ([`records::service::RecordService`]) every change goes through;
 //! - [`audit`] and [`events`]: the audit trail and the event outbox, written in the
 //!   same transaction as the record;
+//! - [`access`]: departments, roles, memberships, shares; casbin decides who may do
+//!   what, and the records service asks it on every path;
 //! - [`auth`]: users, password hashes, sessions and API tokens;
 //! - [`api`]: shared HTTP plumbing (errors, extractors, OpenAPI, the router);
 //! - [`db`]: the database handle that serves SQLite and PostgreSQL with one code path.
 
+pub mod access;
 pub mod api;
 pub mod audit;
 pub mod auth;

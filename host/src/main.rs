@@ -80,7 +80,12 @@ fn main() -> std::process::ExitCode {
                 let db = server::open_database(&config).await?;
                 let auth = crm_host::auth::AuthService::new(db, config.session_hours);
                 let user = auth
-                    .create_user(&email, &name, &password, true)
+                    .create_user(
+                        &email,
+                        &name,
+                        &password,
+                        (crm_host::access::ROOT_DEPARTMENT, "org_admin"),
+                    )
                     .await
                     .map_err(|e| match e {
                         crm_host::auth::AuthError::Invalid(errors) => anyhow::anyhow!(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::access::AccessControl;
 use crate::api::{self, App};
 use crate::auth::AuthService;
 use crate::config::Config;
@@ -43,13 +44,18 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
     }
     schema.spawn_refresher(Duration::from_secs(2));
     let auth = AuthService::new(db.clone(), config.session_hours);
-    let records = RecordService::new(db.clone(), schema);
+    let access = AccessControl::load(db.clone())
+        .await
+        .context("cannot load the access policy")?;
+    access.spawn_refresher(Duration::from_secs(2));
+    let records = RecordService::new(db.clone(), schema, access.clone());
     Ok(Arc::new(App {
         config,
         db,
         auth,
         records,
         metadata,
+        access,
     }))
 }
 
@@ -68,11 +74,17 @@ async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
     match (email, password) {
         (Some(email), Some(password)) => {
             app.auth
-                .create_user(&email, "Administrator", &password, true)
+                .create_user(
+                    &email,
+                    "Administrator",
+                    &password,
+                    (crate::access::ROOT_DEPARTMENT, "org_admin"),
+                )
                 .await
                 .map_err(|e| {
                     anyhow::anyhow!("cannot create the admin from CRM_ADMIN_EMAIL: {e:?}")
                 })?;
+            app.access.reload().await?;
             tracing::info!(%email, "created the first admin");
         }
         _ => {
@@ -96,7 +108,6 @@ async fn seed_demo(app: &App) -> anyhow::Result<()> {
         user_id: admin.id,
         email: admin.email,
         name: admin.name,
-        is_admin: true,
         token_id: String::new(),
     };
     let count = crate::records::demo::seed(&app.records, &actor)

@@ -225,6 +225,17 @@ impl Server {
         (id, self.login(email, "password-123").await)
     }
 
+    /// Creates a user with `role` in `department` (as admin) and logs in as them.
+    pub async fn member(&self, email: &str, department: &str, role: &str) -> (String, Client) {
+        let admin = self.admin().await;
+        let res = admin
+            .post("/api/v1/users", json!({"email": email, "name": email, "password": "password-123", "department": department, "role": role}))
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let id = res.body["id"].as_str().unwrap().to_string();
+        (id, self.login(email, "password-123").await)
+    }
+
     pub fn anonymous(&self) -> Client {
         Client {
             base: self.base.clone(),
@@ -347,6 +358,9 @@ impl Client {
                 .json(&body),
         )
         .await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> Response {
+        self.send(self.request(Method::PUT, path).json(&body)).await
     }
     pub async fn delete(&self, path: &str) -> Response {
         self.send(self.request(Method::DELETE, path)).await

@@ -20,6 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use self::error::ApiError;
+use crate::access::AccessControl;
 use crate::auth::{Actor, AuthError, AuthService};
 use crate::config::Config;
 use crate::db::Db;
@@ -33,6 +34,7 @@ pub struct App {
     pub auth: AuthService,
     pub records: RecordService,
     pub metadata: MetadataService,
+    pub access: AccessControl,
 }
 
 pub type AppState = Arc<App>;
@@ -67,7 +69,8 @@ impl FromRequestParts<AppState> for Actor {
     tags(
         (name = "auth", description = "Login, logout, API tokens and users"),
         (name = "objects", description = "Object types and their fields"),
-        (name = "records", description = "Records of any object, with history"),
+        (name = "records", description = "Records of any object, with history, shares and transfer"),
+        (name = "access", description = "Departments, roles, memberships and denied accesses"),
         (name = "events", description = "The event outbox"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -97,6 +100,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::auth::routes::router())
         .merge(crate::records::metadata_routes::router())
         .merge(crate::records::routes::router())
+        .merge(crate::access::routes::router())
         .merge(crate::events::routes::router())
         .split_for_parts();
     let mut doc = doc;

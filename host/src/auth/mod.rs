@@ -25,21 +25,8 @@ pub struct Actor {
     pub user_id: String,
     pub email: String,
     pub name: String,
-    pub is_admin: bool,
     /// The token this request came with (logout revokes it).
     pub token_id: String,
-}
-
-impl Actor {
-    /// Metadata changes and user management are for admins until roles arrive
-    /// with access control.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.is_admin {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("only an admin may do this"))
-        }
-    }
 }
 
 /// A user as the API shows it (never with its password hash).
@@ -48,6 +35,7 @@ pub struct User {
     pub id: String,
     pub email: String,
     pub name: String,
+    /// Holds the organisation admin role (see /api/v1/users/{id}/memberships).
     pub is_admin: bool,
     pub active: bool,
     pub created_at: String,
@@ -117,14 +105,17 @@ impl AuthService {
             .await
     }
 
-    /// Creates a user; reports every invalid field at once.
+    /// Creates a user with its first membership (department, role) in one
+    /// transaction, so no user exists without a place; reports every invalid field
+    /// at once. The department and role must exist (the caller checked them).
     pub async fn create_user(
         &self,
         email: &str,
         name: &str,
         password: &str,
-        is_admin: bool,
+        membership: (&str, &str),
     ) -> Result<User, AuthError> {
+        let is_admin = membership.1 == "org_admin";
         let email = email.trim().to_lowercase();
         let mut errors = Vec::new();
         if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
@@ -152,6 +143,7 @@ impl AuthService {
             active: true,
             created_at: now.clone(),
         };
+        let mut tx = self.db.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO users (id, email, name, password_hash, is_admin, active, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
@@ -162,18 +154,32 @@ impl AuthService {
         .bind(&hash)
         .bind(is_admin as i64)
         .bind(&now)
-        .execute(&self.db.pool)
+        .execute(&mut *tx)
         .await;
         match inserted {
-            Ok(_) => Ok(user),
+            Ok(_) => {}
             Err(e)
                 if e.as_database_error()
                     .is_some_and(|d| d.is_unique_violation()) =>
             {
-                Err(AuthError::EmailTaken)
+                return Err(AuthError::EmailTaken);
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        sqlx::query(
+            "INSERT INTO memberships (user_id, department_id, role, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&user.id)
+        .bind(membership.0)
+        .bind(membership.1)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE policy_version SET version = version + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, sqlx::Error> {
@@ -193,6 +199,52 @@ impl AuthService {
         .fetch_optional(&self.db.pool)
         .await?;
         Ok(row.as_ref().map(user_from_row))
+    }
+
+    /// Renames a user and/or (de)activates it. A deactivated user's tokens stop
+    /// working at once and it holds no roles; its records keep their owner.
+    pub async fn update_user(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        active: Option<bool>,
+    ) -> Result<Option<User>, AuthError> {
+        if let Some(name) = name
+            && (name.trim().is_empty() || name.chars().count() > 200)
+        {
+            return Err(AuthError::Invalid(vec![FieldError::new(
+                "name",
+                "must be 1 to 200 characters",
+            )]));
+        }
+        let mut tx = self.db.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET name = COALESCE($1, name), active = COALESCE($2, active), updated_at = $3 WHERE id = $4",
+        )
+        .bind(name.map(str::trim))
+        .bind(active.map(i64::from))
+        .bind(db::now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        if active == Some(false) {
+            sqlx::query(
+                "UPDATE auth_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(db::now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Memberships of inactive users drop out of the access policy.
+        sqlx::query("UPDATE policy_version SET version = version + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(self.get_user(id).await?)
     }
 
     /// Checks the password and opens a session; returns the token and its expiry.
@@ -294,7 +346,7 @@ impl AuthService {
     /// Resolves a bearer token to its user; expired, revoked and deactivated are refused.
     pub async fn authenticate(&self, token: &str) -> Result<Actor, AuthError> {
         let row = sqlx::query(
-            "SELECT t.id AS token_id, u.id AS user_id, u.email, u.name, u.is_admin \
+            "SELECT t.id AS token_id, u.id AS user_id, u.email, u.name \
              FROM auth_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL \
                AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.active = 1",
@@ -309,7 +361,6 @@ impl AuthService {
             user_id: row.try_get("user_id")?,
             email: row.try_get("email")?,
             name: row.try_get("name")?,
-            is_admin: row.try_get::<i64, _>("is_admin")? == 1,
         })
     }
 
@@ -364,7 +415,10 @@ impl AuthService {
     }
 }
 
-const USER_COLUMNS: &str = "id, email, name, is_admin, active, created_at";
+/// Whether a user is an admin is a matter of its memberships, not of a flag.
+const USER_COLUMNS: &str = "id, email, name, active, created_at, \
+     CAST(CASE WHEN EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = users.id AND m.role = 'org_admin') \
+     THEN 1 ELSE 0 END AS BIGINT) AS is_admin";
 
 fn user_from_row(r: &sqlx::any::AnyRow) -> User {
     User {

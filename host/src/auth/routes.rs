@@ -21,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(revoke_token))
         .routes(routes!(list_users, create_user))
-        .routes(routes!(get_user))
+        .routes(routes!(get_user, update_user, deactivate_user))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -132,8 +132,16 @@ pub struct NewUser {
     pub email: String,
     pub name: String,
     pub password: String,
+    /// Make the user an organisation admin (a shortcut for role `org_admin` in the
+    /// organisation).
     #[serde(default)]
     pub is_admin: bool,
+    /// The department the user joins; default the organisation (the root).
+    #[serde(default)]
+    pub department: Option<String>,
+    /// The user's role there; default `member`.
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 /// All users (for owner and user-reference pickers).
@@ -156,11 +164,37 @@ async fn create_user(
     actor: Actor,
     ApiJson(body): ApiJson<NewUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    actor.require_admin()?;
+    let department = body
+        .department
+        .clone()
+        .unwrap_or_else(|| crate::access::ROOT_DEPARTMENT.to_string());
+    let role = match (&body.role, body.is_admin) {
+        (Some(_), true) => {
+            return Err(ApiError::invalid(
+                "the user is not valid",
+                vec![crate::api::error::FieldError::new(
+                    "role",
+                    "give either role or is_admin, not both",
+                )],
+            ));
+        }
+        (Some(role), false) => role.clone(),
+        (None, true) => "org_admin".to_string(),
+        (None, false) => "member".to_string(),
+    };
+    app.access
+        .require_grant_right(&actor, &department, &role)
+        .await?;
     let user = app
         .auth
-        .create_user(&body.email, &body.name, &body.password, body.is_admin)
+        .create_user(
+            &body.email,
+            &body.name,
+            &body.password,
+            (&department, &role),
+        )
         .await?;
+    app.access.reload().await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -177,4 +211,68 @@ async fn get_user(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("no such user"))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `false` signs the user out everywhere and suspends its roles.
+    #[serde(default)]
+    pub active: Option<bool>,
+}
+
+/// Renames, deactivates or reactivates a user (organisation admins).
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "auth", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = UserPatch,
+    responses(
+        (status = 200, body = User),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_user(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UserPatch>,
+) -> ApiResult<Json<User>> {
+    app.access
+        .require_admin(&actor, None, "change users")
+        .await?;
+    let user = app
+        .auth
+        .update_user(&id, body.name.as_deref(), body.active)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such user"))?;
+    app.access.reload().await?;
+    Ok(Json(user))
+}
+
+/// Deletes a user: it is deactivated (its tokens revoked, its roles suspended) and
+/// kept, because records and the audit trail refer to it.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "auth", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "Deactivated"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn deactivate_user(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    app.access
+        .require_admin(&actor, None, "delete users")
+        .await?;
+    if id == actor.user_id {
+        return Err(ApiError::conflict("you cannot delete yourself"));
+    }
+    app.auth
+        .update_user(&id, None, Some(false))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such user"))?;
+    app.access.reload().await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -26,7 +26,9 @@ async fn list_events(
     actor: Actor,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Vec<Event>>> {
-    actor.require_admin()?;
+    app.access
+        .require_admin(&actor, None, "read the event outbox")
+        .await?;
     let (after, limit) = paging(query.as_deref(), "after", 1000, 100)?;
     let after = match after {
         Some(a) => a

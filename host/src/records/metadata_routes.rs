@@ -49,7 +49,9 @@ async fn create_object(
     actor: Actor,
     ApiJson(body): ApiJson<NewObjectType>,
 ) -> ApiResult<(StatusCode, Json<ObjectType>)> {
-    actor.require_admin()?;
+    app.access
+        .require_admin(&actor, None, "change object metadata")
+        .await?;
     let created = app.metadata.create_object(body).await?;
     Ok((StatusCode::CREATED, Json(created.as_ref().clone())))
 }
@@ -75,7 +77,9 @@ async fn update_object(
     Path(object): Path<String>,
     ApiJson(body): ApiJson<ObjectTypeChange>,
 ) -> ApiResult<Json<ObjectType>> {
-    actor.require_admin()?;
+    app.access
+        .require_admin(&actor, None, "change object metadata")
+        .await?;
     Ok(Json(
         app.metadata
             .update_object(&object, body)
@@ -94,7 +98,9 @@ async fn delete_object(
     actor: Actor,
     Path(object): Path<String>,
 ) -> ApiResult<StatusCode> {
-    actor.require_admin()?;
+    app.access
+        .require_admin(&actor, None, "change object metadata")
+        .await?;
     app.metadata.delete_object(&object).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -109,7 +115,9 @@ async fn add_field(
     Path(object): Path<String>,
     ApiJson(field): ApiJson<Field>,
 ) -> ApiResult<(StatusCode, Json<ObjectType>)> {
-    actor.require_admin()?;
+    app.access
+        .require_admin(&actor, None, "change object metadata")
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(
@@ -134,7 +142,9 @@ async fn update_field(
     Path((object, field)): Path<(String, String)>,
     ApiJson(patch): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<ObjectType>> {
-    actor.require_admin()?;
+    app.access
+        .require_admin(&actor, None, "change object metadata")
+        .await?;
     Ok(Json(
         app.metadata
             .update_field(&object, &field, patch)
@@ -153,7 +163,9 @@ async fn delete_field(
     actor: Actor,
     Path((object, field)): Path<(String, String)>,
 ) -> ApiResult<Json<ObjectType>> {
-    actor.require_admin()?;
+    app.access
+        .require_admin(&actor, None, "change object metadata")
+        .await?;
     Ok(Json(
         app.metadata
             .delete_field(&object, &field)

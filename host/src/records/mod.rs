@@ -50,6 +50,12 @@ pub enum RecordError {
     NotFound,
     #[error("the request has invalid fields")]
     Invalid(Vec<FieldError>),
+    /// The caller may see the record but not do this to it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request writes fields the caller may not write; each is named.
+    #[error("you may not change some of these fields")]
+    FieldsForbidden(Vec<FieldError>),
     #[error(
         "the record was changed by someone else and is now at version {current}; reload it and try again"
     )]
@@ -77,6 +83,19 @@ impl From<RecordError> for ApiError {
                 ),
                 errors,
             ),
+            RecordError::Forbidden(m) => ApiError::forbidden(m),
+            RecordError::FieldsForbidden(errors) => {
+                let mut e = ApiError::forbidden(format!(
+                    "you may not change {}",
+                    errors
+                        .iter()
+                        .map(|e| e.field.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                e.errors = errors;
+                e
+            }
             RecordError::Conflict { .. } | RecordError::Refused(_) => {
                 ApiError::conflict(e.to_string())
             }

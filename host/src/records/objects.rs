@@ -64,6 +64,11 @@ impl MetadataService {
             .ok_or_else(|| RecordError::UnknownObject(name.into()))
     }
 
+    /// The current metadata snapshot.
+    pub fn schema(&self) -> Arc<super::schema::Schema> {
+        self.schema.get()
+    }
+
     pub fn object_names(&self) -> Vec<String> {
         self.schema.get().objects.keys().cloned().collect()
     }

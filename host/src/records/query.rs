@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::RecordError;
 use super::metadata::{Field, FieldType, ObjectType};
+use crate::access::ReadScope;
 use crate::db::{Dialect, format_time};
 
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -278,10 +279,15 @@ impl<'a> ListQuery<'a> {
         object: &ObjectType,
         dialect: Dialect,
         select: &str,
+        scope: &ReadScope,
     ) -> (String, Vec<Bind>) {
         let mut b = SqlBuilder::default();
         let object_param = b.bind(Bind::Text(object.name.clone()));
         let mut sql = format!("SELECT {select} FROM records WHERE object = {object_param}");
+        if let Some(readable) = scope.sql(&object.name, &mut b) {
+            sql.push_str(" AND ");
+            sql.push_str(&readable);
+        }
         for f in &self.filters {
             sql.push_str(" AND ");
             sql.push_str(&filter_sql(f, dialect, &mut b));
@@ -483,16 +489,18 @@ fn escape_like(s: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// Numbers bind parameters as SQL is generated.
 #[derive(Default)]
-struct SqlBuilder {
-    binds: Vec<Bind>,
+pub struct SqlBuilder {
+    pub binds: Vec<Bind>,
 }
 
 impl SqlBuilder {
     fn next_index(&self) -> usize {
         self.binds.len() + 1
     }
-    fn bind(&mut self, v: Bind) -> String {
+    /// Adds a bind value and returns its placeholder.
+    pub fn bind(&mut self, v: Bind) -> String {
         self.binds.push(v);
         format!("${}", self.binds.len())
     }
@@ -546,7 +554,7 @@ mod tests {
             "filter[amount][gte]=100.5&filter[name]=x'%20OR%201=1&sort=amount",
         )
         .unwrap();
-        let (sql, binds) = q.to_sql(&o, Dialect::Sqlite, "id");
+        let (sql, binds) = q.to_sql(&o, Dialect::Sqlite, "id", &ReadScope::All);
         assert!(!sql.contains("OR 1=1"), "{sql}");
         assert_eq!(
             binds,
@@ -600,7 +608,7 @@ mod tests {
     fn search_escapes_like_wildcards() {
         let o = deals();
         let q = ListQuery::parse(&o, "q=50%25_off").unwrap();
-        let (_, binds) = q.to_sql(&o, Dialect::Postgres, "id");
+        let (_, binds) = q.to_sql(&o, Dialect::Postgres, "id", &ReadScope::All);
         assert_eq!(binds[1], Bind::Text("%50\\%\\_off%".into()));
     }
 }

@@ -4,12 +4,15 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Record;
-use super::service::Page;
+use super::service::{Page, ShareChange};
+use crate::access::shares::{Share, ShareInput};
 use crate::api::error::{ApiError, ApiResult, Problem};
 use crate::api::extract::ApiJson;
 use crate::api::{AppState, paging};
@@ -21,6 +24,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_records, create_record))
         .routes(routes!(get_record, update_record, delete_record))
         .routes(routes!(record_history))
+        .routes(routes!(list_shares, put_share))
+        .routes(routes!(delete_share))
+        .routes(routes!(transfer_record))
 }
 
 /// Lists records: `filter[field]=v`, `filter[field][op]=v` (eq, ne, lt, lte, gt, gte,
@@ -166,6 +172,104 @@ async fn record_history(
             .history(&actor, &object, &id, after.as_deref(), limit)
             .await?,
     ))
+}
+
+/// Who the record is shared with, for whoever may read it.
+#[utoipa::path(get, path = "/api/v1/records/{object}/{id}/shares", tag = "records",
+    security(("bearer" = [])),
+    params(("object" = String, Path), ("id" = String, Path)),
+    responses(
+        (status = 200, body = Vec<Share>),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_shares(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((object, id)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<Share>>> {
+    Ok(Json(app.records.shares(&actor, &object, &id).await?))
+}
+
+/// Shares the record with a user or a department for reading or writing (the
+/// record's owner, or someone with the admin right over it). Sharing again with the
+/// same user or department changes the access.
+#[utoipa::path(post, path = "/api/v1/records/{object}/{id}/shares", tag = "records",
+    security(("bearer" = [])),
+    params(("object" = String, Path), ("id" = String, Path)),
+    request_body = ShareInput,
+    responses(
+        (status = 201, body = Share),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn put_share(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((object, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<ShareInput>,
+) -> ApiResult<(StatusCode, Json<Share>)> {
+    let share = app
+        .records
+        .share(&actor, &object, &id, ShareChange::Put(&body))
+        .await?
+        .expect("a put answers with the share");
+    Ok((StatusCode::CREATED, Json(share)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/records/{object}/{id}/shares/{share}", tag = "records",
+    security(("bearer" = [])),
+    params(("object" = String, Path), ("id" = String, Path), ("share" = String, Path)),
+    responses(
+        (status = 204, description = "No longer shared"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_share(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((object, id, share)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    app.records
+        .share(&actor, &object, &id, ShareChange::Remove(&share))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    /// The new owner (a user id).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// The new department.
+    #[serde(default)]
+    pub department: Option<String>,
+}
+
+/// Gives the record a new owner and/or department; needs the admin right on the
+/// object over the record's old and new place. Audited like any change.
+#[utoipa::path(post, path = "/api/v1/records/{object}/{id}/transfer", tag = "records",
+    security(("bearer" = [])),
+    params(("object" = String, Path), ("id" = String, Path)),
+    request_body = Transfer,
+    responses(
+        (status = 200, body = Record),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn transfer_record(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((object, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Transfer>,
+) -> ApiResult<Response> {
+    let record = app
+        .records
+        .transfer(&actor, &object, &id, body.owner, body.department)
+        .await?;
+    Ok((record_headers(&record), Json(record)).into_response())
 }
 
 fn record_headers(record: &Record) -> [(header::HeaderName, HeaderValue); 1] {

@@ -2,8 +2,10 @@
 //!
 //! A write, from the REST API or (later) a plugin, a process step or an import:
 //! 1. the caller is authenticated before it gets here ([`Actor`]);
-//! 2. authorisation (object, record scope, field rights) is checked here — it arrives
-//!    with access control, and must stay in this file;
+//! 2. authorisation is checked here, with the caller's rights from
+//!    [`crate::access`]: the action on the object and the record's scope (a record
+//!    the caller may not read is not found), the fields it may write, and who may
+//!    move a record to another owner or department; lists carry the read scope in SQL;
 //! 3. the values are validated against the object's metadata, every error at once,
 //!    and references are confirmed in the database;
 //! 4. plugin before-save hooks run here once the plugin platform lands;
@@ -11,6 +13,7 @@
 //!    [`Writer`] (optimistic version check included).
 
 use sqlx::AssertSqlSafe;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -20,12 +23,16 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
 use super::metadata::ObjectType;
-use super::query::{ListQuery, bind_all};
+use super::query::{Bind, ListQuery, SqlBuilder, bind_all};
 use super::schema::SchemaCache;
 use super::validate::{Mode, RefTarget, ReferenceCheck, validate};
 use super::writer::{WriteError, WriteOp, Writer};
 use super::{Record, RecordError};
-use crate::api::error::FieldError;
+use crate::access::shares::{Share, ShareInput};
+use crate::access::{
+    AccessControl, Action, FieldAccess, ObjectAccess, Scope, ShareAccess, UserAccess,
+};
+use crate::api::error::{ApiError, FieldError};
 use crate::audit::{self, AuditAction, AuditEntry};
 use crate::auth::Actor;
 use crate::db::{self, Db};
@@ -47,12 +54,33 @@ pub struct RecordService {
     db: Db,
     schema: SchemaCache,
     writer: Writer,
+    access: AccessControl,
+}
+
+/// The caller and its rights on the object at hand.
+struct Caller<'a> {
+    actor: &'a Actor,
+    user: Arc<UserAccess>,
+    rights: Arc<ObjectAccess>,
+    object: Arc<ObjectType>,
+    /// The object without the fields the caller may not see: what it reads, filters,
+    /// sorts and searches on.
+    visible: Arc<ObjectType>,
 }
 
 impl RecordService {
-    pub fn new(db: Db, schema: SchemaCache) -> Self {
+    pub fn new(db: Db, schema: SchemaCache, access: AccessControl) -> Self {
         let writer = Writer::start(db.clone());
-        RecordService { db, schema, writer }
+        RecordService {
+            db,
+            schema,
+            writer,
+            access,
+        }
+    }
+
+    pub fn access(&self) -> &AccessControl {
+        &self.access
     }
 
     fn object(&self, name: &str) -> Result<Arc<ObjectType>, RecordError> {
@@ -63,15 +91,219 @@ impl RecordService {
             .ok_or_else(|| RecordError::UnknownObject(name.into()))
     }
 
+    fn caller<'a>(&self, actor: &'a Actor, object: &str) -> Result<Caller<'a>, RecordError> {
+        let object = self.object(object)?;
+        let user = self.access.user(actor);
+        let rights = user.object(&object.name);
+        let hidden: HashSet<&str> = rights.hidden_fields().collect();
+        let visible = if hidden.is_empty() {
+            object.clone()
+        } else {
+            let mut o = (*object).clone();
+            o.fields.retain(|f| !hidden.contains(f.name.as_str()));
+            Arc::new(o)
+        };
+        Ok(Caller {
+            actor,
+            user,
+            rights,
+            object,
+            visible,
+        })
+    }
+
+    /// Audits a refusal and returns the error the client gets.
+    async fn deny(
+        &self,
+        c: &Caller<'_>,
+        action: Action,
+        id: Option<&str>,
+        reason: &str,
+        error: RecordError,
+    ) -> RecordError {
+        self.access
+            .deny(
+                &c.actor.user_id,
+                action.as_str(),
+                Some(&c.object.name),
+                id,
+                reason,
+            )
+            .await;
+        error
+    }
+
+    /// Refuses a request that writes a field the caller may not write, naming each.
+    async fn check_writable<'k>(
+        &self,
+        c: &Caller<'_>,
+        action: Action,
+        id: Option<&str>,
+        keys: impl Iterator<Item = &'k String>,
+    ) -> Result<(), RecordError> {
+        let refused: Vec<FieldError> = keys
+            .filter(|k| c.object.field(k).is_some() && c.rights.field(k) != FieldAccess::Write)
+            .map(|k| FieldError::new(k, "you may not change this field"))
+            .collect();
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = refused.iter().map(|e| e.field.as_str()).collect();
+        let reason = format!("fields not writable: {}", names.join(", "));
+        Err(self
+            .deny(
+                c,
+                action,
+                id,
+                &reason,
+                RecordError::FieldsForbidden(refused),
+            )
+            .await)
+    }
+
+    /// Checks `action` on a stored record: one the caller may not read is not found
+    /// (its existence does not leak); one it may read but not change is forbidden.
+    async fn authorize(
+        &self,
+        c: &Caller<'_>,
+        record: &Record,
+        action: Action,
+    ) -> Result<(), RecordError> {
+        let (owner, department) = (record.owner.as_deref(), record.department.as_deref());
+        let readable = c
+            .user
+            .covers(c.rights.grants(Action::Read), owner, department);
+        let allowed =
+            action == Action::Read || c.user.covers(c.rights.grants(action), owner, department);
+        if readable && allowed {
+            return Ok(());
+        }
+        let share = self
+            .access
+            .shared_access(&c.user, &c.object.name, &record.id)
+            .await?;
+        let readable = readable || share.is_some();
+        let allowed = allowed
+            || (action == Action::Read && share.is_some())
+            || (action == Action::Update && share == Some(ShareAccess::Write));
+        if !readable {
+            return Err(self
+                .deny(
+                    c,
+                    action,
+                    Some(&record.id),
+                    "record not readable",
+                    RecordError::NotFound,
+                )
+                .await);
+        }
+        if !allowed {
+            let what = format!(
+                "you may not {} this {} record",
+                action.as_str(),
+                c.object.name
+            );
+            return Err(self
+                .deny(
+                    c,
+                    action,
+                    Some(&record.id),
+                    &what,
+                    RecordError::Forbidden(what.clone()),
+                )
+                .await);
+        }
+        Ok(())
+    }
+
+    /// Who may set an owner or department other than the default: holders of the admin
+    /// right over both the record's old and its new place.
+    async fn authorize_placement(
+        &self,
+        c: &Caller<'_>,
+        id: &str,
+        before: Option<(&Option<String>, &Option<String>)>,
+        after: (&Option<String>, &Option<String>),
+    ) -> Result<(), RecordError> {
+        let admin = c.rights.grants(Action::Admin);
+        let covers = |(owner, dept): (&Option<String>, &Option<String>)| {
+            c.user.covers(admin, owner.as_deref(), dept.as_deref())
+        };
+        if before.is_none_or(covers) && covers(after) {
+            return Ok(());
+        }
+        let error = RecordError::FieldsForbidden(vec![FieldError::new(
+            "owner",
+            format!(
+                "only someone with the admin right on {} over the record's old and new place may change its owner or department",
+                c.object.name
+            ),
+        )]);
+        Err(self
+            .deny(
+                c,
+                Action::Admin,
+                Some(id),
+                "owner or department change refused",
+                error,
+            )
+            .await)
+    }
+
+    /// Takes `department` out of a request body: it is the record's envelope, not a field.
+    fn split_department(
+        &self,
+        input: &Map<String, Value>,
+    ) -> Result<(Option<String>, Map<String, Value>), RecordError> {
+        let mut rest = input.clone();
+        let Some(value) = rest.remove("department") else {
+            return Ok((None, rest));
+        };
+        match value.as_str() {
+            Some(d) if self.access.department_tree().departments.exists(d) => {
+                Ok((Some(d.to_string()), rest))
+            }
+            _ => Err(RecordError::Invalid(vec![FieldError::new(
+                "department",
+                "must be the id of a department",
+            )])),
+        }
+    }
+
     pub async fn create(
         &self,
         actor: &Actor,
         object: &str,
         input: &Map<String, Value>,
     ) -> Result<Record, RecordError> {
-        let object = self.object(object)?;
-        let valid = validate(&object, input, Mode::Create).map_err(RecordError::Invalid)?;
-        self.check_references(&valid.references).await?;
+        let c = self.caller(actor, object)?;
+        let (department, input) = self.split_department(input)?;
+        self.check_writable(&c, Action::Create, None, input.keys())
+            .await?;
+        let valid = validate(&c.object, &input, Mode::Create).map_err(RecordError::Invalid)?;
+        let owner = Some(valid.owner.unwrap_or_else(|| actor.user_id.clone()));
+        let department = department.or_else(|| c.user.home_department().map(str::to_string));
+        if !c.user.covers(
+            c.rights.grants(Action::Create),
+            owner.as_deref(),
+            department.as_deref(),
+        ) {
+            let what = format!("you may not create {} records there", c.object.name);
+            return Err(self
+                .deny(
+                    &c,
+                    Action::Create,
+                    None,
+                    &what,
+                    RecordError::Forbidden(what.clone()),
+                )
+                .await);
+        }
+        if owner.as_deref() != Some(actor.user_id.as_str()) {
+            self.authorize_placement(&c, "", None, (&owner, &department))
+                .await?;
+        }
+        self.check_references(&c, &valid.references).await?;
         let fields: Map<String, Value> = valid
             .values
             .into_iter()
@@ -80,19 +312,16 @@ impl RecordService {
         let now = db::now();
         let record = Record {
             id: db::new_id(),
-            object: object.name.clone(),
+            object: c.object.name.clone(),
             version: 1,
             created_at: now.clone(),
             updated_at: now.clone(),
-            owner: Some(valid.owner.unwrap_or_else(|| actor.user_id.clone())),
-            department: None,
+            owner,
+            department,
             fields,
         };
         let mut changes = audit::diff(&Map::new(), &record.fields);
-        changes.insert(
-            "owner".into(),
-            serde_json::json!({"old": null, "new": record.owner}),
-        );
+        placement_changes(&mut changes, (&None, &None), &record);
         let audit = audit_entry(actor, &record, AuditAction::Created, changes.clone(), &now);
         let event = event(actor, &record, "record.created", &changes, &now);
         self.writer
@@ -102,8 +331,8 @@ impl RecordService {
                 event,
             })
             .await
-            .map_err(|e| write_error(&object, e))?;
-        Ok(with_all_fields(&object, record))
+            .map_err(|e| write_error(&c.object, e))?;
+        Ok(with_all_fields(&c.visible, record))
     }
 
     /// Applies `patch` (a field set to `null` is cleared). With `if_match`, a record
@@ -117,11 +346,36 @@ impl RecordService {
         patch: &Map<String, Value>,
         if_match: Option<i64>,
     ) -> Result<Record, RecordError> {
-        let object = self.object(object)?;
-        let valid = validate(&object, patch, Mode::Update).map_err(RecordError::Invalid)?;
-        self.check_references(&valid.references).await?;
+        let c = self.caller(actor, object)?;
+        let (department, patch) = self.split_department(patch)?;
+        // Access first: a record the caller may not see is not found, whatever the body.
+        let first = self
+            .fetch(&c.object, id)
+            .await?
+            .ok_or(RecordError::NotFound)?;
+        self.authorize(&c, &first, Action::Update).await?;
+        self.check_writable(&c, Action::Update, Some(id), patch.keys())
+            .await?;
+        let valid = validate(&c.object, &patch, Mode::Update).map_err(RecordError::Invalid)?;
+        self.check_references(&c, &valid.references).await?;
         for attempt in 1.. {
-            let current = self.fetch_at_version(&object, id, if_match).await?;
+            let current = if attempt == 1 {
+                first.clone()
+            } else {
+                let again = self
+                    .fetch(&c.object, id)
+                    .await?
+                    .ok_or(RecordError::NotFound)?;
+                self.authorize(&c, &again, Action::Update).await?;
+                again
+            };
+            if let Some(expected) = if_match
+                && expected != current.version
+            {
+                return Err(RecordError::Conflict {
+                    current: current.version,
+                });
+            }
             let mut fields = current.fields.clone();
             for (k, v) in &valid.values {
                 if v.is_null() {
@@ -131,24 +385,30 @@ impl RecordService {
                 };
             }
             let owner = valid.owner.clone().or_else(|| current.owner.clone());
+            let department = department.clone().or_else(|| current.department.clone());
+            if owner != current.owner || department != current.department {
+                self.authorize_placement(
+                    &c,
+                    id,
+                    Some((&current.owner, &current.department)),
+                    (&owner, &department),
+                )
+                .await?;
+            }
             let mut changes = audit::diff(&current.fields, &fields);
-            if owner != current.owner {
-                changes.insert(
-                    "owner".into(),
-                    serde_json::json!({"old": current.owner, "new": owner}),
-                );
-            }
-            if changes.is_empty() {
-                return Ok(with_all_fields(&object, current));
-            }
             let now = db::now();
             let record = Record {
                 version: current.version + 1,
                 updated_at: now.clone(),
                 owner,
+                department,
                 fields,
                 ..current.clone()
             };
+            placement_changes(&mut changes, (&current.owner, &current.department), &record);
+            if changes.is_empty() {
+                return Ok(with_all_fields(&c.visible, current));
+            }
             let audit = audit_entry(actor, &record, AuditAction::Updated, changes.clone(), &now);
             let event = event(actor, &record, "record.updated", &changes, &now);
             let op = WriteOp::Update {
@@ -158,13 +418,13 @@ impl RecordService {
                 event,
             };
             match self.writer.submit(op).await {
-                Ok(()) => return Ok(with_all_fields(&object, record)),
+                Ok(()) => return Ok(with_all_fields(&c.visible, record)),
                 Err(WriteError::Conflict(_))
                     if if_match.is_none() && attempt < UNCONDITIONAL_RETRIES =>
                 {
                     continue;
                 }
-                Err(e) => return Err(write_error(&object, e)),
+                Err(e) => return Err(write_error(&c.object, e)),
             }
         }
         unreachable!("the loop returns")
@@ -177,15 +437,26 @@ impl RecordService {
         id: &str,
         if_match: Option<i64>,
     ) -> Result<(), RecordError> {
-        let object = self.object(object)?;
+        let c = self.caller(actor, object)?;
         for attempt in 1.. {
-            let current = self.fetch_at_version(&object, id, if_match).await?;
+            let current = self
+                .fetch(&c.object, id)
+                .await?
+                .ok_or(RecordError::NotFound)?;
+            self.authorize(&c, &current, Action::Delete).await?;
+            if let Some(expected) = if_match
+                && expected != current.version
+            {
+                return Err(RecordError::Conflict {
+                    current: current.version,
+                });
+            }
             let now = db::now();
             let changes = audit::diff(&current.fields, &Map::new());
             let audit = audit_entry(actor, &current, AuditAction::Deleted, changes.clone(), &now);
             let event = event(actor, &current, "record.deleted", &changes, &now);
             let op = WriteOp::Delete {
-                object: object.name.clone(),
+                object: c.object.name.clone(),
                 id: id.to_string(),
                 expected_version: current.version,
                 audit,
@@ -198,31 +469,35 @@ impl RecordService {
                 {
                     continue;
                 }
-                Err(e) => return Err(write_error(&object, e)),
+                Err(e) => return Err(write_error(&c.object, e)),
             }
         }
         unreachable!("the loop returns")
     }
 
-    pub async fn get(&self, _actor: &Actor, object: &str, id: &str) -> Result<Record, RecordError> {
-        let object = self.object(object)?;
+    pub async fn get(&self, actor: &Actor, object: &str, id: &str) -> Result<Record, RecordError> {
+        let c = self.caller(actor, object)?;
         let record = self
-            .fetch(&object, id)
+            .fetch(&c.object, id)
             .await?
             .ok_or(RecordError::NotFound)?;
-        Ok(with_all_fields(&object, record))
+        self.authorize(&c, &record, Action::Read).await?;
+        Ok(with_all_fields(&c.visible, record))
     }
 
-    /// One page of records matching the query string's filters and search.
+    /// One page of the records the caller may read, matching the query string's
+    /// filters and search. Hidden fields cannot be filtered, sorted or searched on.
     pub async fn list(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         object: &str,
         query: &str,
     ) -> Result<Page, RecordError> {
-        let object = self.object(object)?;
-        let query = ListQuery::parse(&object, query)?;
-        let (sql, binds) = query.to_sql(&object, self.db.dialect, &self.record_columns());
+        let c = self.caller(actor, object)?;
+        let query = ListQuery::parse(&c.visible, query)?;
+        let scope = c.user.read_scope(&c.rights);
+        let (sql, binds) =
+            query.to_sql(&c.visible, self.db.dialect, &self.record_columns(), &scope);
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), binds)
             .fetch_all(&self.db.pool)
             .await?;
@@ -238,26 +513,147 @@ impl RecordService {
         };
         let items = items
             .into_iter()
-            .map(|r| with_all_fields(&object, r))
+            .map(|r| with_all_fields(&c.visible, r))
             .collect();
         Ok(Page { items, next_cursor })
     }
 
-    /// The audit trail of a record (also after it was deleted).
+    /// The audit trail of a record, without the fields the caller may not see. After
+    /// a delete, only those who may read every record of the object see it.
     pub async fn history(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         object: &str,
         id: &str,
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>, RecordError> {
-        let object = self.object(object)?;
-        let entries = audit::history(&self.db, &object.name, id, after, limit).await?;
-        if entries.is_empty() && after.is_none() && self.fetch(&object, id).await?.is_none() {
+        let c = self.caller(actor, object)?;
+        match self.fetch(&c.object, id).await? {
+            Some(record) => self.authorize(&c, &record, Action::Read).await?,
+            None => {
+                let reads_all = c
+                    .rights
+                    .grants(Action::Read)
+                    .iter()
+                    .any(|g| g.scope == Scope::All);
+                if !reads_all {
+                    return Err(self
+                        .deny(
+                            &c,
+                            Action::Read,
+                            Some(id),
+                            "history of a deleted record",
+                            RecordError::NotFound,
+                        )
+                        .await);
+                }
+            }
+        }
+        let mut entries = audit::history(&self.db, &c.object.name, id, after, limit).await?;
+        if entries.is_empty() && after.is_none() {
             return Err(RecordError::NotFound);
         }
+        let hidden: HashSet<&str> = c.rights.hidden_fields().collect();
+        if !hidden.is_empty() {
+            for entry in &mut entries {
+                entry.changes.retain(|k, _| !hidden.contains(k.as_str()));
+            }
+        }
         Ok(entries)
+    }
+
+    /// Gives a record another owner and/or department (through the one write path).
+    pub async fn transfer(
+        &self,
+        actor: &Actor,
+        object: &str,
+        id: &str,
+        owner: Option<String>,
+        department: Option<String>,
+    ) -> Result<Record, RecordError> {
+        let mut patch = Map::new();
+        if let Some(o) = owner {
+            patch.insert("owner".into(), Value::String(o));
+        }
+        if let Some(d) = department {
+            patch.insert("department".into(), Value::String(d));
+        }
+        if patch.is_empty() {
+            return Err(RecordError::Invalid(vec![FieldError::new(
+                "owner",
+                "give a new owner, a new department or both",
+            )]));
+        }
+        self.update(actor, object, id, &patch, None).await
+    }
+
+    /// The shares of a record, for whoever may read it.
+    pub async fn shares(
+        &self,
+        actor: &Actor,
+        object: &str,
+        id: &str,
+    ) -> Result<Vec<Share>, ApiError> {
+        let c = self.caller(actor, object)?;
+        let record = self
+            .fetch(&c.object, id)
+            .await?
+            .ok_or(RecordError::NotFound)?;
+        self.authorize(&c, &record, Action::Read).await?;
+        self.access.list_shares(&c.object.name, id).await
+    }
+
+    /// Shares a record or stops sharing it: for its owner, and for holders of the
+    /// admin right over it.
+    pub async fn share(
+        &self,
+        actor: &Actor,
+        object: &str,
+        id: &str,
+        change: ShareChange<'_>,
+    ) -> Result<Option<Share>, ApiError> {
+        let c = self.caller(actor, object)?;
+        let record = self
+            .fetch(&c.object, id)
+            .await?
+            .ok_or(RecordError::NotFound)?;
+        self.authorize(&c, &record, Action::Read).await?;
+        let owns = record.owner.as_deref() == Some(actor.user_id.as_str());
+        let admin = c.user.covers(
+            c.rights.grants(Action::Admin),
+            record.owner.as_deref(),
+            record.department.as_deref(),
+        );
+        if !owns && !admin {
+            let what = format!(
+                "only the owner or an admin of this {} record may share it",
+                c.object.name
+            );
+            return Err(self
+                .deny(
+                    &c,
+                    Action::Admin,
+                    Some(id),
+                    &what,
+                    RecordError::Forbidden(what.clone()),
+                )
+                .await
+                .into());
+        }
+        match change {
+            ShareChange::Put(input) => Ok(Some(
+                self.access
+                    .put_share(&actor.user_id, &c.object.name, id, input)
+                    .await?,
+            )),
+            ShareChange::Remove(share_id) => {
+                self.access
+                    .delete_share(&c.object.name, id, share_id)
+                    .await?;
+                Ok(None)
+            }
+        }
     }
 
     fn record_columns(&self) -> String {
@@ -265,22 +661,6 @@ impl RecordService {
             "id, object, version, owner_id, department_id, created_at, updated_at, {} AS data",
             self.db.dialect.json_text("data")
         )
-    }
-
-    /// The record as stored, refused with a conflict when `if_match` names another version.
-    async fn fetch_at_version(
-        &self,
-        object: &ObjectType,
-        id: &str,
-        if_match: Option<i64>,
-    ) -> Result<Record, RecordError> {
-        let current = self.fetch(object, id).await?.ok_or(RecordError::NotFound)?;
-        match if_match {
-            Some(expected) if expected != current.version => Err(RecordError::Conflict {
-                current: current.version,
-            }),
-            _ => Ok(current),
-        }
     }
 
     async fn fetch(&self, object: &ObjectType, id: &str) -> Result<Option<Record>, RecordError> {
@@ -296,17 +676,32 @@ impl RecordService {
         Ok(row.as_ref().map(record_from_row).transpose()?)
     }
 
-    /// Confirms that every referenced record or user exists.
-    async fn check_references(&self, checks: &[ReferenceCheck]) -> Result<(), RecordError> {
+    /// Confirms that every referenced user exists and every referenced record exists
+    /// and is readable by the caller (so a reference is no way to probe for records).
+    async fn check_references(
+        &self,
+        c: &Caller<'_>,
+        checks: &[ReferenceCheck],
+    ) -> Result<(), RecordError> {
         let mut errors = Vec::new();
         for check in checks {
             let exists: Option<i64> = match &check.target {
                 RefTarget::Record(target) => {
-                    sqlx::query_scalar("SELECT 1 FROM records WHERE id = $1 AND object = $2")
-                        .bind(&check.id)
-                        .bind(target)
+                    let rights = c.user.object(target);
+                    let scope = c.user.read_scope(&rights);
+                    let mut b = SqlBuilder::default();
+                    let id = b.bind(Bind::Text(check.id.clone()));
+                    let object = b.bind(Bind::Text(target.clone()));
+                    let mut sql =
+                        format!("SELECT 1 FROM records WHERE id = {id} AND object = {object}");
+                    if let Some(readable) = scope.sql(target, &mut b) {
+                        sql.push_str(" AND ");
+                        sql.push_str(&readable);
+                    }
+                    bind_all(sqlx::query(AssertSqlSafe(sql)), b.binds)
                         .fetch_optional(&self.db.pool)
                         .await?
+                        .map(|_| 1)
                 }
                 RefTarget::User => {
                     sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
@@ -330,6 +725,32 @@ impl RecordService {
         } else {
             Err(RecordError::Invalid(errors))
         }
+    }
+}
+
+/// A change to a record's shares.
+pub enum ShareChange<'a> {
+    Put(&'a ShareInput),
+    Remove(&'a str),
+}
+
+/// Adds owner and department changes to an audit entry's field changes.
+fn placement_changes(
+    changes: &mut Map<String, Value>,
+    (old_owner, old_department): (&Option<String>, &Option<String>),
+    record: &Record,
+) {
+    if *old_owner != record.owner {
+        changes.insert(
+            "owner".into(),
+            serde_json::json!({"old": old_owner, "new": record.owner}),
+        );
+    }
+    if *old_department != record.department {
+        changes.insert(
+            "department".into(),
+            serde_json::json!({"old": old_department, "new": record.department}),
+        );
     }
 }
 

@@ -231,7 +231,7 @@ async fn apply(conn: &mut AnyConnection, dialect: Dialect, op: &WriteOp) -> Resu
             event,
         } => {
             let sql = format!(
-                "UPDATE records SET version = $1, owner_id = $2, updated_by = $3, updated_at = $4, data = {} \
+                "UPDATE records SET version = $1, owner_id = $2, department_id = $9, updated_by = $3, updated_at = $4, data = {} \
                  WHERE id = $6 AND object = $7 AND version = $8",
                 dialect.json_param(5)
             );
@@ -244,6 +244,7 @@ async fn apply(conn: &mut AnyConnection, dialect: Dialect, op: &WriteOp) -> Resu
                 .bind(&record.id)
                 .bind(&record.object)
                 .bind(expected_version)
+                .bind(&record.department)
                 .execute(&mut *conn)
                 .await
                 .map_err(unique_or_db)?;
