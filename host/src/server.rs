@@ -42,6 +42,10 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
     if seeded > 0 {
         tracing::info!(objects = seeded, "seeded the standard objects");
     }
+    metadata
+        .upgrade_indexes()
+        .await
+        .map_err(|e| anyhow::anyhow!("upgrading field indexes failed: {e}"))?;
     schema.spawn_refresher(Duration::from_secs(2));
     let auth = AuthService::new(db.clone(), config.session_hours);
     let access = AccessControl::load(db.clone())

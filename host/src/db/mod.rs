@@ -163,7 +163,7 @@ pub fn violated_constraint(err: &sqlx::Error) -> Option<String> {
     if let Some(name) = db_err.constraint() {
         return Some(name.to_string());
     }
-    // SQLite names expression indexes only in the message: "UNIQUE constraint failed: index 'ux_..'".
+    // SQLite names expression indexes only in the message: "UNIQUE constraint failed: index 'fu_..'".
     let msg = db_err.message();
     let start = msg.find("index '")? + "index '".len();
     let end = msg[start..].find('\'')? + start;

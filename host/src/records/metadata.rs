@@ -182,9 +182,10 @@ impl Field {
         }
     }
 
-    /// Name of the expression index of this field (`ux_` when unique).
+    /// Name of the expression index of this field (`fu_` when unique). The first
+    /// format (`ix_`, `ux_`) indexed every object's rows; see `upgrade_indexes`.
     pub fn index_name(&self, object: &str) -> String {
-        let prefix = if self.unique { "ux" } else { "ix" };
+        let prefix = if self.unique { "fu" } else { "fx" };
         format!("{prefix}_{object}__{}", self.name)
     }
 

@@ -400,6 +400,27 @@ impl MetadataService {
         Ok(missing.len())
     }
 
+    /// Brings the field indexes to the current form: creates any that are missing and
+    /// drops those of the first format (`ix_`/`ux_`, over every object's rows).
+    pub async fn upgrade_indexes(&self) -> Result<(), RecordError> {
+        let schema = self.schema.get();
+        let mut tx = self.db.pool.begin().await?;
+        for object in schema.objects.values() {
+            for field in object.fields.iter().filter(|f| f.indexed || f.unique) {
+                let prefix = if field.unique { "ux" } else { "ix" };
+                sqlx::query(AssertSqlSafe(format!(
+                    "DROP INDEX IF EXISTS {prefix}_{}__{}",
+                    object.name, field.name
+                )))
+                .execute(&mut *tx)
+                .await?;
+                create_index(&mut tx, &object.name, field).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn reloaded(&self, name: &str) -> Result<Arc<ObjectType>, RecordError> {
         self.schema.reload().await?;
         self.object(name)
@@ -569,14 +590,26 @@ async fn create_index(
     if !(field.indexed || field.unique) {
         return Ok(());
     }
-    let unique = if field.unique { "UNIQUE " } else { "" };
-    let sql = format!(
-        "CREATE {unique}INDEX {} ON records (object, ({}))",
-        field.index_name(object),
-        field.value_sql()
-    );
-    sqlx::query(AssertSqlSafe(sql)).execute(conn).await?;
+    sqlx::query(AssertSqlSafe(index_sql(object, field)))
+        .execute(conn)
+        .await?;
     Ok(())
+}
+
+/// A partial index per object: only that object's rows are indexed (so a write pays
+/// only for its own object's indexes), and `id` follows the value so a filtered list
+/// comes out in page order without a sort. Queries name the object as a literal, as
+/// both planners need to match a partial index.
+fn index_sql(object: &str, field: &Field) -> String {
+    let (unique, columns) = if field.unique {
+        ("UNIQUE ", format!("({})", field.value_sql()))
+    } else {
+        ("", format!("({}), id", field.value_sql()))
+    };
+    format!(
+        "CREATE {unique}INDEX IF NOT EXISTS {} ON records ({columns}) WHERE object = '{object}'",
+        field.index_name(object)
+    )
 }
 
 async fn drop_index(
