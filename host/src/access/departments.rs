@@ -134,9 +134,7 @@ impl AccessControl {
         if let Err(e) = inserted {
             return Err(name_taken(&e).unwrap_or_else(|| e.into()));
         }
-        AccessControl::bump_version(&mut tx).await?;
-        tx.commit().await?;
-        self.reload().await?;
+        self.commit_policy_change(tx).await?;
         self.get_department(&id).await
     }
 
@@ -190,9 +188,7 @@ impl AccessControl {
         if let Err(e) = updated {
             return Err(name_taken(&e).unwrap_or_else(|| e.into()));
         }
-        AccessControl::bump_version(&mut tx).await?;
-        tx.commit().await?;
-        self.reload().await?;
+        self.commit_policy_change(tx).await?;
         self.get_department(id).await
     }
 
@@ -234,9 +230,7 @@ impl AccessControl {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        AccessControl::bump_version(&mut tx).await?;
-        tx.commit().await?;
-        self.reload().await?;
+        self.commit_policy_change(tx).await?;
         Ok(())
     }
 
@@ -321,9 +315,7 @@ impl AccessControl {
             .execute(&mut *tx)
             .await?;
         }
-        AccessControl::bump_version(&mut tx).await?;
-        tx.commit().await?;
-        self.reload().await?;
+        self.commit_policy_change(tx).await?;
         Ok(Membership {
             user: user_id.to_string(),
             department: department.to_string(),
@@ -343,9 +335,7 @@ impl AccessControl {
                 "the user is not a member of that department",
             ));
         }
-        AccessControl::bump_version(&mut tx).await?;
-        tx.commit().await?;
-        self.reload().await?;
+        self.commit_policy_change(tx).await?;
         Ok(())
     }
 }

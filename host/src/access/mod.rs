@@ -592,11 +592,16 @@ impl AccessControl {
         }
     }
 
-    /// Bumps the policy version (inside the caller's transaction).
-    pub async fn bump_version(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    /// Commits a change of roles, memberships or departments together with a bump of
+    /// the policy version (so other processes reload), then reloads this one.
+    async fn commit_policy_change(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<(), AccessError> {
         sqlx::query("UPDATE policy_version SET version = version + 1 WHERE id = 1")
-            .execute(conn)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        tx.commit().await?;
+        self.reload().await
     }
 }

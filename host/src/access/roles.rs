@@ -210,9 +210,7 @@ impl AccessControl {
             }
             Err(e) => return Err(e.into()),
         }
-        AccessControl::bump_version(&mut tx).await?;
-        tx.commit().await?;
-        self.reload().await?;
+        self.commit_policy_change(tx).await?;
         self.get_role(&name).await
     }
 
@@ -241,9 +239,7 @@ impl AccessControl {
         .bind(name)
         .execute(&mut *tx)
         .await?;
-        AccessControl::bump_version(&mut tx).await?;
-        tx.commit().await?;
-        self.reload().await?;
+        self.commit_policy_change(tx).await?;
         self.get_role(name).await
     }
 
@@ -269,9 +265,7 @@ impl AccessControl {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        AccessControl::bump_version(&mut tx).await?;
-        tx.commit().await?;
-        self.reload().await?;
+        self.commit_policy_change(tx).await?;
         Ok(())
     }
 }
