@@ -9,6 +9,7 @@ on_both_backends!(
     unique_and_reference_violations_are_client_errors,
     a_stale_version_is_refused_and_nothing_changes,
     two_updates_with_the_same_version_exactly_one_wins,
+    concurrent_creates_with_a_taken_unique_value_fail_alone,
     history_shows_who_changed_what,
     deleting_a_record_keeps_its_history_and_event,
     lists_filter_sort_and_page_without_gaps,
@@ -227,6 +228,55 @@ async fn two_updates_with_the_same_version_exactly_one_wins(backend: Backend) {
         assert_eq!(entries[1]["changes"]["status"]["new"], winner["status"]);
         assert_eq!(api.get(&path).await.body["version"], 2);
     }
+}
+
+/// Creates arriving together are committed as one group; one taken unique value
+/// among them must fail that create alone, and every other create keeps its record,
+/// audit entry and event.
+async fn concurrent_creates_with_a_taken_unique_value_fail_alone(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let api = srv.admin().await;
+    let res = api
+        .post("/api/v1/objects", json!({"name": "vouchers", "label": "Voucher", "label_plural": "Vouchers",
+            "fields": [{"name": "code", "type": "text", "required": true, "unique": true}]}))
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    let codes: Vec<String> = (0..40)
+        .map(|i| if i % 4 == 0 { "SAME".to_string() } else { format!("C{i}") })
+        .collect();
+    // Spawned together, the creates reach the writer together and share a batch.
+    let tasks: Vec<_> = codes
+        .iter()
+        .map(|code| {
+            let (api, body) = (api.clone(), json!({"code": code}));
+            tokio::spawn(async move { api.post("/api/v1/records/vouchers", body).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.expect("a create task finished"));
+    }
+    let created = answers.iter().filter(|a| a.status == StatusCode::CREATED).count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|a| a.status != StatusCode::CREATED)
+        .collect();
+    assert_eq!(created, 31, "30 distinct codes and one of the ten SAME");
+    for r in &refused {
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.error_fields(), vec!["code"]);
+    }
+    let list = api.get("/api/v1/records/vouchers?limit=200").await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 31);
+    let events = api.get("/api/v1/events?limit=1000").await;
+    let voucher_events = events
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["object"] == "vouchers")
+        .count();
+    assert_eq!(voucher_events, 31, "one event per record, none for a refused create");
 }
 
 async fn history_shows_who_changed_what(backend: Backend) {

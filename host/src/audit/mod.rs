@@ -76,28 +76,35 @@ pub fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Map<String, V
     changes
 }
 
-/// Writes an entry on the connection of the caller's transaction.
+/// Writes entries, in one statement, on the connection of the caller's transaction.
 pub async fn insert(
     conn: &mut AnyConnection,
     dialect: Dialect,
-    e: &AuditEntry,
+    entries: &[&AuditEntry],
 ) -> Result<(), sqlx::Error> {
+    let rows = crate::db::values_rows(entries.len(), 8, |c, n| {
+        if c == 8 {
+            dialect.json_param(n)
+        } else {
+            format!("${n}")
+        }
+    });
     let sql = format!(
-        "INSERT INTO audit_log (id, object, record_id, action, actor_id, record_version, at, changes) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, {})",
-        dialect.json_param(8)
+        "INSERT INTO audit_log (id, object, record_id, action, actor_id, record_version, at, changes) VALUES {rows}"
     );
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(&e.id)
-        .bind(&e.object)
-        .bind(&e.record_id)
-        .bind(e.action.as_str())
-        .bind(&e.actor)
-        .bind(e.version)
-        .bind(&e.at)
-        .bind(Value::Object(e.changes.clone()).to_string())
-        .execute(conn)
-        .await?;
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for e in entries {
+        query = query
+            .bind(&e.id)
+            .bind(&e.object)
+            .bind(&e.record_id)
+            .bind(e.action.as_str())
+            .bind(&e.actor)
+            .bind(e.version)
+            .bind(&e.at)
+            .bind(Value::Object(e.changes.clone()).to_string());
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 

@@ -154,6 +154,19 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// `($1, $2, ..), ($k+1, ..)`: the VALUES rows of a multi-row INSERT of `rows` rows of
+/// `columns` columns. `param(column, n)` renders the parameter numbered `n` for the
+/// 1-based `column` (so a JSON column can be cast).
+pub fn values_rows(rows: usize, columns: usize, param: impl Fn(usize, usize) -> String) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=columns).map(|c| param(c, r * columns + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The name of the constraint or index a unique violation hit, on either backend.
 pub fn violated_constraint(err: &sqlx::Error) -> Option<String> {
     let db_err = err.as_database_error()?;
@@ -173,6 +186,21 @@ pub fn violated_constraint(err: &sqlx::Error) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_row_values_number_their_parameters_on() {
+        let rows = values_rows(2, 3, |c, n| {
+            if c == 3 {
+                Dialect::Postgres.json_param(n)
+            } else {
+                format!("${n}")
+            }
+        });
+        assert_eq!(
+            rows,
+            "($1, $2, CAST($3 AS JSONB)), ($4, $5, CAST($6 AS JSONB))"
+        );
+    }
 
     #[test]
     fn passwords_do_not_reach_logs() {

@@ -29,28 +29,36 @@ pub struct Event {
     pub created_at: String,
 }
 
-/// Stores an event on the connection of the caller's transaction.
+/// Writes events, in one statement and in the given order, on the connection of the
+/// caller's transaction.
 pub async fn insert(
     conn: &mut AnyConnection,
     dialect: Dialect,
-    e: &Event,
+    events: &[&Event],
 ) -> Result<(), sqlx::Error> {
+    let rows = crate::db::values_rows(events.len(), 8, |c, n| {
+        if c == 7 {
+            dialect.json_param(n)
+        } else {
+            format!("${n}")
+        }
+    });
     let sql = format!(
-        "INSERT INTO outbox (id, topic, object, record_id, record_version, actor_id, payload, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, {}, $8)",
-        dialect.json_param(7)
+        "INSERT INTO outbox (id, topic, object, record_id, record_version, actor_id, payload, created_at) VALUES {rows}"
     );
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(&e.id)
-        .bind(&e.topic)
-        .bind(&e.object)
-        .bind(&e.record_id)
-        .bind(e.record_version)
-        .bind(&e.actor)
-        .bind(e.payload.to_string())
-        .bind(&e.created_at)
-        .execute(conn)
-        .await?;
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for e in events {
+        query = query
+            .bind(&e.id)
+            .bind(&e.topic)
+            .bind(&e.object)
+            .bind(&e.record_id)
+            .bind(e.record_version)
+            .bind(&e.actor)
+            .bind(e.payload.to_string())
+            .bind(&e.created_at);
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 
