@@ -237,12 +237,21 @@ async fn concurrent_creates_with_a_taken_unique_value_fail_alone(backend: Backen
     let srv = Server::start(backend).await;
     let api = srv.admin().await;
     let res = api
-        .post("/api/v1/objects", json!({"name": "vouchers", "label": "Voucher", "label_plural": "Vouchers",
-            "fields": [{"name": "code", "type": "text", "required": true, "unique": true}]}))
+        .post(
+            "/api/v1/objects",
+            json!({"name": "vouchers", "label": "Voucher", "label_plural": "Vouchers",
+            "fields": [{"name": "code", "type": "text", "required": true, "unique": true}]}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
     let codes: Vec<String> = (0..40)
-        .map(|i| if i % 4 == 0 { "SAME".to_string() } else { format!("C{i}") })
+        .map(|i| {
+            if i % 4 == 0 {
+                "SAME".to_string()
+            } else {
+                format!("C{i}")
+            }
+        })
         .collect();
     // Spawned together, the creates reach the writer together and share a batch.
     let tasks: Vec<_> = codes
@@ -256,7 +265,10 @@ async fn concurrent_creates_with_a_taken_unique_value_fail_alone(backend: Backen
     for t in tasks {
         answers.push(t.await.expect("a create task finished"));
     }
-    let created = answers.iter().filter(|a| a.status == StatusCode::CREATED).count();
+    let created = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::CREATED)
+        .count();
     let refused: Vec<_> = answers
         .iter()
         .filter(|a| a.status != StatusCode::CREATED)
@@ -276,7 +288,10 @@ async fn concurrent_creates_with_a_taken_unique_value_fail_alone(backend: Backen
         .iter()
         .filter(|e| e["object"] == "vouchers")
         .count();
-    assert_eq!(voucher_events, 31, "one event per record, none for a refused create");
+    assert_eq!(
+        voucher_events, 31,
+        "one event per record, none for a refused create"
+    );
 }
 
 async fn history_shows_who_changed_what(backend: Backend) {
