@@ -43,6 +43,26 @@ impl Run {
         let rank = (p * self.latencies.len() as f64).ceil() as usize;
         self.latencies[rank.clamp(1, self.latencies.len()) - 1]
     }
+    /// Several runs of the same operation as one: their counts, time and latencies.
+    pub fn merge(runs: Vec<Run>) -> Run {
+        let mut merged = Run {
+            done: 0,
+            errors: 0,
+            first_error: None,
+            elapsed: Duration::ZERO,
+            latencies: Vec::new(),
+        };
+        for r in runs {
+            merged.done += r.done;
+            merged.errors += r.errors;
+            merged.first_error = merged.first_error.or(r.first_error);
+            merged.elapsed += r.elapsed;
+            merged.latencies.extend(r.latencies);
+        }
+        merged.latencies.sort_unstable();
+        merged
+    }
+
     pub fn max(&self) -> Duration {
         self.latencies.last().copied().unwrap_or_default()
     }
