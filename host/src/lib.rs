@@ -8,6 +8,8 @@
 //! - [`access`]: departments, roles, memberships, shares; casbin decides who may do
 //!   what, and the records service asks it on every path;
 //! - [`auth`]: users, password hashes, sessions and API tokens;
+//! - [`plugins`]: plugin packages, their lifecycle, and the Wasmtime sandbox their
+//!   hooks run in;
 //! - [`api`]: shared HTTP plumbing (errors, extractors, OpenAPI, the router);
 //! - [`db`]: the database handle that serves SQLite and PostgreSQL with one code path.
 
@@ -18,5 +20,6 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod events;
+pub mod plugins;
 pub mod records;
 pub mod server;

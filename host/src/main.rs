@@ -31,6 +31,28 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Build plugin packages.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Build the plugin crate in DIR for wasm32-wasip2 and write its package
+    /// (plugin.toml + plugin.wasm), ready for POST /api/v1/plugins.
+    Pack {
+        /// The plugin crate (holding Cargo.toml and plugin.toml).
+        #[arg(default_value = ".")]
+        dir: std::path::PathBuf,
+        /// Pack this component instead of building the crate.
+        #[arg(long)]
+        wasm: Option<std::path::PathBuf>,
+        /// Where to write the package; default `<id>-<version>.crmplugin` here.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -49,6 +71,22 @@ enum AdminCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Packing needs no configuration, database or runtime.
+    if let Command::Plugin {
+        command: PluginCommand::Pack { dir, wasm, out },
+    } = &cli.command
+    {
+        return match crm_host::plugins::pack::pack(dir, wasm.clone(), out.clone()) {
+            Ok(path) => {
+                println!("{}", path.display());
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -64,6 +102,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve => server::serve(config).await,
+            Command::Plugin { .. } => unreachable!("handled before the runtime starts"),
             Command::Migrate => {
                 server::open_database(&config).await?;
                 println!("migrations are up to date");

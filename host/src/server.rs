@@ -11,6 +11,8 @@ use crate::api::{self, App};
 use crate::auth::AuthService;
 use crate::config::Config;
 use crate::db::{Db, redact_url};
+use crate::plugins::PluginService;
+use crate::plugins::runtime::Runtime;
 use crate::records::objects::MetadataService;
 use crate::records::schema::SchemaCache;
 use crate::records::seed::standard_objects;
@@ -52,7 +54,15 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         .await
         .context("cannot load the access policy")?;
     access.spawn_refresher(Duration::from_secs(2));
-    let records = RecordService::new(db.clone(), schema, access.clone());
+    let runtime = Runtime::new(
+        &config.data_dir.join("plugin-cache"),
+        crate::plugins::runtime::Limits::default(),
+    )
+    .context("cannot start the plugin runtime")?;
+    let plugins = PluginService::start(db.clone(), schema.clone(), runtime)
+        .await
+        .context("cannot load the installed plugins")?;
+    let records = RecordService::new(db.clone(), schema, access.clone(), plugins.clone());
     Ok(Arc::new(App {
         config,
         db,
@@ -60,6 +70,7 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         records,
         metadata,
         access,
+        plugins,
     }))
 }
 

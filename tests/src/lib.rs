@@ -65,6 +65,62 @@ pub fn crm_binary(release: bool) -> PathBuf {
     .clone()
 }
 
+/// Builds (once per test process) the package of the plugin crate at `dir`
+/// (relative to the workspace root) with `crm plugin pack`, and returns its bytes.
+pub fn plugin_package(dir: &str) -> Vec<u8> {
+    static PACKAGES: OnceLock<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> =
+        OnceLock::new();
+    let cache = PACKAGES.get_or_init(Default::default);
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(p) = cache.get(dir) {
+        return p.clone();
+    }
+    // The plugin is built for wasm32-wasip2; add the target on a fresh machine (a
+    // no-op when it is there; without rustup the build says what is missing).
+    static TARGET: OnceLock<()> = OnceLock::new();
+    TARGET.get_or_init(|| {
+        let _ = std::process::Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    });
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = tempfile::Builder::new()
+        .suffix(".crmplugin")
+        .tempfile()
+        .expect("temp file");
+    let status = std::process::Command::new(crm_binary(false))
+        .args(["plugin", "pack"])
+        .arg(root.join(dir))
+        .arg("--out")
+        .arg(out.path())
+        .env("CARGO", env!("CARGO"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("crm plugin pack runs");
+    assert!(status.success(), "packing {dir} failed");
+    let bytes = std::fs::read(out.path()).expect("package");
+    cache.insert(dir.to_string(), bytes.clone());
+    bytes
+}
+
+/// A package made of the given files (for malformed packages).
+pub fn package_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, *bytes)
+            .expect("tar entry");
+    }
+    tar.into_inner().expect("tar")
+}
+
 /// A running `crm serve` with its own data dir (and PostgreSQL schema).
 pub struct Server {
     child: Child,

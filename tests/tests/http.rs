@@ -184,6 +184,13 @@ async fn the_openapi_document_lists_every_route() {
         ("/api/v1/records/{object}/{id}/shares", "post"),
         ("/api/v1/records/{object}/{id}/shares/{share}", "delete"),
         ("/api/v1/records/{object}/{id}/transfer", "post"),
+        ("/api/v1/plugins", "get"),
+        ("/api/v1/plugins", "post"),
+        ("/api/v1/plugins/{id}", "get"),
+        ("/api/v1/plugins/{id}", "delete"),
+        ("/api/v1/plugins/{id}/approve", "post"),
+        ("/api/v1/plugins/{id}/enable", "post"),
+        ("/api/v1/plugins/{id}/disable", "post"),
     ];
     for (path, method) in expected {
         assert!(

@@ -24,6 +24,7 @@ use crate::access::AccessControl;
 use crate::auth::{Actor, AuthError, AuthService};
 use crate::config::Config;
 use crate::db::Db;
+use crate::plugins::PluginService;
 use crate::records::objects::MetadataService;
 use crate::records::service::RecordService;
 
@@ -35,6 +36,7 @@ pub struct App {
     pub records: RecordService,
     pub metadata: MetadataService,
     pub access: AccessControl,
+    pub plugins: PluginService,
 }
 
 pub type AppState = Arc<App>;
@@ -71,6 +73,7 @@ impl FromRequestParts<AppState> for Actor {
         (name = "objects", description = "Object types and their fields"),
         (name = "records", description = "Records of any object, with history, shares and transfer"),
         (name = "access", description = "Departments, roles, memberships and denied accesses"),
+        (name = "plugins", description = "Plugin packages, approval and per-department enablement"),
         (name = "events", description = "The event outbox"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -101,6 +104,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::records::metadata_routes::router())
         .merge(crate::records::routes::router())
         .merge(crate::access::routes::router())
+        .merge(crate::plugins::routes::router())
         .merge(crate::events::routes::router())
         .split_for_parts();
     let mut doc = doc;

@@ -65,6 +65,9 @@ pub enum RecordError {
     /// A metadata change that existing data or rules do not allow, with the reason.
     #[error("{0}")]
     Refused(String),
+    /// A plugin hook failed (trap, time or memory limit, bad answer).
+    #[error("{0}")]
+    Plugin(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -100,6 +103,7 @@ impl From<RecordError> for ApiError {
                 ApiError::conflict(e.to_string())
             }
             RecordError::BadQuery(m) => ApiError::bad_request(m),
+            RecordError::Plugin(m) => ApiError::new(axum::http::StatusCode::BAD_GATEWAY, m),
             RecordError::Db(e) => e.into(),
         }
     }

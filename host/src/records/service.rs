@@ -8,7 +8,8 @@
 //!    move a record to another owner or department; lists carry the read scope in SQL;
 //! 3. the values are validated against the object's metadata, every error at once,
 //!    and references are confirmed in the database;
-//! 4. plugin before-save hooks run here once the plugin platform lands;
+//! 4. the before-save hooks of plugins enabled in the record's department run here
+//!    ([`RecordService::run_before_save`]);
 //! 5. the record, its audit entry and its outbox event are committed together by the
 //!    [`Writer`] (optimistic version check included).
 
@@ -37,6 +38,9 @@ use crate::audit::{self, AuditAction, AuditEntry};
 use crate::auth::Actor;
 use crate::db::{self, Db};
 use crate::events::Event;
+use crate::plugins::PluginService;
+use crate::plugins::runtime::v0_1::crm::plugin::types::SaveContext;
+use crate::plugins::runtime::{CallError, HostContext};
 
 /// Attempts for an update without `If-Match` that keeps meeting concurrent changes.
 const UNCONDITIONAL_RETRIES: usize = 3;
@@ -55,6 +59,7 @@ pub struct RecordService {
     schema: SchemaCache,
     writer: Writer,
     access: AccessControl,
+    plugins: PluginService,
 }
 
 /// The caller and its rights on the object at hand.
@@ -69,13 +74,14 @@ struct Caller<'a> {
 }
 
 impl RecordService {
-    pub fn new(db: Db, schema: SchemaCache, access: AccessControl) -> Self {
+    pub fn new(db: Db, schema: SchemaCache, access: AccessControl, plugins: PluginService) -> Self {
         let writer = Writer::start(db.clone());
         RecordService {
             db,
             schema,
             writer,
             access,
+            plugins,
         }
     }
 
@@ -320,6 +326,8 @@ impl RecordService {
             department,
             fields,
         };
+        let mut record = record;
+        self.run_before_save(&c, "create", &mut record).await?;
         let mut changes = audit::diff(&Map::new(), &record.fields);
         placement_changes(&mut changes, (&None, &None), &record);
         let audit = audit_entry(actor, &record, AuditAction::Created, changes.clone(), &now);
@@ -395,9 +403,8 @@ impl RecordService {
                 )
                 .await?;
             }
-            let mut changes = audit::diff(&current.fields, &fields);
             let now = db::now();
-            let record = Record {
+            let mut record = Record {
                 version: current.version + 1,
                 updated_at: now.clone(),
                 owner,
@@ -405,6 +412,8 @@ impl RecordService {
                 fields,
                 ..current.clone()
             };
+            self.run_before_save(&c, "update", &mut record).await?;
+            let mut changes = audit::diff(&current.fields, &record.fields);
             placement_changes(&mut changes, (&current.owner, &current.department), &record);
             if changes.is_empty() {
                 return Ok(with_all_fields(&c.visible, current));
@@ -561,6 +570,82 @@ impl RecordService {
             }
         }
         Ok(entries)
+    }
+
+    /// Step 4 of the write path: the before-save hooks of the approved plugins enabled
+    /// in the record's department, in plugin id order. Each sees the record as it will
+    /// be stored; a patch it returns is checked like the client's own (field rights,
+    /// validation, references), because a plugin acts with the caller's rights.
+    async fn run_before_save(
+        &self,
+        c: &Caller<'_>,
+        operation: &str,
+        record: &mut Record,
+    ) -> Result<(), RecordError> {
+        for plugin in self
+            .plugins
+            .before_save_hooks(&c.object.name, record.department.as_deref())
+        {
+            let name = format!("{} {}", plugin.info.id, plugin.info.version);
+            let context = SaveContext {
+                object: c.object.name.clone(),
+                operation: operation.to_string(),
+                actor: c.actor.user_id.clone(),
+                department: record.department.clone(),
+            };
+            let host = HostContext {
+                plugin: name.clone(),
+                records: self.clone(),
+                actor: c.actor.clone(),
+                readable: plugin.info.manifest.capabilities.read.clone(),
+            };
+            let json = serde_json::to_string(&*record).expect("a record serialises");
+            let patch = match self
+                .plugins
+                .runtime()
+                .before_save(&plugin.loaded, host, &context, &json)
+                .await
+            {
+                Ok(None) => continue,
+                Ok(Some(patch)) => patch,
+                Err(CallError::Invalid(errors)) => {
+                    return Err(RecordError::Invalid(
+                        errors
+                            .into_iter()
+                            .map(|e| FieldError::new(e.field, e.message))
+                            .collect(),
+                    ));
+                }
+                Err(CallError::Failed(message)) => {
+                    tracing::warn!(plugin = %name, %message, "a before-save hook failed");
+                    return Err(RecordError::Plugin(format!(
+                        "the plugin {name} failed, so nothing was saved: {message}"
+                    )));
+                }
+            };
+            let Ok(Value::Object(patch)) = serde_json::from_str::<Value>(&patch) else {
+                return Err(RecordError::Plugin(format!(
+                    "the plugin {name} returned a patch that is not a JSON object, so nothing was saved"
+                )));
+            };
+            if patch.contains_key("owner") || patch.contains_key("department") {
+                return Err(RecordError::Plugin(format!(
+                    "the plugin {name} tried to change the owner or department, which hooks may not"
+                )));
+            }
+            self.check_writable(c, Action::Update, Some(&record.id), patch.keys())
+                .await?;
+            let valid = validate(&c.object, &patch, Mode::Update).map_err(RecordError::Invalid)?;
+            self.check_references(c, &valid.references).await?;
+            for (k, v) in valid.values {
+                if v.is_null() {
+                    record.fields.remove(&k);
+                } else {
+                    record.fields.insert(k, v);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Gives a record another owner and/or department (through the one write path).

@@ -1,0 +1,111 @@
+//! `plugin.toml`: who a plugin is, which API it was built against, what it asks to do.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::error::FieldError;
+use crate::records::schema::Schema;
+
+/// WIT package versions this host runs plugins for.
+pub const SUPPORTED_APIS: &[&str] = &["0.1.0"];
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Lower-case letters, digits and `-`; unique in the CRM.
+    pub id: String,
+    pub name: String,
+    /// MAJOR.MINOR.PATCH.
+    pub version: String,
+    /// The `crm:plugin` WIT version the component is built against.
+    pub api: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    #[serde(default)]
+    pub hooks: Hooks,
+}
+
+/// What the plugin asks to be allowed; an admin approves it as a whole.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// Objects the plugin may read through the records interface.
+    #[serde(default)]
+    pub read: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// Objects whose creates and updates pass through the plugin's before-save hook.
+    #[serde(default)]
+    pub before_save: Vec<String>,
+}
+
+impl Manifest {
+    /// Parses `plugin.toml`; an unknown key (such as a capability this host does not
+    /// know) is refused by name.
+    pub fn parse(text: &str) -> Result<Manifest, Vec<FieldError>> {
+        toml::from_str(text)
+            .map_err(|e| vec![FieldError::new("plugin.toml", e.message().to_string())])
+    }
+
+    /// Every problem at once, against the objects this CRM has.
+    pub fn validate(&self, schema: &Schema) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 63
+            && self.id.starts_with(|c: char| c.is_ascii_lowercase())
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !id_ok {
+            errors.push(FieldError::new(
+                "id",
+                "must start with a lower-case letter and hold only a-z, 0-9 and - (at most 63)",
+            ));
+        }
+        if self.name.trim().is_empty() || self.name.chars().count() > 100 {
+            errors.push(FieldError::new("name", "must be 1 to 100 characters"));
+        }
+        let semver = self.version.split('.').collect::<Vec<_>>();
+        if semver.len() != 3
+            || semver
+                .iter()
+                .any(|p| p.is_empty() || p.parse::<u64>().is_err())
+        {
+            errors.push(FieldError::new(
+                "version",
+                "must be MAJOR.MINOR.PATCH, such as 1.2.0",
+            ));
+        }
+        if !SUPPORTED_APIS.contains(&self.api.as_str()) {
+            errors.push(FieldError::new(
+                "api",
+                format!(
+                    "crm:plugin@{} is not supported by this host; it supports {}",
+                    self.api,
+                    SUPPORTED_APIS.join(", ")
+                ),
+            ));
+        }
+        for (key, objects) in [
+            ("capabilities.read", &self.capabilities.read),
+            ("hooks.before_save", &self.hooks.before_save),
+        ] {
+            for object in objects {
+                if schema.object(object).is_none() {
+                    errors.push(FieldError::new(key, format!("'{object}' is not an object")));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}

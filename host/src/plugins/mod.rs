@@ -1,0 +1,375 @@
+//! Plugins: packages, their lifecycle, and the hooks the records service runs.
+//!
+//! A package is one tar file holding `plugin.toml` ([`manifest::Manifest`]) and
+//! `plugin.wasm` (a component built for wasm32-wasip2). Lifecycle: upload (validated:
+//! manifest, API version, the component's type against the world) -> an admin
+//! approves the capabilities it asks for -> enabled per department -> its hooks run
+//! for records of those departments. Uploading a new version of an installed plugin
+//! replaces it without a restart: calls in flight finish on the version they started
+//! with (they hold its [`runtime::Loaded`]).
+
+pub mod manifest;
+pub mod pack;
+pub mod routes;
+pub mod runtime;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::api::error::{ApiError, FieldError};
+use crate::db::{self, Db};
+use crate::records::schema::SchemaCache;
+use manifest::Manifest;
+use runtime::{Loaded, Runtime};
+
+/// Largest package accepted.
+pub const MAX_PACKAGE_BYTES: usize = 32 << 20;
+
+/// An installed plugin as the API shows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PluginInfo {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub api: String,
+    pub description: String,
+    /// SHA-256 of the component.
+    pub sha256: String,
+    /// An admin approved the capabilities in `manifest`; only then can it be enabled.
+    pub approved: bool,
+    /// Departments where its hooks run.
+    pub departments: Vec<String>,
+    pub manifest: Manifest,
+    pub installed_at: String,
+    pub updated_at: String,
+}
+
+/// An installed plugin with its compiled code.
+pub struct Installed {
+    pub info: PluginInfo,
+    pub loaded: Arc<Loaded>,
+}
+
+#[derive(Clone)]
+pub struct PluginService {
+    db: Db,
+    schema: SchemaCache,
+    runtime: Arc<Runtime>,
+    installed: Arc<RwLock<HashMap<String, Arc<Installed>>>>,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::invalid(
+        "the plugin package is not valid",
+        vec![FieldError::new(field, message)],
+    )
+}
+
+/// Reads `plugin.toml` and `plugin.wasm` out of a package.
+fn unpack(package: &[u8]) -> Result<(String, Vec<u8>), ApiError> {
+    let mut manifest = None;
+    let mut wasm = None;
+    let mut archive = tar::Archive::new(package);
+    let entries = archive
+        .entries()
+        .map_err(|e| invalid("package", format!("is not a tar file: {e}")))?;
+    for entry in entries {
+        let mut entry =
+            entry.map_err(|e| invalid("package", format!("is not a readable tar file: {e}")))?;
+        let path = entry
+            .path()
+            .map_err(|e| invalid("package", format!("holds a bad file name: {e}")))?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| invalid("package", format!("cannot be read: {e}")))?;
+        match path.as_str() {
+            "plugin.toml" => {
+                manifest = Some(
+                    String::from_utf8(bytes)
+                        .map_err(|_| invalid("plugin.toml", "is not UTF-8 text"))?,
+                )
+            }
+            "plugin.wasm" => wasm = Some(bytes),
+            _ => {}
+        }
+    }
+    match (manifest, wasm) {
+        (Some(m), Some(w)) => Ok((m, w)),
+        (None, _) => Err(invalid("plugin.toml", "is missing from the package")),
+        (_, None) => Err(invalid("plugin.wasm", "is missing from the package")),
+    }
+}
+
+impl PluginService {
+    /// Opens the runtime and loads every installed plugin.
+    pub async fn start(db: Db, schema: SchemaCache, runtime: Arc<Runtime>) -> anyhow::Result<Self> {
+        let service = PluginService {
+            db,
+            schema,
+            runtime,
+            installed: Arc::default(),
+        };
+        service.reload().await?;
+        Ok(service)
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Reads the plugin tables again; code is compiled only for new versions.
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let rows = sqlx::query(
+            "SELECT id, version, manifest, sha256, approved, component, installed_at, updated_at FROM plugins",
+        )
+        .fetch_all(&self.db.pool)
+        .await?;
+        let enabled = sqlx::query(
+            "SELECT plugin_id, department_id FROM plugin_departments ORDER BY department_id",
+        )
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut departments: HashMap<String, Vec<String>> = HashMap::new();
+        for r in &enabled {
+            departments
+                .entry(r.try_get("plugin_id")?)
+                .or_default()
+                .push(r.try_get("department_id")?);
+        }
+        let current = self.installed.read().expect("lock").clone();
+        let mut next = HashMap::new();
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            let sha256: String = r.try_get("sha256")?;
+            let manifest: Manifest = serde_json::from_str(&r.try_get::<String, _>("manifest")?)?;
+            let loaded = match current.get(&id) {
+                Some(p) if p.info.sha256 == sha256 => p.loaded.clone(),
+                _ => {
+                    let wasm: Vec<u8> = r.try_get("component")?;
+                    match self.runtime.load(&wasm, &sha256) {
+                        Ok(l) => Arc::new(l),
+                        Err(e) => {
+                            tracing::error!(plugin = %id, error = %e, "an installed plugin no longer loads; it is skipped");
+                            continue;
+                        }
+                    }
+                }
+            };
+            let info = PluginInfo {
+                name: manifest.name.clone(),
+                version: r.try_get("version")?,
+                api: manifest.api.clone(),
+                description: manifest.description.clone(),
+                sha256,
+                approved: r.try_get::<i64, _>("approved")? == 1,
+                departments: departments.remove(&id).unwrap_or_default(),
+                manifest,
+                installed_at: r.try_get("installed_at")?,
+                updated_at: r.try_get("updated_at")?,
+                id: id.clone(),
+            };
+            next.insert(id, Arc::new(Installed { info, loaded }));
+        }
+        *self.installed.write().expect("lock") = next;
+        Ok(())
+    }
+
+    pub fn list(&self) -> Vec<PluginInfo> {
+        let mut all: Vec<PluginInfo> = self
+            .installed
+            .read()
+            .expect("lock")
+            .values()
+            .map(|p| p.info.clone())
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    pub fn get(&self, id: &str) -> Result<PluginInfo, ApiError> {
+        self.installed
+            .read()
+            .expect("lock")
+            .get(id)
+            .map(|p| p.info.clone())
+            .ok_or_else(|| ApiError::not_found(format!("there is no plugin '{id}'")))
+    }
+
+    /// Installs a package, or upgrades the installed plugin of the same id (its
+    /// approval stands only if it asks for nothing more). Nothing is stored unless
+    /// every check passes.
+    pub async fn install(&self, package: &[u8]) -> Result<PluginInfo, ApiError> {
+        if package.len() > MAX_PACKAGE_BYTES {
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "a plugin package is at most {} MiB",
+                    MAX_PACKAGE_BYTES >> 20
+                ),
+            ));
+        }
+        let (manifest_text, wasm) = unpack(package)?;
+        let manifest = Manifest::parse(&manifest_text)
+            .map_err(|e| ApiError::invalid("plugin.toml is not valid", e))?;
+        manifest
+            .validate(&self.schema.get())
+            .map_err(|e| ApiError::invalid("plugin.toml is not valid", e))?;
+        let sha256: String = Sha256::digest(&wasm)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let runtime = self.runtime.clone();
+        let (check_wasm, check_sha) = (wasm.clone(), sha256.clone());
+        // Compiling takes tens of milliseconds of CPU: keep it off the async workers.
+        tokio::task::spawn_blocking(move || runtime.load(&check_wasm, &check_sha))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| invalid("plugin.wasm", e))?;
+        let now = db::now();
+        let manifest_json = serde_json::to_string(&manifest).expect("a manifest serialises");
+        let previous: Option<(String, i64)> =
+            sqlx::query_as("SELECT manifest, approved FROM plugins WHERE id = $1")
+                .bind(&manifest.id)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        match previous {
+            None => {
+                sqlx::query(
+                    "INSERT INTO plugins (id, version, manifest, sha256, approved, component, installed_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 0, $5, $6, $6)",
+                )
+                .bind(&manifest.id)
+                .bind(&manifest.version)
+                .bind(&manifest_json)
+                .bind(&sha256)
+                .bind(&wasm)
+                .bind(&now)
+                .execute(&self.db.pool)
+                .await?;
+            }
+            Some((old_manifest, approved)) => {
+                let old: Manifest = serde_json::from_str(&old_manifest)
+                    .map_err(|e| ApiError::internal(format!("stored manifest: {e}")))?;
+                let asks_more = !covers(&old.capabilities.read, &manifest.capabilities.read)
+                    || !covers(&old.hooks.before_save, &manifest.hooks.before_save);
+                let approved = approved == 1 && !asks_more;
+                sqlx::query(
+                    "UPDATE plugins SET version = $1, manifest = $2, sha256 = $3, approved = $4, component = $5, updated_at = $6 WHERE id = $7",
+                )
+                .bind(&manifest.version)
+                .bind(&manifest_json)
+                .bind(&sha256)
+                .bind(approved as i64)
+                .bind(&wasm)
+                .bind(&now)
+                .bind(&manifest.id)
+                .execute(&self.db.pool)
+                .await?;
+            }
+        }
+        self.reload().await.map_err(ApiError::internal)?;
+        self.get(&manifest.id)
+    }
+
+    /// An admin accepts what the plugin asks for.
+    pub async fn approve(&self, id: &str) -> Result<PluginInfo, ApiError> {
+        self.get(id)?;
+        sqlx::query("UPDATE plugins SET approved = 1, updated_at = $1 WHERE id = $2")
+            .bind(db::now())
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
+        self.reload().await.map_err(ApiError::internal)?;
+        self.get(id)
+    }
+
+    pub async fn enable(&self, id: &str, department: &str) -> Result<PluginInfo, ApiError> {
+        let plugin = self.get(id)?;
+        if !plugin.approved {
+            return Err(ApiError::conflict(format!(
+                "{id} waits for an admin to approve what it asks for (POST /api/v1/plugins/{id}/approve)"
+            )));
+        }
+        if !plugin.departments.iter().any(|d| d == department) {
+            sqlx::query(
+                "INSERT INTO plugin_departments (plugin_id, department_id, enabled_at) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(department)
+            .bind(db::now())
+            .execute(&self.db.pool)
+            .await?;
+        }
+        self.reload().await.map_err(ApiError::internal)?;
+        self.get(id)
+    }
+
+    pub async fn disable(&self, id: &str, department: &str) -> Result<PluginInfo, ApiError> {
+        self.get(id)?;
+        sqlx::query("DELETE FROM plugin_departments WHERE plugin_id = $1 AND department_id = $2")
+            .bind(id)
+            .bind(department)
+            .execute(&self.db.pool)
+            .await?;
+        self.reload().await.map_err(ApiError::internal)?;
+        self.get(id)
+    }
+
+    /// Removes a plugin and its enablements.
+    pub async fn uninstall(&self, id: &str) -> Result<(), ApiError> {
+        self.get(id)?;
+        let mut tx = self.db.pool.begin().await?;
+        sqlx::query("DELETE FROM plugin_departments WHERE plugin_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM plugins WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.reload().await.map_err(ApiError::internal)?;
+        Ok(())
+    }
+
+    /// The approved plugins enabled in `department` whose before-save hook subscribes
+    /// to `object`, in id order.
+    pub fn before_save_hooks(&self, object: &str, department: Option<&str>) -> Vec<Arc<Installed>> {
+        let Some(department) = department else {
+            return Vec::new();
+        };
+        let installed = self.installed.read().expect("lock");
+        let mut hooks: Vec<Arc<Installed>> = installed
+            .values()
+            .filter(|p| {
+                p.info.approved
+                    && p.info.departments.iter().any(|d| d == department)
+                    && p.info
+                        .manifest
+                        .hooks
+                        .before_save
+                        .iter()
+                        .any(|o| o == object)
+            })
+            .cloned()
+            .collect();
+        hooks.sort_by(|a, b| a.info.id.cmp(&b.info.id));
+        hooks
+    }
+}
+
+/// True when every entry of `new` is in `old`.
+fn covers(old: &[String], new: &[String]) -> bool {
+    let old: BTreeSet<&String> = old.iter().collect();
+    new.iter().all(|n| old.contains(n))
+}

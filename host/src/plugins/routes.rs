@@ -1,0 +1,168 @@
+//! HTTP routes of plugins: `/api/v1/plugins[/{id}[/approve|/enable|/disable]]`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{MAX_PACKAGE_BYTES, PluginInfo};
+use crate::api::AppState;
+use crate::api::error::{ApiResult, Problem};
+use crate::api::extract::ApiJson;
+use crate::auth::Actor;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_plugins, install_plugin))
+        .routes(routes!(get_plugin, uninstall_plugin))
+        .routes(routes!(approve_plugin))
+        .routes(routes!(enable_plugin))
+        .routes(routes!(disable_plugin))
+        // A package is larger than an ordinary request body.
+        .layer(DefaultBodyLimit::max(MAX_PACKAGE_BYTES + 1))
+}
+
+/// Installed plugins.
+#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", security(("bearer" = [])),
+    responses((status = 200, body = Vec<PluginInfo>)))]
+async fn list_plugins(
+    State(app): State<AppState>,
+    _actor: Actor,
+) -> ApiResult<Json<Vec<PluginInfo>>> {
+    Ok(Json(app.plugins.list()))
+}
+
+/// Uploads a plugin package (a tar file with `plugin.toml` and `plugin.wasm`, as
+/// `crm plugin pack` makes it). A new id is installed waiting for approval; a known
+/// id is upgraded in place.
+#[utoipa::path(post, path = "/api/v1/plugins", tag = "plugins", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/x-tar", description = "The package"),
+    responses(
+        (status = 201, body = PluginInfo),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The package, manifest or component is not valid", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn install_plugin(
+    State(app): State<AppState>,
+    actor: Actor,
+    package: Bytes,
+) -> ApiResult<(StatusCode, Json<PluginInfo>)> {
+    app.access
+        .require_admin(&actor, None, "install plugins")
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(app.plugins.install(&package).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/plugins/{id}", tag = "plugins", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = PluginInfo), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn get_plugin(
+    State(app): State<AppState>,
+    _actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PluginInfo>> {
+    Ok(Json(app.plugins.get(&id)?))
+}
+
+/// Uninstalls a plugin: its hooks stop at once.
+#[utoipa::path(delete, path = "/api/v1/plugins/{id}", tag = "plugins", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Uninstalled"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn uninstall_plugin(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    app.access
+        .require_admin(&actor, None, "uninstall plugins")
+        .await?;
+    app.plugins.uninstall(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Approves the capabilities and hooks the plugin's manifest asks for.
+#[utoipa::path(post, path = "/api/v1/plugins/{id}/approve", tag = "plugins", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = PluginInfo), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn approve_plugin(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PluginInfo>> {
+    app.access
+        .require_admin(&actor, None, "approve plugins")
+        .await?;
+    Ok(Json(app.plugins.approve(&id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentRef {
+    pub department: String,
+}
+
+/// Turns an approved plugin on for one department (its admins may).
+#[utoipa::path(post, path = "/api/v1/plugins/{id}/enable", tag = "plugins", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = DepartmentRef,
+    responses(
+        (status = 200, body = PluginInfo),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not approved yet", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn enable_plugin(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DepartmentRef>,
+) -> ApiResult<Json<PluginInfo>> {
+    if !app
+        .access
+        .department_tree()
+        .departments
+        .exists(&body.department)
+    {
+        return Err(crate::api::error::ApiError::invalid(
+            "the request is not valid",
+            vec![crate::api::error::FieldError::new(
+                "department",
+                "is not a department",
+            )],
+        ));
+    }
+    app.access
+        .require_admin(
+            &actor,
+            Some(&body.department),
+            "enable plugins in this department",
+        )
+        .await?;
+    Ok(Json(app.plugins.enable(&id, &body.department).await?))
+}
+
+/// Turns a plugin off for one department.
+#[utoipa::path(post, path = "/api/v1/plugins/{id}/disable", tag = "plugins", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = DepartmentRef,
+    responses((status = 200, body = PluginInfo), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn disable_plugin(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DepartmentRef>,
+) -> ApiResult<Json<PluginInfo>> {
+    app.access
+        .require_admin(
+            &actor,
+            Some(&body.department),
+            "disable plugins in this department",
+        )
+        .await?;
+    Ok(Json(app.plugins.disable(&id, &body.department).await?))
+}
