@@ -6,6 +6,10 @@
 
 pub mod routes;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
@@ -92,11 +96,35 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 pub struct AuthService {
     db: Db,
     session_hours: i64,
+    recent: Arc<Mutex<HashMap<String, Verified>>>,
+}
+
+/// How long a verified token is trusted without asking the database again. A token
+/// revoked or a user deactivated on this process is forgotten at once; on another
+/// process of a scaled-out deployment it stops working within this time.
+const VERIFIED_FOR: Duration = Duration::from_secs(1);
+/// Verified tokens remembered at most (the memory is cleared when full).
+const MAX_VERIFIED: usize = 10_000;
+
+#[derive(Clone)]
+struct Verified {
+    actor: Actor,
+    expires_at: Option<String>,
+    at: Instant,
 }
 
 impl AuthService {
     pub fn new(db: Db, session_hours: i64) -> Self {
-        AuthService { db, session_hours }
+        AuthService {
+            db,
+            session_hours,
+            recent: Arc::default(),
+        }
+    }
+
+    /// Forgets every verified token: after a logout, a revocation or a deactivation.
+    fn forget_verified(&self) {
+        self.recent.lock().expect("lock").clear();
     }
 
     pub async fn user_count(&self) -> Result<i64, sqlx::Error> {
@@ -244,6 +272,7 @@ impl AuthService {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.forget_verified();
         Ok(self.get_user(id).await?)
     }
 
@@ -344,24 +373,47 @@ impl AuthService {
     }
 
     /// Resolves a bearer token to its user; expired, revoked and deactivated are refused.
+    /// A token verified within the last [`VERIFIED_FOR`] is not looked up again: the
+    /// lookup is a database round trip on every request.
     pub async fn authenticate(&self, token: &str) -> Result<Actor, AuthError> {
+        let hash = token_hash(token);
+        let now = db::now();
+        if let Some(v) = self.recent.lock().expect("lock").get(&hash)
+            && v.at.elapsed() < VERIFIED_FOR
+            && v.expires_at.as_ref().is_none_or(|e| *e > now)
+        {
+            return Ok(v.actor.clone());
+        }
         let row = sqlx::query(
-            "SELECT t.id AS token_id, u.id AS user_id, u.email, u.name \
+            "SELECT t.id AS token_id, t.expires_at, u.id AS user_id, u.email, u.name \
              FROM auth_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL \
                AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.active = 1",
         )
-        .bind(token_hash(token))
-        .bind(db::now())
+        .bind(&hash)
+        .bind(&now)
         .fetch_optional(&self.db.pool)
         .await?
         .ok_or(AuthError::BadToken)?;
-        Ok(Actor {
+        let actor = Actor {
             token_id: row.try_get("token_id")?,
             user_id: row.try_get("user_id")?,
             email: row.try_get("email")?,
             name: row.try_get("name")?,
-        })
+        };
+        let mut recent = self.recent.lock().expect("lock");
+        if recent.len() >= MAX_VERIFIED {
+            recent.clear();
+        }
+        recent.insert(
+            hash,
+            Verified {
+                actor: actor.clone(),
+                expires_at: row.try_get("expires_at")?,
+                at: Instant::now(),
+            },
+        );
+        Ok(actor)
     }
 
     /// Revokes the token the actor is using.
@@ -371,6 +423,7 @@ impl AuthService {
             .bind(&actor.token_id)
             .execute(&self.db.pool)
             .await?;
+        self.forget_verified();
         Ok(())
     }
 
@@ -407,6 +460,7 @@ impl AuthService {
         .bind(&actor.user_id)
         .execute(&self.db.pool)
         .await?;
+        self.forget_verified();
         if done.rows_affected() == 1 {
             Ok(())
         } else {
