@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use crm_tests::reqwest::StatusCode;
 use crm_tests::{Backend, Client, Options, Server, json};
-use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{AssertSqlSafe, Row};
 
 /// Departments the records are spread over, round robin.
@@ -82,17 +81,7 @@ async fn main() {
         .member("own@example.com", &departments[0], "own_only")
         .await;
 
-    let db_path = srv.data_dir.path().join("crm.db");
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(sqlite_options(&db_path))
-        .await
-        .expect("the server's SQLite file opens");
-    let admin_id: String = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(crm_tests::ADMIN_EMAIL)
-        .fetch_one(&pool)
-        .await
-        .expect("the admin exists");
+    let (pool, admin_id) = open_server_db(&srv).await;
     progress("seeding");
     let seed_time = seed(&pool, |i| {
         let owner = if i % OWN_EVERY == 0 {

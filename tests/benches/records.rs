@@ -640,17 +640,7 @@ async fn filtered_list(srv: &Server, api: &Client) -> List {
         "creating the object: {}",
         res.body
     );
-    let db_path = srv.data_dir.path().join("crm.db");
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(sqlite_options(&db_path))
-        .await
-        .expect("the server's SQLite file opens");
-    let admin: String = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-        .bind(crm_tests::ADMIN_EMAIL)
-        .fetch_one(&pool)
-        .await
-        .expect("the admin exists");
+    let (pool, admin) = open_server_db(srv).await;
     progress("seeding");
     let seed_time = seed(&pool, |_| (admin.clone(), None)).await;
 

@@ -598,10 +598,17 @@ impl AccessControl {
         &self,
         mut tx: sqlx::Transaction<'_, sqlx::Any>,
     ) -> Result<(), AccessError> {
-        sqlx::query("UPDATE policy_version SET version = version + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
+        bump_policy_version(&mut tx).await?;
         tx.commit().await?;
         self.reload().await
     }
+}
+
+/// Marks the access policy as changed, inside the caller's transaction, so every host
+/// process reloads it (memberships and active users are part of the policy).
+pub async fn bump_policy_version(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE policy_version SET version = version + 1 WHERE id = 1")
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -203,9 +203,7 @@ impl AuthService {
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE policy_version SET version = version + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
+        crate::access::bump_policy_version(&mut tx).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -268,9 +266,7 @@ impl AuthService {
             .await?;
         }
         // Memberships of inactive users drop out of the access policy.
-        sqlx::query("UPDATE policy_version SET version = version + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
+        crate::access::bump_policy_version(&mut tx).await?;
         tx.commit().await?;
         self.forget_verified();
         Ok(self.get_user(id).await?)

@@ -133,6 +133,22 @@ pub fn sqlite_options(path: &Path) -> SqliteConnectOptions {
         .foreign_keys(true)
 }
 
+/// The running server's SQLite file, opened beside it for seeding, and the id of its
+/// admin (who owns the seeded records).
+pub async fn open_server_db(srv: &crm_tests::Server) -> (SqlitePool, String) {
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(sqlite_options(&srv.data_dir.path().join("crm.db")))
+        .await
+        .expect("the server's SQLite file opens");
+    let admin: String = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(crm_tests::ADMIN_EMAIL)
+        .fetch_one(&pool)
+        .await
+        .expect("the admin exists");
+    (pool, admin)
+}
+
 /// Bulk-inserts SEED_ROWS records of `bench_items` straight into the server's file,
 /// shaped as the server stores them, record `i` placed at `placement(i)` (owner,
 /// department); returns how long it took.
