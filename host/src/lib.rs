@@ -20,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod events;
+pub mod notifications;
 pub mod plugins;
 pub mod records;
 pub mod server;

@@ -12,6 +12,7 @@ use crate::auth::AuthService;
 use crate::config::Config;
 use crate::db::{Db, redact_url};
 use crate::plugins::PluginService;
+use crate::plugins::delivery::Deliverer;
 use crate::plugins::runtime::Runtime;
 use crate::records::objects::MetadataService;
 use crate::records::schema::SchemaCache;
@@ -63,6 +64,8 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         .await
         .context("cannot load the installed plugins")?;
     let records = RecordService::new(db.clone(), schema, access.clone(), plugins.clone());
+    let deliverer = Deliverer::new(plugins.clone(), records.clone());
+    deliverer.clone().spawn();
     Ok(Arc::new(App {
         config,
         db,
@@ -71,6 +74,7 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         metadata,
         access,
         plugins,
+        deliverer,
     }))
 }
 
@@ -124,6 +128,7 @@ async fn seed_demo(app: &App) -> anyhow::Result<()> {
         email: admin.email,
         name: admin.name,
         token_id: String::new(),
+        plugin: None,
     };
     let count = crate::records::demo::seed(&app.records, &actor)
         .await

@@ -3,7 +3,7 @@
 //! Write a CRM plugin as a WebAssembly component (`wasm32-wasip2`) against the WIT
 //! package `crm:plugin@0.1.0` in `wit/`. Implement [`Plugin`] for a type (every hook
 //! has a default that lets the write through) and export it with
-//! [`export_plugin!`]:
+//! [`export_plugin!`]. Host services: [`records`], [`kv`], [`notify`], [`log`].
 //!
 //! ```no_run
 //! use crm_plugin_sdk::{Plugin, Record, SaveContext, HookError, invalid};
@@ -39,7 +39,7 @@ pub mod bindings {
     });
 }
 
-pub use bindings::crm::plugin::types::{FieldError, HookError, SaveContext};
+pub use bindings::crm::plugin::types::{Change, FieldError, HookError, SaveContext};
 pub use serde_json::{self, Map, Value, json};
 
 /// A record's fields and envelope (`id`, `object`, `version`, `owner`, `department`).
@@ -54,6 +54,38 @@ pub trait Plugin {
     fn before_save(context: &SaveContext, record: &Record) -> Result<Option<Record>, HookError> {
         let _ = (context, record);
         Ok(None)
+    }
+
+    /// After a change of a subscribed object was committed (at least once, in order
+    /// per record). An error is retried with backoff and finally kept as a dead letter
+    /// for an admin to replay, so make it safe to run twice. Records written here go
+    /// through the host's write path as the user whose change it was; they do not
+    /// call this hook again.
+    fn after_save(change: &Committed) -> Result<(), String> {
+        let _ = change;
+        Ok(())
+    }
+}
+
+/// A committed change, decoded.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// `record.created`, `record.updated` or `record.deleted`.
+    pub topic: String,
+    pub object: String,
+    pub record_id: String,
+    /// The user whose change it was.
+    pub actor: Option<String>,
+    /// The record after the change (before it, for a delete).
+    pub record: Record,
+    /// Changed fields: `{"field": {"old": .., "new": ..}}`.
+    pub changes: Record,
+}
+
+impl Committed {
+    /// True when `field` is among the changed fields.
+    pub fn changed(&self, field: &str) -> bool {
+        self.changes.contains_key(field)
     }
 }
 
@@ -88,11 +120,80 @@ pub mod log {
 pub mod records {
     use crate::Record;
 
-    /// One record; `Err("not found")` when it does not exist or may not be read.
+    use crate::bindings::crm::plugin::records as host;
+    use serde_json::Value;
+
+    fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+        serde_json::from_str(text).map_err(|e| format!("the host sent JSON that was not expected: {e}"))
+    }
+
+    /// One record; `Err("record not found")` when it does not exist or may not be read.
     pub fn get(object: &str, id: &str) -> Result<Record, String> {
-        let text = crate::bindings::crm::plugin::records::get(object, id)?;
-        serde_json::from_str(&text)
-            .map_err(|e| format!("the host sent a record that is not JSON: {e}"))
+        decode(&host::get(object, id)?)
+    }
+
+    /// One page of a list. `query` is the REST list query string, such as
+    /// `filter[email]=a@b.co&limit=1`. Answers the records and the cursor of the next
+    /// page (pass it as `cursor=...`).
+    pub fn list(object: &str, query: &str) -> Result<(Vec<Record>, Option<String>), String> {
+        let mut page: serde_json::Map<String, Value> = decode(&host::list(object, query)?)?;
+        let items = match page.remove("items") {
+            Some(items) => decode(&items.to_string())?,
+            None => Vec::new(),
+        };
+        let next = page
+            .remove("next_cursor")
+            .and_then(|c| c.as_str().map(str::to_string));
+        Ok((items, next))
+    }
+
+    /// Creates a record (capability `write` for the object; not inside before-save).
+    pub fn create(object: &str, fields: &Record) -> Result<Record, String> {
+        decode(&host::create(object, &Value::Object(fields.clone()).to_string())?)
+    }
+
+    /// Changes fields of a record (`null` clears one); same rules as [`create`].
+    pub fn update(object: &str, id: &str, patch: &Record) -> Result<Record, String> {
+        decode(&host::update(object, id, &Value::Object(patch.clone()).to_string())?)
+    }
+}
+
+/// Plugin-private key-value storage (capability `kv`).
+pub mod kv {
+    use crate::bindings::crm::plugin::kv;
+
+    pub fn get(key: &str) -> Result<Option<String>, String> {
+        kv::get(key)
+    }
+    pub fn set(key: &str, value: &str) -> Result<(), String> {
+        kv::set(key, value)
+    }
+    pub fn delete(key: &str) -> Result<(), String> {
+        kv::delete(key)
+    }
+    /// Keys starting with `prefix`, in order, at most 1,000.
+    pub fn keys(prefix: &str) -> Result<Vec<String>, String> {
+        kv::keys(prefix)
+    }
+    /// A value stored as JSON.
+    pub fn get_json<T: serde::de::DeserializeOwned>(key: &str) -> Result<Option<T>, String> {
+        match kv::get(key)? {
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| format!("the value of {key} is not what was expected: {e}")),
+            None => Ok(None),
+        }
+    }
+    pub fn set_json<T: serde::Serialize>(key: &str, value: &T) -> Result<(), String> {
+        let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
+        kv::set(key, &text)
+    }
+}
+
+/// Notifications for users (capability `notify`); they read them in the CRM.
+pub mod notify {
+    pub fn send(user: &str, title: &str, body: &str) -> Result<(), String> {
+        crate::bindings::crm::plugin::notify::send(user, title, body)
     }
 }
 
@@ -105,6 +206,25 @@ pub fn __before_save<P: Plugin>(
     let record: Record = serde_json::from_str(&record)
         .map_err(|e| HookError::Failed(format!("the record is not a JSON object: {e}")))?;
     P::before_save(&context, &record).map(|patch| patch.map(|p| Value::Object(p).to_string()))
+}
+
+#[doc(hidden)]
+pub fn __after_save<P: Plugin>(change: Change) -> Result<(), String> {
+    let mut payload: Map<String, Value> = serde_json::from_str(&change.payload)
+        .map_err(|e| format!("the change is not a JSON object: {e}"))?;
+    let take = |payload: &mut Map<String, Value>, key: &str| match payload.remove(key) {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let committed = Committed {
+        record: take(&mut payload, "record"),
+        changes: take(&mut payload, "changes"),
+        topic: change.topic,
+        object: change.object,
+        record_id: change.record_id,
+        actor: change.actor,
+    };
+    P::after_save(&committed)
 }
 
 /// Exports a type implementing [`Plugin`] as the component's hooks.
@@ -122,6 +242,12 @@ macro_rules! export_plugin {
                 $crate::HookError,
             > {
                 $crate::__before_save::<$plugin>(context, record)
+            }
+
+            fn after_save(
+                change: $crate::Change,
+            ) -> ::std::result::Result<(), ::std::string::String> {
+                $crate::__after_save::<$plugin>(change)
             }
         }
 

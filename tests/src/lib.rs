@@ -355,6 +355,8 @@ pub struct Response {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
+    /// The body as text (for answers that are not JSON, such as CSV).
+    pub text: String,
 }
 
 impl Response {
@@ -393,6 +395,7 @@ impl Client {
             status,
             headers,
             body,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 
@@ -468,4 +471,25 @@ macro_rules! on_both_backends {
             }
         )*
     };
+}
+
+/// Polls `check` every 50 ms until it answers `Some`, for at most `within`; then
+/// panics naming `what`. For work the host does in the background (after-save
+/// delivery), never to wait out a fixed time.
+pub async fn eventually<T, F, Fut>(within: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

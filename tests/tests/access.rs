@@ -14,6 +14,7 @@ on_both_backends!(
     a_partner_sees_only_what_is_shared_with_it,
     pages_under_a_scope_hold_every_readable_record_once,
     a_deactivated_users_token_stops_working,
+    an_export_holds_what_the_caller_may_export_and_nothing_more,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -651,5 +652,105 @@ async fn a_deactivated_users_token_stops_working(backend: Backend) {
     assert_eq!(
         me.body["active"], false,
         "kept for the audit trail, inactive"
+    );
+}
+
+async fn an_export_holds_what_the_caller_may_export_and_nothing_more(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = department(&admin, "Sales", None).await;
+    let north = department(&admin, "Sales North", Some(&sales)).await;
+    let support = department(&admin, "Support", None).await;
+    let (manager_id, manager) = srv.member("boss@example.com", &sales, "manager").await;
+    let (_, member) = srv.member("mem@example.com", &sales, "member").await;
+    // More than one export page (200), across the department and its sub-department.
+    for i in 0..230 {
+        let department = if i % 2 == 0 { &sales } else { &north };
+        admin
+            .create(
+                "deals",
+                json!({"name": format!("Deal {i:03}"), "amount": i, "department": department}),
+            )
+            .await;
+    }
+    admin
+        .create(
+            "deals",
+            json!({"name": "=HYPERLINK(\"http://evil.example\",\"x\")", "department": sales}),
+        )
+        .await;
+    let support_deal = admin
+        .create("deals", json!({"name": "Support deal", "department": support}))
+        .await;
+    // A share lets the manager read the support deal, not export it.
+    let share = admin
+        .post(
+            &format!("/api/v1/records/deals/{}/shares", support_deal["id"].as_str().unwrap()),
+            json!({"user": manager_id, "access": "read"}),
+        )
+        .await;
+    assert_eq!(share.status, StatusCode::CREATED, "{}", share.body);
+
+    let csv = manager.get("/api/v1/records/deals/export?sort=name").await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.text);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(
+        csv.header("content-disposition")
+            .unwrap()
+            .contains("deals.csv")
+    );
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert!(
+        lines[0].starts_with("id,owner,department,created_at,updated_at,version,name,"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines.len(), 1 + 231, "header, 230 deals and the formula one");
+    assert!(!csv.text.contains("Support deal"), "shares do not extend exports");
+    assert!(
+        csv.text.contains("\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\""),
+        "a formula is defused: {}",
+        lines[1]
+    );
+    let ids: std::collections::HashSet<&str> =
+        lines[1..].iter().map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(ids.len(), 231, "every record once");
+    // The same filters as a list.
+    let filtered = manager
+        .get("/api/v1/records/deals/export?filter[amount][gte]=220")
+        .await;
+    assert_eq!(filtered.text.lines().count(), 1 + 10);
+
+    // A member has no export right: 403, audited; nothing is streamed.
+    let refused = member.get("/api/v1/records/deals/export").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    let denials = admin.get("/api/v1/access/denials").await;
+    assert!(
+        denials
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["action"] == "export"),
+        "{}",
+        denials.body
+    );
+    assert_eq!(
+        manager
+            .get("/api/v1/records/deals/export?limit=5")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        manager
+            .get("/api/v1/records/deals/export?filter[nope]=1")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        manager.get("/api/v1/records/nothing/export").await.status,
+        StatusCode::NOT_FOUND
     );
 }

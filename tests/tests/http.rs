@@ -158,11 +158,15 @@ async fn the_openapi_document_lists_every_route() {
         ("/api/v1/objects/{object}/fields/{field}", "delete"),
         ("/api/v1/records/{object}", "get"),
         ("/api/v1/records/{object}", "post"),
+        ("/api/v1/records/{object}/export", "get"),
         ("/api/v1/records/{object}/{id}", "get"),
         ("/api/v1/records/{object}/{id}", "patch"),
         ("/api/v1/records/{object}/{id}", "delete"),
         ("/api/v1/records/{object}/{id}/history", "get"),
         ("/api/v1/events", "get"),
+        ("/api/v1/notifications", "get"),
+        ("/api/v1/notifications/{id}/read", "post"),
+        ("/api/v1/notifications/read-all", "post"),
         ("/api/v1/users/{id}", "patch"),
         ("/api/v1/users/{id}", "delete"),
         ("/api/v1/users/{id}/memberships", "get"),
@@ -191,6 +195,9 @@ async fn the_openapi_document_lists_every_route() {
         ("/api/v1/plugins/{id}/approve", "post"),
         ("/api/v1/plugins/{id}/enable", "post"),
         ("/api/v1/plugins/{id}/disable", "post"),
+        ("/api/v1/plugins/{id}/resume", "post"),
+        ("/api/v1/plugins/{id}/dead-letters", "get"),
+        ("/api/v1/plugins/{id}/dead-letters/{letter}/replay", "post"),
     ];
     for (path, method) in expected {
         assert!(

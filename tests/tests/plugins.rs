@@ -4,13 +4,22 @@
 use std::time::{Duration, Instant};
 
 use crm_tests::reqwest::{Method, StatusCode};
-use crm_tests::{Backend, Client, Server, json, on_both_backends, package_of, plugin_package};
+use crm_tests::{
+    Backend, Client, Server, eventually, json, on_both_backends, package_of, plugin_package,
+};
+
+/// Longest wait for background after-save delivery (retries with backoff included).
+const DELIVERY: Duration = Duration::from_secs(20);
 
 on_both_backends!(
     a_plugin_cleans_contacts_only_in_departments_that_enabled_it,
     hostile_plugins_are_stopped_and_the_host_keeps_serving,
     a_plugin_reads_only_what_it_was_granted_and_the_caller_may_read,
     bad_packages_are_refused_with_clear_reasons,
+    after_save_scores_leads_and_tells_the_owner_once,
+    a_failing_after_save_is_retried_then_kept_as_a_dead_letter_an_admin_replays,
+    a_plugin_that_keeps_failing_is_suspended_and_admins_are_told,
+    plugin_writes_and_storage_stay_within_its_grants,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -334,4 +343,292 @@ async fn bad_packages_are_refused_with_clear_reasons(backend: Backend) {
     );
     let (_, member) = srv.member("mia@example.com", ROOT, "member").await;
     assert_eq!(upload(&member, good).await.status, StatusCode::FORBIDDEN);
+}
+
+async fn after_save_scores_leads_and_tells_the_owner_once(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = department(&admin, "Sales").await;
+    let support = department(&admin, "Support").await;
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let (_, sue) = srv.member("sue@example.com", &support, "member").await;
+    install(&admin, "plugins/data-quality", &sales).await;
+
+    // Support did not enable it: its leads are never scored. Created first, so the
+    // sales lead scored below proves delivery went past it.
+    let support_lead = sue
+        .create(
+            "leads",
+            json!({"first_name": "Juma", "last_name": "Otieno", "email": "juma@acme.example", "source": "Referral"}),
+        )
+        .await;
+    let lead = sam
+        .create(
+            "leads",
+            json!({"first_name": "Leyla", "last_name": "Karimi", "email": "leyla@acme.example",
+                   "phone": "+98 21 1234", "company_name": "Acme", "source": "Referral"}),
+        )
+        .await;
+    let id = lead["id"].as_str().unwrap().to_string();
+    assert_eq!(lead["phone"], "+98211234", "before-save ran first");
+    let scored = eventually(DELIVERY, "the lead to be scored", || async {
+        let res = sam.get(&format!("/api/v1/records/leads/{id}")).await;
+        (res.body["score"] == 100).then_some(res.body)
+    })
+    .await;
+    assert_eq!(
+        scored["version"], 2,
+        "the plugin's own update does not call its after-save again"
+    );
+    let untouched = sue
+        .get(&format!(
+            "/api/v1/records/leads/{}",
+            support_lead["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(untouched.body["score"], json!(null), "{}", untouched.body);
+    // Who changed the score, as the audit history shows it.
+    let history = sam.get(&format!("/api/v1/records/leads/{id}/history")).await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.body);
+
+    // The owner is told once, even after more saves (kv remembers).
+    let res = sam
+        .patch(&format!("/api/v1/records/leads/{id}"), json!({"notes": "Called back"}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let notes = sam
+        .create("leads", json!({"last_name": "Sync point"}))
+        .await;
+    let sync_id = notes["id"].as_str().unwrap().to_string();
+    eventually(DELIVERY, "the sync lead to be scored", || async {
+        let res = sam.get(&format!("/api/v1/records/leads/{sync_id}")).await;
+        res.body["score"].is_number().then_some(())
+    })
+    .await;
+    let inbox = sam.get("/api/v1/notifications?unread=true").await;
+    assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.body);
+    let items = inbox.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", inbox.body);
+    assert_eq!(items[0]["source"], "plugin:data-quality");
+    assert!(items[0]["title"].as_str().unwrap().contains("Leyla Karimi"));
+    let note = items[0]["id"].as_str().unwrap().to_string();
+
+    // Nobody else reads or marks it.
+    assert_eq!(
+        sue.get("/api/v1/notifications").await.body["items"],
+        json!([])
+    );
+    assert_eq!(
+        sue.post(&format!("/api/v1/notifications/{note}/read"), json!({}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let read = sam
+        .post(&format!("/api/v1/notifications/{note}/read"), json!({}))
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["marked"], 1);
+    assert_eq!(
+        sam.get("/api/v1/notifications?unread=true").await.body["items"],
+        json!([])
+    );
+    let all = sam.get("/api/v1/notifications").await;
+    assert_eq!(all.body["items"][0]["id"], note.as_str());
+    assert!(all.body["items"][0]["read_at"].is_string());
+    assert_eq!(
+        sam.get("/api/v1/notifications?unread=maybe").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+async fn a_failing_after_save_is_retried_then_kept_as_a_dead_letter_an_admin_replays(
+    backend: Backend,
+) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    install(&admin, "tests/plugins/hostile", ROOT).await;
+    let failing = admin
+        .create("companies", json!({"name": "after-save-fails"}))
+        .await;
+    let letters = eventually(DELIVERY, "a dead letter", || async {
+        let res = admin.get("/api/v1/plugins/hostile/dead-letters").await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        (!res.body.as_array().unwrap().is_empty()).then_some(res.body)
+    })
+    .await;
+    let letter = &letters[0];
+    assert_eq!(letter["attempts"], 4, "{letter}");
+    assert_eq!(letter["error"], "asked to fail");
+    let events = admin
+        .get(&format!(
+            "/api/v1/events?after={}&limit=1",
+            letter["event_seq"].as_i64().unwrap() - 1
+        ))
+        .await;
+    assert_eq!(events.body[0]["record_id"], failing["id"]);
+
+    // Later changes are not held up by it.
+    let later = admin.create("companies", json!({"name": "Later"})).await;
+    let later_id = later["id"].as_str().unwrap().to_string();
+    eventually(DELIVERY, "the later company to be delivered", || async {
+        let res = admin
+            .post(
+                "/api/v1/records/companies",
+                json!({"name": format!("kv-peek:seen/{later_id}")}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        (res.body["description"] == "kv: 1").then_some(())
+    })
+    .await;
+
+    // Members may not read or replay dead letters.
+    let (_, member) = srv.member("m@example.com", ROOT, "member").await;
+    let letter_id = letter["id"].as_str().unwrap();
+    assert_eq!(
+        member.get("/api/v1/plugins/hostile/dead-letters").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let replay = format!("/api/v1/plugins/hostile/dead-letters/{letter_id}/replay");
+    assert_eq!(
+        member.post(&replay, json!({})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // Still failing: the replay says why and counts the attempt.
+    let again = admin.post(&replay, json!({})).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.body["delivered"], false);
+    assert_eq!(again.body["error"], "asked to fail");
+    assert_eq!(
+        admin.get("/api/v1/plugins/hostile/dead-letters").await.body[0]["attempts"],
+        5
+    );
+    // Fixed: the replay delivers it and the dead letter is gone.
+    admin.create("companies", json!({"name": "forgive"})).await;
+    let fixed = admin.post(&replay, json!({})).await;
+    assert_eq!(fixed.body["delivered"], true, "{}", fixed.body);
+    assert_eq!(
+        admin.get("/api/v1/plugins/hostile/dead-letters").await.body,
+        json!([])
+    );
+    assert_eq!(
+        admin.post(&replay, json!({})).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn a_plugin_that_keeps_failing_is_suspended_and_admins_are_told(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    install(&admin, "tests/plugins/hostile", ROOT).await;
+    for _ in 0..10 {
+        let res = admin
+            .post("/api/v1/records/companies", json!({"name": "panic"}))
+            .await;
+        assert_eq!(res.status, StatusCode::BAD_GATEWAY, "{}", res.body);
+    }
+    let plugin = admin.get("/api/v1/plugins/hostile").await;
+    let why = plugin.body["suspended"].as_str().unwrap_or_default();
+    assert!(why.contains("failed 10 times in a row"), "{}", plugin.body);
+    // Switched off: writes go through without it.
+    let res = admin
+        .post("/api/v1/records/companies", json!({"name": "panic"}))
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    let told = admin.get("/api/v1/notifications").await;
+    assert_eq!(told.body["items"][0]["source"], "system", "{}", told.body);
+    assert!(
+        told.body["items"][0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("hostile")
+    );
+    // Resumed by an admin, it runs again.
+    let resumed = admin
+        .post("/api/v1/plugins/hostile/resume", json!({}))
+        .await;
+    assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.body);
+    assert_eq!(resumed.body["suspended"], json!(null));
+    let res = admin
+        .post("/api/v1/records/companies", json!({"name": "panic"}))
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_GATEWAY, "{}", res.body);
+}
+
+async fn plugin_writes_and_storage_stay_within_its_grants(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = department(&admin, "Sales").await;
+    install(&admin, "tests/plugins/hostile", &sales).await;
+    install(&admin, "plugins/data-quality", &sales).await;
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+
+    // No record writes inside before-save.
+    let res = sam
+        .create("companies", json!({"name": "write-in-before-save"}))
+        .await;
+    let said = res["description"].as_str().unwrap();
+    assert!(
+        said.contains("refused") && said.contains("inside before-save"),
+        "{said}"
+    );
+    assert_eq!(
+        admin.get("/api/v1/records/deals?q=sneaky").await.body["items"],
+        json!([])
+    );
+
+    // kv is private: data-quality remembers the hot lead; hostile cannot see it.
+    let lead = sam
+        .create(
+            "leads",
+            json!({"first_name": "Ana", "last_name": "Diaz", "email": "ana@acme.example",
+                   "phone": "+34 91 123", "company_name": "Acme", "source": "Partner"}),
+        )
+        .await;
+    let id = lead["id"].as_str().unwrap().to_string();
+    eventually(DELIVERY, "the owner to be told", || async {
+        let res = sam.get("/api/v1/notifications").await;
+        (!res.body["items"].as_array().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    let peek = sam
+        .create("companies", json!({"name": format!("kv-peek:hot/{id}")}))
+        .await;
+    assert_eq!(peek["description"], "kv: none");
+    let peek_id = peek["id"].as_str().unwrap().to_string();
+    let seen_once = || async {
+        let res = sam
+            .create("companies", json!({"name": format!("kv-peek:seen/{peek_id}")}))
+            .await;
+        res["description"].as_str().unwrap().to_string()
+    };
+    eventually(DELIVERY, "hostile's after-save to count the company", || async {
+        (seen_once().await == "kv: 1").then_some(())
+    })
+    .await;
+
+    // Uninstalled and installed again, its data is still there; purged, it is gone.
+    assert_eq!(
+        admin.delete("/api/v1/plugins/hostile").await.status,
+        StatusCode::NO_CONTENT
+    );
+    install(&admin, "tests/plugins/hostile", &sales).await;
+    assert_eq!(seen_once().await, "kv: 1", "kv survived the reinstall");
+    assert_eq!(
+        admin
+            .delete("/api/v1/plugins/hostile?purge=true")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    install(&admin, "tests/plugins/hostile", &sales).await;
+    assert_eq!(seen_once().await, "kv: none", "purged with the plugin");
+    assert_eq!(
+        admin
+            .delete("/api/v1/plugins/hostile?purge=maybe")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
 }

@@ -269,7 +269,13 @@ impl UserAccess {
 
     /// The records of an object the caller may read, as a SQL condition.
     pub fn read_scope(&self, access: &ObjectAccess) -> ReadScope {
-        let grants = access.grants(Action::Read);
+        self.scope(access, Action::Read)
+    }
+
+    /// The records of an object the caller may act on with `action`, as a SQL
+    /// condition. Shares reach only reads (and, record by record, updates).
+    pub fn scope(&self, access: &ObjectAccess, action: Action) -> ReadScope {
+        let grants = access.grants(action);
         if grants.iter().any(|g| g.scope == Scope::All) {
             return ReadScope::All;
         }
@@ -291,6 +297,7 @@ impl UserAccess {
             user: self.user_id.clone(),
             own,
             departments: departments.into_iter().collect(),
+            shared: action == Action::Read,
             member_of: self.departments().map(str::to_string).collect(),
         }
     }
@@ -325,35 +332,65 @@ pub enum ReadScope {
         user: String,
         own: bool,
         departments: Vec<String>,
+        /// Records shared with the user or its departments count too.
+        shared: bool,
         /// Departments whose shares reach the user.
         member_of: Vec<String>,
     },
 }
 
+/// Above this many departments a list reads them with one `IN` instead of one
+/// branch each (a branch per department keeps each on its index, in order).
+const MAX_DEPARTMENT_BRANCHES: usize = 16;
+
 impl ReadScope {
-    /// `None` when every record is readable; otherwise a condition on `records`.
+    /// `None` when every record is readable; otherwise one condition on `records`
+    /// (for point lookups, where an OR costs nothing).
     pub fn sql(&self, object: &str, b: &mut SqlBuilder) -> Option<String> {
+        self.branches(object, b)
+            .map(|branches| format!("({})", branches.join(" OR ")))
+    }
+
+    /// `None` when every record is readable; otherwise the conditions whose union is
+    /// readable, each one answerable from a single index (`(object, department_id,
+    /// id)`, `(object, owner_id, id)` or the shares), so a list can take the first
+    /// page of each branch in index order and merge them, instead of walking every
+    /// record of the object through an OR.
+    pub fn branches(&self, object: &str, b: &mut SqlBuilder) -> Option<Vec<String>> {
         let ReadScope::Some {
             user,
             own,
             departments,
+            shared,
             member_of,
         } = self
         else {
             return None;
         };
-        let mut ors = Vec::new();
-        let user_param = b.bind(Bind::Text(user.clone()));
-        if *own {
-            ors.push(format!("owner_id = {user_param}"));
+        let mut branches = Vec::new();
+        // Bound only when used: PostgreSQL wants a type for every parameter.
+        let user_param = (*own || *shared).then(|| b.bind(Bind::Text(user.clone())));
+        if let (true, Some(user_param)) = (*own, &user_param) {
+            branches.push(format!("owner_id = {user_param}"));
         }
-        if !departments.is_empty() {
+        if departments.len() <= MAX_DEPARTMENT_BRANCHES {
+            for d in departments {
+                branches.push(format!("department_id = {}", b.bind(Bind::Text(d.clone()))));
+            }
+        } else {
             let params: Vec<String> = departments
                 .iter()
                 .map(|d| b.bind(Bind::Text(d.clone())))
                 .collect();
-            ors.push(format!("department_id IN ({})", params.join(", ")));
+            branches.push(format!("department_id IN ({})", params.join(", ")));
         }
+        let Some(user_param) = user_param.filter(|_| *shared) else {
+            // Nothing at all when no grant reaches any record.
+            if branches.is_empty() {
+                branches.push("1 = 0".to_string());
+            }
+            return Some(branches);
+        };
         let object_param = b.bind(Bind::Text(object.to_string()));
         let mut sharees = vec![format!("s.user_id = {user_param}")];
         if !member_of.is_empty() {
@@ -363,11 +400,11 @@ impl ReadScope {
                 .collect();
             sharees.push(format!("s.department_id IN ({})", params.join(", ")));
         }
-        ors.push(format!(
+        branches.push(format!(
             "id IN (SELECT s.record_id FROM record_shares s WHERE s.object = {object_param} AND ({}))",
             sharees.join(" OR ")
         ));
-        Some(format!("({})", ors.join(" OR ")))
+        Some(branches)
     }
 }
 

@@ -37,6 +37,7 @@ pub struct App {
     pub metadata: MetadataService,
     pub access: AccessControl,
     pub plugins: PluginService,
+    pub deliverer: crate::plugins::delivery::Deliverer,
 }
 
 pub type AppState = Arc<App>;
@@ -75,6 +76,7 @@ impl FromRequestParts<AppState> for Actor {
         (name = "access", description = "Departments, roles, memberships and denied accesses"),
         (name = "plugins", description = "Plugin packages, approval and per-department enablement"),
         (name = "events", description = "The event outbox"),
+        (name = "notifications", description = "The caller's notifications"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -106,6 +108,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::access::routes::router())
         .merge(crate::plugins::routes::router())
         .merge(crate::events::routes::router())
+        .merge(crate::notifications::routes::router())
         .split_for_parts();
     let mut doc = doc;
     doc.openapi = utoipa::openapi::OpenApiVersion::Version31;

@@ -31,6 +31,9 @@ pub struct Actor {
     pub name: String,
     /// The token this request came with (logout revokes it).
     pub token_id: String,
+    /// Set when a plugin acts for the user: its changes carry the plugin's id, so its
+    /// own after-save hook does not run on them again.
+    pub plugin: Option<String>,
 }
 
 /// A user as the API shows it (never with its password hash).
@@ -396,6 +399,7 @@ impl AuthService {
             user_id: row.try_get("user_id")?,
             email: row.try_get("email")?,
             name: row.try_get("name")?,
+            plugin: None,
         };
         let mut recent = self.recent.lock().expect("lock");
         if recent.len() >= MAX_VERIFIED {

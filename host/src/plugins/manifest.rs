@@ -34,6 +34,37 @@ pub struct Capabilities {
     /// Objects the plugin may read through the records interface.
     #[serde(default)]
     pub read: Vec<String>,
+    /// Objects the plugin may create and update records of (outside before-save).
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// Private key-value storage.
+    #[serde(default)]
+    pub kv: bool,
+    /// Sending notifications to users.
+    #[serde(default)]
+    pub notify: bool,
+}
+
+impl Capabilities {
+    /// True when `self` asks for nothing beyond `approved` (an upgrade keeps its
+    /// approval only then).
+    pub fn within(&self, approved: &Capabilities) -> bool {
+        subset(&self.read, &approved.read)
+            && subset(&self.write, &approved.write)
+            && (!self.kv || approved.kv)
+            && (!self.notify || approved.notify)
+    }
+}
+
+impl Hooks {
+    pub fn within(&self, approved: &Hooks) -> bool {
+        subset(&self.before_save, &approved.before_save)
+            && subset(&self.after_save, &approved.after_save)
+    }
+}
+
+fn subset(new: &[String], old: &[String]) -> bool {
+    new.iter().all(|n| old.contains(n))
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
@@ -42,6 +73,9 @@ pub struct Hooks {
     /// Objects whose creates and updates pass through the plugin's before-save hook.
     #[serde(default)]
     pub before_save: Vec<String>,
+    /// Objects whose committed changes are delivered to the plugin's after-save hook.
+    #[serde(default)]
+    pub after_save: Vec<String>,
 }
 
 impl Manifest {
@@ -94,7 +128,9 @@ impl Manifest {
         }
         for (key, objects) in [
             ("capabilities.read", &self.capabilities.read),
+            ("capabilities.write", &self.capabilities.write),
             ("hooks.before_save", &self.hooks.before_save),
+            ("hooks.after_save", &self.hooks.after_save),
         ] {
             for object in objects {
                 if schema.object(object).is_none() {

@@ -8,14 +8,15 @@
 //! replaces it without a restart: calls in flight finish on the version they started
 //! with (they hold its [`runtime::Loaded`]).
 
+pub mod delivery;
 pub mod manifest;
 pub mod pack;
 pub mod routes;
 pub mod runtime;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io::Read;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -23,6 +24,8 @@ use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::api::error::{ApiError, FieldError};
+use crate::auth::Actor;
+use crate::records::service::RecordService;
 use crate::db::{self, Db};
 use crate::records::schema::SchemaCache;
 use manifest::Manifest;
@@ -45,6 +48,9 @@ pub struct PluginInfo {
     pub approved: bool,
     /// Departments where its hooks run.
     pub departments: Vec<String>,
+    /// Why the host switched it off after it kept failing (`null` while it runs);
+    /// `POST /api/v1/plugins/{id}/resume` turns it back on.
+    pub suspended: Option<String>,
     pub manifest: Manifest,
     pub installed_at: String,
     pub updated_at: String,
@@ -54,7 +60,45 @@ pub struct PluginInfo {
 pub struct Installed {
     pub info: PluginInfo,
     pub loaded: Arc<Loaded>,
+    /// Shared with every call's [`runtime::HostContext`].
+    pub grants: Arc<manifest::Capabilities>,
+    pub departments: Arc<Vec<String>>,
 }
+
+impl Installed {
+    /// Approved, not suspended, and enabled in `department`.
+    pub fn runs_in(&self, department: &str) -> bool {
+        self.info.approved
+            && self.info.suspended.is_none()
+            && self.info.departments.iter().any(|d| d == department)
+    }
+
+    /// What a call of this plugin may reach, acting for `actor`.
+    pub fn host_context(
+        &self,
+        records: &RecordService,
+        actor: &Actor,
+        home_department: Option<String>,
+        may_write: bool,
+    ) -> runtime::HostContext {
+        let mut actor = actor.clone();
+        actor.plugin = Some(self.info.id.clone());
+        runtime::HostContext {
+            label: format!("{} {}", self.info.id, self.info.version),
+            plugin_id: self.info.id.clone(),
+            records: records.clone(),
+            db: records.db().clone(),
+            actor,
+            grants: self.grants.clone(),
+            departments: self.departments.clone(),
+            home_department,
+            may_write,
+        }
+    }
+}
+
+/// Consecutive failed calls after which a plugin is suspended and admins are told.
+pub const FAILURES_BEFORE_SUSPENSION: u32 = 10;
 
 #[derive(Clone)]
 pub struct PluginService {
@@ -62,6 +106,8 @@ pub struct PluginService {
     schema: SchemaCache,
     runtime: Arc<Runtime>,
     installed: Arc<RwLock<HashMap<String, Arc<Installed>>>>,
+    /// Consecutive failures per plugin id (reset by any success).
+    failures: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
@@ -118,6 +164,7 @@ impl PluginService {
             schema,
             runtime,
             installed: Arc::default(),
+            failures: Arc::default(),
         };
         service.reload().await?;
         Ok(service)
@@ -130,7 +177,7 @@ impl PluginService {
     /// Reads the plugin tables again; code is compiled only for new versions.
     pub async fn reload(&self) -> anyhow::Result<()> {
         let rows = sqlx::query(
-            "SELECT id, version, manifest, sha256, approved, component, installed_at, updated_at FROM plugins",
+            "SELECT id, version, manifest, sha256, approved, suspended, component, installed_at, updated_at FROM plugins",
         )
         .fetch_all(&self.db.pool)
         .await?;
@@ -165,6 +212,7 @@ impl PluginService {
                     }
                 }
             };
+            let departments = departments.remove(&id).unwrap_or_default();
             let info = PluginInfo {
                 name: manifest.name.clone(),
                 version: r.try_get("version")?,
@@ -172,13 +220,23 @@ impl PluginService {
                 description: manifest.description.clone(),
                 sha256,
                 approved: r.try_get::<i64, _>("approved")? == 1,
-                departments: departments.remove(&id).unwrap_or_default(),
+                departments: departments.clone(),
+                suspended: r.try_get("suspended")?,
                 manifest,
                 installed_at: r.try_get("installed_at")?,
                 updated_at: r.try_get("updated_at")?,
                 id: id.clone(),
             };
-            next.insert(id, Arc::new(Installed { info, loaded }));
+            let grants = Arc::new(info.manifest.capabilities.clone());
+            next.insert(
+                id,
+                Arc::new(Installed {
+                    info,
+                    loaded,
+                    grants,
+                    departments: Arc::new(departments),
+                }),
+            );
         }
         *self.installed.write().expect("lock") = next;
         Ok(())
@@ -244,6 +302,17 @@ impl PluginService {
                 .await?;
         match previous {
             None => {
+                let mut tx = self.db.pool.begin().await?;
+                // After-save hooks see changes from now on, not the history before
+                // (nor what happened while an earlier install was removed).
+                sqlx::query(
+                    "INSERT INTO plugin_cursors (plugin_id, last_seq) \
+                     SELECT $1, COALESCE(MAX(seq), 0) FROM outbox WHERE true \
+                     ON CONFLICT (plugin_id) DO UPDATE SET last_seq = excluded.last_seq, lease_owner = NULL, lease_until = NULL",
+                )
+                .bind(&manifest.id)
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query(
                     "INSERT INTO plugins (id, version, manifest, sha256, approved, component, installed_at, updated_at) \
                      VALUES ($1, $2, $3, $4, 0, $5, $6, $6)",
@@ -254,14 +323,15 @@ impl PluginService {
                 .bind(&sha256)
                 .bind(&wasm)
                 .bind(&now)
-                .execute(&self.db.pool)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
             }
             Some((old_manifest, approved)) => {
                 let old: Manifest = serde_json::from_str(&old_manifest)
                     .map_err(|e| ApiError::internal(format!("stored manifest: {e}")))?;
-                let asks_more = !covers(&old.capabilities.read, &manifest.capabilities.read)
-                    || !covers(&old.hooks.before_save, &manifest.hooks.before_save);
+                let asks_more = !manifest.capabilities.within(&old.capabilities)
+                    || !manifest.hooks.within(&old.hooks);
                 let approved = approved == 1 && !asks_more;
                 sqlx::query(
                     "UPDATE plugins SET version = $1, manifest = $2, sha256 = $3, approved = $4, component = $5, updated_at = $6 WHERE id = $7",
@@ -325,21 +395,105 @@ impl PluginService {
         self.get(id)
     }
 
-    /// Removes a plugin and its enablements.
-    pub async fn uninstall(&self, id: &str) -> Result<(), ApiError> {
+    /// Removes a plugin and its enablements. Its data (kv entries, delivery cursor,
+    /// dead letters) stays for a reinstall unless `purge` is set.
+    pub async fn uninstall(&self, id: &str, purge: bool) -> Result<(), ApiError> {
         self.get(id)?;
         let mut tx = self.db.pool.begin().await?;
-        sqlx::query("DELETE FROM plugin_departments WHERE plugin_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM plugins WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let mut tables = vec![
+            "DELETE FROM plugin_departments WHERE plugin_id = $1",
+            "DELETE FROM plugins WHERE id = $1",
+        ];
+        if purge {
+            tables.extend([
+                "DELETE FROM plugin_kv WHERE plugin_id = $1",
+                "DELETE FROM plugin_cursors WHERE plugin_id = $1",
+                "DELETE FROM plugin_dead_letters WHERE plugin_id = $1",
+            ]);
+        }
+        for sql in tables {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         self.reload().await.map_err(ApiError::internal)?;
         Ok(())
+    }
+
+    /// Switches a plugin back on after a suspension.
+    pub async fn resume(&self, id: &str) -> Result<PluginInfo, ApiError> {
+        self.get(id)?;
+        sqlx::query("UPDATE plugins SET suspended = NULL, updated_at = $1 WHERE id = $2")
+            .bind(db::now())
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
+        self.failures.lock().expect("lock").remove(id);
+        self.reload().await.map_err(ApiError::internal)?;
+        self.get(id)
+    }
+
+    /// Counts a call's outcome; the [`FAILURES_BEFORE_SUSPENSION`]th failure in a row
+    /// suspends the plugin and tells the organisation admins.
+    pub async fn record_outcome(&self, id: &str, failure: Option<&str>) {
+        let Some(reason) = failure else {
+            self.failures.lock().expect("lock").remove(id);
+            return;
+        };
+        let count = {
+            let mut failures = self.failures.lock().expect("lock");
+            let count = failures.entry(id.to_string()).or_default();
+            *count += 1;
+            *count
+        };
+        if count != FAILURES_BEFORE_SUSPENSION {
+            return;
+        }
+        let why = format!("failed {count} times in a row; last error: {reason}");
+        tracing::error!(plugin = %id, %why, "suspending a failing plugin");
+        let suspended = sqlx::query(
+            "UPDATE plugins SET suspended = $1, updated_at = $2 WHERE id = $3 AND suspended IS NULL",
+        )
+        .bind(&why)
+        .bind(db::now())
+        .bind(id)
+        .execute(&self.db.pool)
+        .await;
+        if let Err(e) = suspended {
+            tracing::error!(plugin = %id, error = %e, "could not suspend a plugin");
+            return;
+        }
+        if let Err(e) = self.reload().await {
+            tracing::error!(error = %e, "reloading plugins failed");
+        }
+        let told = crate::notifications::tell_admins(
+            &self.db,
+            &format!("Plugin {id} was switched off"),
+            &format!("The plugin {id} {why}. Resume it with POST /api/v1/plugins/{id}/resume once it is fixed."),
+        )
+        .await;
+        if let Err(e) = told {
+            tracing::error!(error = %e, "could not notify the admins");
+        }
+    }
+
+    /// Installed plugins whose after-save hook subscribes to something, running.
+    pub fn after_save_plugins(&self) -> Vec<Arc<Installed>> {
+        let installed = self.installed.read().expect("lock");
+        let mut plugins: Vec<Arc<Installed>> = installed
+            .values()
+            .filter(|p| {
+                p.info.approved
+                    && p.info.suspended.is_none()
+                    && !p.info.manifest.hooks.after_save.is_empty()
+            })
+            .cloned()
+            .collect();
+        plugins.sort_by(|a, b| a.info.id.cmp(&b.info.id));
+        plugins
+    }
+
+    pub fn installed(&self, id: &str) -> Option<Arc<Installed>> {
+        self.installed.read().expect("lock").get(id).cloned()
     }
 
     /// The approved plugins enabled in `department` whose before-save hook subscribes
@@ -352,8 +506,7 @@ impl PluginService {
         let mut hooks: Vec<Arc<Installed>> = installed
             .values()
             .filter(|p| {
-                p.info.approved
-                    && p.info.departments.iter().any(|d| d == department)
+                p.runs_in(department)
                     && p.info
                         .manifest
                         .hooks
@@ -366,10 +519,4 @@ impl PluginService {
         hooks.sort_by(|a, b| a.info.id.cmp(&b.info.id));
         hooks
     }
-}
-
-/// True when every entry of `new` is in `old`.
-fn covers(old: &[String], new: &[String]) -> bool {
-    let old: BTreeSet<&String> = old.iter().collect();
-    new.iter().all(|n| old.contains(n))
 }

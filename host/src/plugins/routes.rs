@@ -1,17 +1,19 @@
-//! HTTP routes of plugins: `/api/v1/plugins[/{id}[/approve|/enable|/disable]]`.
+//! HTTP routes of plugins: `/api/v1/plugins[/{id}[/approve|/enable|/disable|/resume]]`
+//! and their after-save dead letters.
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::delivery::{DeadLetter, Replay};
 use super::{MAX_PACKAGE_BYTES, PluginInfo};
 use crate::api::AppState;
-use crate::api::error::{ApiResult, Problem};
+use crate::api::error::{ApiError, ApiResult, Problem};
 use crate::api::extract::ApiJson;
 use crate::auth::Actor;
 
@@ -22,6 +24,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(approve_plugin))
         .routes(routes!(enable_plugin))
         .routes(routes!(disable_plugin))
+        .routes(routes!(resume_plugin))
+        .routes(routes!(list_dead_letters))
+        .routes(routes!(replay_dead_letter))
         // A package is larger than an ordinary request body.
         .layer(DefaultBodyLimit::max(MAX_PACKAGE_BYTES + 1))
 }
@@ -72,20 +77,78 @@ async fn get_plugin(
     Ok(Json(app.plugins.get(&id)?))
 }
 
-/// Uninstalls a plugin: its hooks stop at once.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UninstallQuery {
+    /// Also delete the plugin's kv entries, delivery cursor and dead letters.
+    #[serde(default)]
+    pub purge: bool,
+}
+
+/// Uninstalls a plugin: its hooks stop at once. Its data stays for a reinstall
+/// unless `purge=true`.
 #[utoipa::path(delete, path = "/api/v1/plugins/{id}", tag = "plugins", security(("bearer" = [])),
-    params(("id" = String, Path)),
+    params(("id" = String, Path), UninstallQuery),
     responses((status = 204, description = "Uninstalled"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn uninstall_plugin(
     State(app): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
+    query: Result<Query<UninstallQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<StatusCode> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     app.access
         .require_admin(&actor, None, "uninstall plugins")
         .await?;
-    app.plugins.uninstall(&id).await?;
+    app.plugins.uninstall(&id, query.purge).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Turns a plugin the host suspended (after it kept failing) back on.
+#[utoipa::path(post, path = "/api/v1/plugins/{id}/resume", tag = "plugins", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = PluginInfo), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn resume_plugin(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PluginInfo>> {
+    app.access
+        .require_admin(&actor, None, "resume plugins")
+        .await?;
+    Ok(Json(app.plugins.resume(&id).await?))
+}
+
+/// After-save deliveries that failed every attempt, oldest first.
+#[utoipa::path(get, path = "/api/v1/plugins/{id}/dead-letters", tag = "plugins", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Vec<DeadLetter>), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn list_dead_letters(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<DeadLetter>>> {
+    app.access
+        .require_admin(&actor, None, "read plugin dead letters")
+        .await?;
+    app.plugins.get(&id)?;
+    Ok(Json(app.deliverer.dead_letters(&id).await?))
+}
+
+/// Delivers a dead letter to the plugin's after-save hook once more.
+#[utoipa::path(post, path = "/api/v1/plugins/{id}/dead-letters/{letter}/replay", tag = "plugins", security(("bearer" = [])),
+    params(("id" = String, Path), ("letter" = String, Path)),
+    responses((status = 200, body = Replay), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn replay_dead_letter(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((id, letter)): Path<(String, String)>,
+) -> ApiResult<Json<Replay>> {
+    app.access
+        .require_admin(&actor, None, "replay plugin dead letters")
+        .await?;
+    Ok(Json(app.deliverer.replay(&id, &letter).await?))
 }
 
 /// Approves the capabilities and hooks the plugin's manifest asks for.
@@ -129,7 +192,7 @@ async fn enable_plugin(
         .departments
         .exists(&body.department)
     {
-        return Err(crate::api::error::ApiError::invalid(
+        return Err(ApiError::invalid(
             "the request is not valid",
             vec![crate::api::error::FieldError::new(
                 "department",

@@ -24,7 +24,10 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::manifest::Capabilities;
 use crate::auth::Actor;
+use crate::db::{self, Db};
+use crate::records::RecordError;
 use crate::records::service::RecordService;
 
 /// Bindings of `crm:plugin@0.1.0` (wit/crm-plugin-0.1.0). A new API version gets a
@@ -38,7 +41,7 @@ pub mod v0_1 {
     });
 }
 
-use v0_1::crm::plugin::types::{HookError, SaveContext};
+use v0_1::crm::plugin::types::{Change, HookError, SaveContext};
 
 /// How often the epoch advances: the resolution of every deadline.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -46,6 +49,8 @@ pub const TICK: Duration = Duration::from_millis(10);
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub hook_deadline: Duration,
+    /// After-save hooks run in the background and may take longer.
+    pub background_deadline: Duration,
     pub memory_bytes: usize,
     pub max_host_calls: u32,
     pub max_payload_bytes: usize,
@@ -55,6 +60,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             hook_deadline: Duration::from_millis(100),
+            background_deadline: Duration::from_secs(5),
             memory_bytes: 64 << 20,
             max_host_calls: 10_000,
             max_payload_bytes: 1 << 20,
@@ -190,25 +196,7 @@ impl Runtime {
                 limits.max_payload_bytes
             )));
         }
-        let mut store = Store::new(
-            &self.engine,
-            CallState {
-                wasi: WasiCtx::builder().build(),
-                table: ResourceTable::new(),
-                limits: StoreLimitsBuilder::new()
-                    .memory_size(limits.memory_bytes)
-                    .instances(32)
-                    .trap_on_grow_failure(true)
-                    .build(),
-                host,
-                host_calls: 0,
-                max_host_calls: limits.max_host_calls,
-            },
-        );
-        store.limiter(|s| &mut s.limits);
-        let ticks = (limits.hook_deadline.as_millis() / TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        let mut store = self.store(host, limits.hook_deadline);
         let outcome = async {
             let plugin = loaded.pre.instantiate_async(&mut store).await?;
             plugin
@@ -228,8 +216,65 @@ impl Runtime {
             Ok(Ok(patch)) => Ok(patch),
             Ok(Err(HookError::Invalid(errors))) => Err(CallError::Invalid(errors)),
             Ok(Err(HookError::Failed(message))) => Err(CallError::Failed(message)),
-            Err(e) => Err(CallError::Failed(describe_trap(&e, limits))),
+            Err(e) => Err(CallError::Failed(describe_trap(&e, limits, limits.hook_deadline))),
         }
+    }
+
+    /// Runs an after-save hook on a fresh instance; `Err` is the reason to retry.
+    pub async fn after_save(
+        &self,
+        loaded: &Loaded,
+        host: HostContext,
+        change: &Change,
+    ) -> Result<(), String> {
+        let limits = &self.limits;
+        if change.payload.len() > limits.max_payload_bytes {
+            return Err(format!(
+                "the change is {} bytes; plugins take at most {}",
+                change.payload.len(),
+                limits.max_payload_bytes
+            ));
+        }
+        let mut store = self.store(host, limits.background_deadline);
+        let outcome = async {
+            let plugin = loaded.pre.instantiate_async(&mut store).await?;
+            plugin
+                .crm_plugin_hooks()
+                .call_after_save(&mut store, change)
+                .await
+        }
+        .await;
+        match outcome {
+            Ok(result) => result,
+            Err(e) => Err(describe_trap(&e, limits, limits.background_deadline)),
+        }
+    }
+
+    /// A Store for one call: fresh WASI context, memory limits, host-call budget and
+    /// a deadline counted in epoch ticks.
+    fn store(&self, host: HostContext, deadline: Duration) -> Store<CallState> {
+        let limits = &self.limits;
+        let mut store = Store::new(
+            &self.engine,
+            CallState {
+                wasi: WasiCtx::builder().build(),
+                table: ResourceTable::new(),
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(limits.memory_bytes)
+                    .instances(32)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                host,
+                host_calls: 0,
+                max_host_calls: limits.max_host_calls,
+                max_payload_bytes: limits.max_payload_bytes,
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        let ticks = (deadline.as_millis() / TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
     }
 }
 
@@ -238,13 +283,24 @@ pub struct Loaded {
     pre: v0_1::PluginPre<CallState>,
 }
 
-/// What a call may reach of the host: the records service, as the user the plugin
-/// acts for, within the objects it was granted.
+/// What a call may reach of the host: the records service as the user the plugin
+/// acts for (with `actor.plugin` set), within what an admin granted the plugin.
 pub struct HostContext {
-    pub plugin: String,
+    /// `id version`, for logs and messages.
+    pub label: String,
+    pub plugin_id: String,
     pub records: RecordService,
+    pub db: Db,
     pub actor: Actor,
-    pub readable: Vec<String>,
+    pub grants: Arc<Capabilities>,
+    /// Departments where the plugin is enabled: where its writes may land.
+    pub departments: Arc<Vec<String>>,
+    /// The department of the record being handled: where a created record goes when
+    /// the plugin names none.
+    pub home_department: Option<String>,
+    /// Records writes are refused inside before-save (a hook that writes would run
+    /// hooks again, inside the write it is checking).
+    pub may_write: bool,
 }
 
 /// Why a call did not let the write through.
@@ -254,11 +310,11 @@ pub enum CallError {
     Failed(String),
 }
 
-fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
+fn describe_trap(e: &wasmtime::Error, limits: &Limits, deadline: Duration) -> String {
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => format!(
             "did not finish within its {} ms time limit and was stopped",
-            limits.hook_deadline.as_millis()
+            deadline.as_millis()
         ),
         Some(Trap::StackOverflow) => "overflowed its stack and was stopped".into(),
         Some(Trap::UnreachableCodeReached) => {
@@ -287,6 +343,7 @@ pub struct CallState {
     host: HostContext,
     host_calls: u32,
     max_host_calls: u32,
+    max_payload_bytes: usize,
 }
 
 impl CallState {
@@ -322,7 +379,7 @@ impl v0_1::crm::plugin::log::Host for CallState {
         use v0_1::crm::plugin::log::Level;
         self.count_host_call()?;
         let message: String = message.chars().take(2_000).collect();
-        let plugin = self.host.plugin.as_str();
+        let plugin = self.host.label.as_str();
         match level {
             Level::Debug => tracing::debug!(plugin, "{message}"),
             Level::Info => tracing::info!(plugin, "{message}"),
@@ -333,6 +390,58 @@ impl v0_1::crm::plugin::log::Host for CallState {
     }
 }
 
+impl CallState {
+    /// Refuses a payload from the plugin larger than the per-call limit.
+    fn check_size(&self, what: &str, text: &str) -> Result<(), String> {
+        if text.len() > self.max_payload_bytes {
+            return Err(format!(
+                "{what} is {} bytes; at most {} are accepted",
+                text.len(),
+                self.max_payload_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_write(&self, object: &str) -> Result<(), String> {
+        if !self.host.may_write {
+            return Err("records cannot be written inside before-save; return a patch instead, or write from after-save".into());
+        }
+        if !self.host.grants.write.iter().any(|o| o == object) {
+            return Err(format!("the plugin was not granted writing {object}"));
+        }
+        Ok(())
+    }
+
+    fn check_department(&self, department: Option<&str>) -> Result<(), String> {
+        match department {
+            Some(d) if self.host.departments.iter().any(|e| e == d) => Ok(()),
+            _ => Err("the plugin is not enabled in the record's department".into()),
+        }
+    }
+}
+
+/// A refusal from the records service in words a plugin author can act on.
+fn describe(e: RecordError) -> String {
+    match e {
+        RecordError::Invalid(ref errors) | RecordError::FieldsForbidden(ref errors) => {
+            let fields: Vec<String> = errors
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect();
+            format!("{e}: {}", fields.join("; "))
+        }
+        e => e.to_string(),
+    }
+}
+
+fn json_object(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        _ => Err("expected a JSON object of fields".into()),
+    }
+}
+
 impl v0_1::crm::plugin::records::Host for CallState {
     async fn get(
         &mut self,
@@ -340,14 +449,200 @@ impl v0_1::crm::plugin::records::Host for CallState {
         id: String,
     ) -> wasmtime::Result<Result<String, String>> {
         self.count_host_call()?;
-        if !self.host.readable.contains(&object) {
+        if !self.host.grants.read.contains(&object) {
             return Ok(Err(format!("the plugin was not granted reading {object}")));
         }
         Ok(
             match self.host.records.get(&self.host.actor, &object, &id).await {
                 Ok(record) => Ok(serde_json::to_string(&record).expect("a record serialises")),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(describe(e)),
             },
         )
+    }
+
+    async fn list(
+        &mut self,
+        object: String,
+        query: String,
+    ) -> wasmtime::Result<Result<String, String>> {
+        self.count_host_call()?;
+        if !self.host.grants.read.contains(&object) {
+            return Ok(Err(format!("the plugin was not granted reading {object}")));
+        }
+        Ok(
+            match self.host.records.list(&self.host.actor, &object, &query).await {
+                Ok(page) => Ok(serde_json::to_string(&page).expect("a page serialises")),
+                Err(e) => Err(describe(e)),
+            },
+        )
+    }
+
+    async fn create(
+        &mut self,
+        object: String,
+        fields: String,
+    ) -> wasmtime::Result<Result<String, String>> {
+        self.count_host_call()?;
+        let checked = (|| {
+            self.check_write(&object)?;
+            self.check_size("the record", &fields)?;
+            let mut fields = json_object(&fields)?;
+            if !fields.contains_key("department")
+                && let Some(home) = &self.host.home_department
+            {
+                fields.insert("department".into(), home.clone().into());
+            }
+            self.check_department(fields.get("department").and_then(|d| d.as_str()))?;
+            Ok::<_, String>(fields)
+        })();
+        let fields = match checked {
+            Ok(fields) => fields,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Owned handles: the call state is not shared across the await.
+        let (records, actor) = (self.host.records.clone(), self.host.actor.clone());
+        Ok(records
+            .create(&actor, &object, &fields)
+            .await
+            .map(|record| serde_json::to_string(&record).expect("a record serialises"))
+            .map_err(describe))
+    }
+
+    async fn update(
+        &mut self,
+        object: String,
+        id: String,
+        patch: String,
+    ) -> wasmtime::Result<Result<String, String>> {
+        self.count_host_call()?;
+        let checked = (|| {
+            self.check_write(&object)?;
+            self.check_size("the patch", &patch)?;
+            if let Some(d) = json_object(&patch)?.get("department") {
+                self.check_department(d.as_str())?;
+            }
+            json_object(&patch)
+        })();
+        let patch = match checked {
+            Ok(patch) => patch,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (records, actor) = (self.host.records.clone(), self.host.actor.clone());
+        let current = match records.get(&actor, &object, &id).await {
+            Ok(record) => record,
+            Err(e) => return Ok(Err(describe(e))),
+        };
+        if let Err(e) = self.check_department(current.department.as_deref()) {
+            return Ok(Err(e));
+        }
+        Ok(records
+            .update(&actor, &object, &id, &patch, None)
+            .await
+            .map(|record| serde_json::to_string(&record).expect("a record serialises"))
+            .map_err(describe))
+    }
+}
+
+/// Keys and values of the plugin-private store.
+const MAX_KV_KEY_BYTES: usize = 256;
+const MAX_KV_VALUE_BYTES: usize = 64 << 10;
+const MAX_KV_KEYS_LISTED: i64 = 1_000;
+
+impl CallState {
+    fn check_kv(&self, key: &str) -> Result<(), String> {
+        if !self.host.grants.kv {
+            return Err("the plugin was not granted kv".into());
+        }
+        if key.is_empty() || key.len() > MAX_KV_KEY_BYTES {
+            return Err(format!("a key is 1 to {MAX_KV_KEY_BYTES} bytes"));
+        }
+        Ok(())
+    }
+}
+
+impl v0_1::crm::plugin::kv::Host for CallState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, String>> {
+        self.count_host_call()?;
+        if let Err(e) = self.check_kv(&key) {
+            return Ok(Err(e));
+        }
+        let value = sqlx::query_scalar("SELECT value FROM plugin_kv WHERE plugin_id = $1 AND key = $2")
+            .bind(&self.host.plugin_id)
+            .bind(&key)
+            .fetch_optional(&self.host.db.pool)
+            .await;
+        Ok(value.map_err(|e| e.to_string()))
+    }
+
+    async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), String>> {
+        self.count_host_call()?;
+        if let Err(e) = self.check_kv(&key) {
+            return Ok(Err(e));
+        }
+        if value.len() > MAX_KV_VALUE_BYTES {
+            return Ok(Err(format!(
+                "a value is at most {} KiB",
+                MAX_KV_VALUE_BYTES >> 10
+            )));
+        }
+        let done = sqlx::query(
+            "INSERT INTO plugin_kv (plugin_id, key, value, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (plugin_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(&self.host.plugin_id)
+        .bind(&key)
+        .bind(&value)
+        .bind(db::now())
+        .execute(&self.host.db.pool)
+        .await;
+        Ok(done.map(|_| ()).map_err(|e| e.to_string()))
+    }
+
+    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), String>> {
+        self.count_host_call()?;
+        if let Err(e) = self.check_kv(&key) {
+            return Ok(Err(e));
+        }
+        let done = sqlx::query("DELETE FROM plugin_kv WHERE plugin_id = $1 AND key = $2")
+            .bind(&self.host.plugin_id)
+            .bind(&key)
+            .execute(&self.host.db.pool)
+            .await;
+        Ok(done.map(|_| ()).map_err(|e| e.to_string()))
+    }
+
+    async fn keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, String>> {
+        self.count_host_call()?;
+        if !self.host.grants.kv {
+            return Ok(Err("the plugin was not granted kv".into()));
+        }
+        // substr instead of LIKE: the prefix is data, not a pattern.
+        let keys = sqlx::query_scalar(
+            "SELECT key FROM plugin_kv WHERE plugin_id = $1 AND substr(key, 1, length($2)) = $2 ORDER BY key LIMIT $3",
+        )
+        .bind(&self.host.plugin_id)
+        .bind(&prefix)
+        .bind(MAX_KV_KEYS_LISTED)
+        .fetch_all(&self.host.db.pool)
+        .await;
+        Ok(keys.map_err(|e| e.to_string()))
+    }
+}
+
+impl v0_1::crm::plugin::notify::Host for CallState {
+    async fn send(
+        &mut self,
+        user: String,
+        title: String,
+        body: String,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.count_host_call()?;
+        if !self.host.grants.notify {
+            return Ok(Err("the plugin was not granted notify".into()));
+        }
+        let source = format!("plugin:{}", self.host.plugin_id);
+        let sent =
+            crate::notifications::send(&self.host.db, &user, &source, &title, &body).await;
+        Ok(sent.map(|_| ()).map_err(|e| e.to_string()))
     }
 }

@@ -5,6 +5,7 @@
 //! [`writer`] together with its audit entry and its outbox event.
 
 pub mod demo;
+pub mod export;
 pub mod metadata;
 pub mod metadata_routes;
 pub mod objects;

@@ -77,6 +77,7 @@ pub fn standard_objects() -> Vec<ObjectType> {
                 {"name": "source", "type": "picklist", "values": sources},
                 {"name": "status", "type": "picklist", "required": true, "indexed": true,
                  "values": ["new", "in progress", "qualified", "disqualified", "completed"], "default": "new"},
+                {"name": "score", "type": "integer", "min": 0, "max": 100},
                 {"name": "notes", "type": "long_text"}
             ]),
         ),

@@ -40,7 +40,7 @@ use crate::db::{self, Db};
 use crate::events::Event;
 use crate::plugins::PluginService;
 use crate::plugins::runtime::v0_1::crm::plugin::types::SaveContext;
-use crate::plugins::runtime::{CallError, HostContext};
+use crate::plugins::runtime::CallError;
 
 /// Attempts for an update without `If-Match` that keeps meeting concurrent changes.
 const UNCONDITIONAL_RETRIES: usize = 3;
@@ -87,6 +87,15 @@ impl RecordService {
 
     pub fn access(&self) -> &AccessControl {
         &self.access
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Notified after each committed batch of writes.
+    pub fn committed(&self) -> Arc<tokio::sync::Notify> {
+        self.writer.committed()
     }
 
     fn object(&self, name: &str) -> Result<Arc<ObjectType>, RecordError> {
@@ -502,9 +511,56 @@ impl RecordService {
         object: &str,
         query: &str,
     ) -> Result<Page, RecordError> {
+        self.list_for(actor, object, query, Action::Read).await
+    }
+
+    /// The columns of an export of `object` (envelope, then the fields the caller
+    /// sees), once the caller is known to hold the export right on some records.
+    pub async fn export_columns(
+        &self,
+        actor: &Actor,
+        object: &str,
+    ) -> Result<Vec<String>, RecordError> {
+        let c = self.caller(actor, object)?;
+        if c.rights.grants(Action::Export).is_empty() {
+            return Err(self
+                .deny(
+                    &c,
+                    Action::Export,
+                    None,
+                    "no export right",
+                    RecordError::Forbidden(format!("you may not export {object}")),
+                )
+                .await);
+        }
+        let mut columns: Vec<String> = ["id", "owner", "department", "created_at", "updated_at", "version"]
+            .map(String::from)
+            .to_vec();
+        columns.extend(c.visible.fields.iter().map(|f| f.name.clone()));
+        Ok(columns)
+    }
+
+    /// One page of an export: like [`Self::list`], within the caller's export scope
+    /// (shares do not extend it) and its read scope.
+    pub async fn export_page(
+        &self,
+        actor: &Actor,
+        object: &str,
+        query: &str,
+    ) -> Result<Page, RecordError> {
+        self.list_for(actor, object, query, Action::Export).await
+    }
+
+    async fn list_for(
+        &self,
+        actor: &Actor,
+        object: &str,
+        query: &str,
+        action: Action,
+    ) -> Result<Page, RecordError> {
         let c = self.caller(actor, object)?;
         let query = ListQuery::parse(&c.visible, query)?;
-        let scope = c.user.read_scope(&c.rights);
+        let scope = c.user.scope(&c.rights, action);
         let (sql, binds) =
             query.to_sql(&c.visible, self.db.dialect, &self.record_columns(), &scope);
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), binds)
@@ -520,8 +576,15 @@ impl RecordService {
         } else {
             None
         };
+        let read = c.rights.grants(Action::Read);
         let items = items
             .into_iter()
+            // An export right wider than the read right reaches no further.
+            .filter(|r| {
+                action == Action::Read
+                    || c.user
+                        .covers(read, r.owner.as_deref(), r.department.as_deref())
+            })
             .map(|r| with_all_fields(&c.visible, r))
             .collect();
         Ok(Page { items, next_cursor })
@@ -593,12 +656,7 @@ impl RecordService {
                 actor: c.actor.user_id.clone(),
                 department: record.department.clone(),
             };
-            let host = HostContext {
-                plugin: name.clone(),
-                records: self.clone(),
-                actor: c.actor.clone(),
-                readable: plugin.info.manifest.capabilities.read.clone(),
-            };
+            let host = plugin.host_context(self, c.actor, record.department.clone(), false);
             let json = serde_json::to_string(&*record).expect("a record serialises");
             let patch = match self
                 .plugins
@@ -606,9 +664,16 @@ impl RecordService {
                 .before_save(&plugin.loaded, host, &context, &json)
                 .await
             {
-                Ok(None) => continue,
-                Ok(Some(patch)) => patch,
+                Ok(None) => {
+                    self.plugins.record_outcome(&plugin.info.id, None).await;
+                    continue;
+                }
+                Ok(Some(patch)) => {
+                    self.plugins.record_outcome(&plugin.info.id, None).await;
+                    patch
+                }
                 Err(CallError::Invalid(errors)) => {
+                    self.plugins.record_outcome(&plugin.info.id, None).await;
                     return Err(RecordError::Invalid(
                         errors
                             .into_iter()
@@ -618,6 +683,9 @@ impl RecordService {
                 }
                 Err(CallError::Failed(message)) => {
                     tracing::warn!(plugin = %name, %message, "a before-save hook failed");
+                    self.plugins
+                        .record_outcome(&plugin.info.id, Some(&message))
+                        .await;
                     return Err(RecordError::Plugin(format!(
                         "the plugin {name} failed, so nothing was saved: {message}"
                     )));
@@ -908,7 +976,12 @@ fn event(
         record_id: record.id.clone(),
         record_version: record.version,
         actor: Some(actor.user_id.clone()),
-        payload: serde_json::json!({"record": record, "changes": changes}),
+        payload: match &actor.plugin {
+            None => serde_json::json!({"record": record, "changes": changes}),
+            Some(plugin) => {
+                serde_json::json!({"record": record, "changes": changes, "plugin": plugin})
+            }
+        },
         created_at: at.to_string(),
     }
 }

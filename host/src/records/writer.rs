@@ -67,6 +67,8 @@ struct Job {
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Woken after every committed batch, so outbox consumers need not poll hard.
+    committed: Arc<tokio::sync::Notify>,
 }
 
 impl Writer {
@@ -75,14 +77,20 @@ impl Writer {
     pub fn start(db: Db) -> Writer {
         let (jobs, rx) = mpsc::channel::<Job>(4096);
         let rx = Arc::new(Mutex::new(rx));
+        let committed = Arc::new(tokio::sync::Notify::new());
         let tasks = match db.dialect {
             Dialect::Sqlite => 1,
             Dialect::Postgres => 4,
         };
         for _ in 0..tasks {
-            tokio::spawn(run(db.clone(), rx.clone()));
+            tokio::spawn(run(db.clone(), rx.clone(), committed.clone()));
         }
-        Writer { jobs }
+        Writer { jobs, committed }
+    }
+
+    /// Notified after each committed batch of writes (new outbox events).
+    pub fn committed(&self) -> Arc<tokio::sync::Notify> {
+        self.committed.clone()
     }
 
     /// Commits one write; returns once it is durable (or refused).
@@ -96,7 +104,7 @@ impl Writer {
     }
 }
 
-async fn run(db: Db, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn run(db: Db, rx: Arc<Mutex<mpsc::Receiver<Job>>>, committed: Arc<tokio::sync::Notify>) {
     loop {
         let mut batch = Vec::new();
         {
@@ -111,6 +119,7 @@ async fn run(db: Db, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
             }
         }
         commit_batch(&db, batch).await;
+        committed.notify_one();
     }
 }
 

@@ -1,0 +1,106 @@
+//! `/api/v1/notifications`: the caller's own notifications.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::Notification;
+use crate::api::error::{ApiError, ApiResult, Problem};
+use crate::api::{AppState, paging};
+use crate::auth::Actor;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_notifications))
+        .routes(routes!(read_notification))
+        .routes(routes!(read_all_notifications))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationPage {
+    pub items: Vec<Notification>,
+    /// Pass as `cursor` for older ones; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Marked {
+    /// How many notifications changed from unread to read.
+    pub marked: u64,
+}
+
+/// The caller's notifications, newest first.
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", security(("bearer" = [])),
+    params(
+        ("unread" = Option<bool>, Query, description = "Only unread ones"),
+        ("cursor" = Option<String>, Query, description = "From a previous page's next_cursor"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+    ),
+    responses((status = 200, body = NotificationPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn list_notifications(
+    State(app): State<AppState>,
+    actor: Actor,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<NotificationPage>> {
+    // `unread` is ours; the rest is the usual paging.
+    let mut unread = false;
+    let mut rest = Vec::new();
+    for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        if k == "unread" {
+            unread = match v.as_ref() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err(ApiError::bad_request("unread must be true or false")),
+            };
+        } else {
+            rest.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    let rest = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(rest)
+        .finish();
+    let (cursor, limit) = paging(Some(&rest), "cursor", 200, 50)?;
+    let mut items =
+        super::list(&app.db, &actor.user_id, unread, cursor.as_deref(), limit + 1).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|n| n.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(NotificationPage { items, next_cursor }))
+}
+
+/// Marks one of the caller's notifications read.
+#[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Marked), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn read_notification(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Marked>> {
+    let marked = super::mark_read(&app.db, &actor.user_id, Some(&id)).await?;
+    if marked == 0 {
+        // Already read, or not the caller's: only the first is worth a 200.
+        if !super::owns(&app.db, &actor.user_id, &id).await? {
+            return Err(ApiError::not_found("there is no such notification"));
+        }
+    }
+    Ok(Json(Marked { marked }))
+}
+
+/// Marks all of the caller's notifications read.
+#[utoipa::path(post, path = "/api/v1/notifications/read-all", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, body = Marked)))]
+async fn read_all_notifications(
+    State(app): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Marked>> {
+    Ok(Json(Marked {
+        marked: super::mark_read(&app.db, &actor.user_id, None).await?,
+    }))
+}
