@@ -124,7 +124,8 @@ pub mod records {
     use serde_json::Value;
 
     fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
-        serde_json::from_str(text).map_err(|e| format!("the host sent JSON that was not expected: {e}"))
+        serde_json::from_str(text)
+            .map_err(|e| format!("the host sent JSON that was not expected: {e}"))
     }
 
     /// One record; `Err("record not found")` when it does not exist or may not be read.
@@ -149,12 +150,19 @@ pub mod records {
 
     /// Creates a record (capability `write` for the object; not inside before-save).
     pub fn create(object: &str, fields: &Record) -> Result<Record, String> {
-        decode(&host::create(object, &Value::Object(fields.clone()).to_string())?)
+        decode(&host::create(
+            object,
+            &Value::Object(fields.clone()).to_string(),
+        )?)
     }
 
     /// Changes fields of a record (`null` clears one); same rules as [`create`].
     pub fn update(object: &str, id: &str, patch: &Record) -> Result<Record, String> {
-        decode(&host::update(object, id, &Value::Object(patch.clone()).to_string())?)
+        decode(&host::update(
+            object,
+            id,
+            &Value::Object(patch.clone()).to_string(),
+        )?)
     }
 }
 

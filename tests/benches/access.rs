@@ -187,7 +187,9 @@ async fn main() {
         let sql = format!(
             "EXPLAIN QUERY PLAN SELECT id, data FROM records WHERE id IN ({} UNION ALL {}) ORDER BY id DESC LIMIT 51",
             page(scope),
-            page("id IN (SELECT s.record_id FROM record_shares s WHERE s.object = 'bench_items' AND (s.user_id = 'x' OR s.department_id IN ('x')))")
+            page(
+                "id IN (SELECT s.record_id FROM record_shares s WHERE s.object = 'bench_items' AND (s.user_id = 'x' OR s.department_id IN ('x')))"
+            )
         );
         let plan: Vec<String> = sqlx::query(AssertSqlSafe(sql))
             .fetch_all(&pool)

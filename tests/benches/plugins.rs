@@ -41,7 +41,11 @@ async fn main() {
 
     println!("\n[1] One before-save hook call (a contact whose phone it normalises)");
     let native = native_calls();
-    row("baseline: native Rust call", &format!("median {}", us(native)), "same SDK glue and logic, compiled for this CPU");
+    row(
+        "baseline: native Rust call",
+        &format!("median {}", us(native)),
+        "same SDK glue and logic, compiled for this CPU",
+    );
     let hook = hook_calls(&package).await;
     row(
         "fresh pooled instance + call",
@@ -104,12 +108,20 @@ async fn main() {
     let create_ratio = hooked.rate() / plain.rate();
     row(
         "no hook",
-        &format!("{} creates/s, p99 {}", thousands(plain.rate()), ms(plain.pct(0.99))),
+        &format!(
+            "{} creates/s, p99 {}",
+            thousands(plain.rate()),
+            ms(plain.pct(0.99))
+        ),
         "baseline",
     );
     row(
         "one before-save hook",
-        &format!("{} creates/s, p99 {}", thousands(hooked.rate()), ms(hooked.pct(0.99))),
+        &format!(
+            "{} creates/s, p99 {}",
+            thousands(hooked.rate()),
+            ms(hooked.pct(0.99))
+        ),
         &format!(
             "{create_ratio:.2}x  {}",
             target(create_ratio >= 0.8, ">= 0.80x")
@@ -117,14 +129,22 @@ async fn main() {
     );
     for (who, run) in [("no hook", &plain), ("hook", &hooked)] {
         if let Some(e) = &run.first_error {
-            row(&format!("{who} errors"), &format!("{}: {e}", run.errors), "");
+            row(
+                &format!("{who} errors"),
+                &format!("{}: {e}", run.errors),
+                "",
+            );
         }
     }
 
     println!("\n[4] Memory of `crm serve` with {PLUGINS} plugins installed");
     let pid = srv.pid().expect("server pid");
     let before = rss_mb(pid).unwrap_or(0.0);
-    row("VmRSS with 1 plugin, after [3]", &format!("{before:.1} MB"), "baseline");
+    row(
+        "VmRSS with 1 plugin, after [3]",
+        &format!("{before:.1} MB"),
+        "baseline",
+    );
     let manifest = String::from_utf8(file_in(&package, "plugin.toml")).expect("utf-8");
     for i in 1..PLUGINS {
         let id = format!("data-quality-{i}");
@@ -188,11 +208,16 @@ async fn hook_calls(package: &[u8]) -> Duration {
         session_hours: 12,
         log_json: false,
     };
-    let db = crm_host::server::open_database(&config).await.expect("database");
+    let db = crm_host::server::open_database(&config)
+        .await
+        .expect("database");
     let app = crm_host::server::build(config, db).await.expect("app");
     app.plugins.install(package).await.expect("install");
     app.plugins.approve("data-quality").await.expect("approve");
-    app.plugins.enable("data-quality", ROOT).await.expect("enable");
+    app.plugins
+        .enable("data-quality", ROOT)
+        .await
+        .expect("enable");
     let plugin = app
         .plugins
         .before_save_hooks("contacts", Some(ROOT))

@@ -680,12 +680,18 @@ async fn an_export_holds_what_the_caller_may_export_and_nothing_more(backend: Ba
         )
         .await;
     let support_deal = admin
-        .create("deals", json!({"name": "Support deal", "department": support}))
+        .create(
+            "deals",
+            json!({"name": "Support deal", "department": support}),
+        )
         .await;
     // A share lets the manager read the support deal, not export it.
     let share = admin
         .post(
-            &format!("/api/v1/records/deals/{}/shares", support_deal["id"].as_str().unwrap()),
+            &format!(
+                "/api/v1/records/deals/{}/shares",
+                support_deal["id"].as_str().unwrap()
+            ),
             json!({"user": manager_id, "access": "read"}),
         )
         .await;
@@ -705,15 +711,25 @@ async fn an_export_holds_what_the_caller_may_export_and_nothing_more(backend: Ba
         "{}",
         lines[0]
     );
-    assert_eq!(lines.len(), 1 + 231, "header, 230 deals and the formula one");
-    assert!(!csv.text.contains("Support deal"), "shares do not extend exports");
+    assert_eq!(
+        lines.len(),
+        1 + 231,
+        "header, 230 deals and the formula one"
+    );
     assert!(
-        csv.text.contains("\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\""),
+        !csv.text.contains("Support deal"),
+        "shares do not extend exports"
+    );
+    assert!(
+        csv.text
+            .contains("\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\""),
         "a formula is defused: {}",
         lines[1]
     );
-    let ids: std::collections::HashSet<&str> =
-        lines[1..].iter().map(|l| l.split(',').next().unwrap()).collect();
+    let ids: std::collections::HashSet<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
     assert_eq!(ids.len(), 231, "every record once");
     // The same filters as a list.
     let filtered = manager

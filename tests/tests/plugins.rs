@@ -388,12 +388,17 @@ async fn after_save_scores_leads_and_tells_the_owner_once(backend: Backend) {
         .await;
     assert_eq!(untouched.body["score"], json!(null), "{}", untouched.body);
     // Who changed the score, as the audit history shows it.
-    let history = sam.get(&format!("/api/v1/records/leads/{id}/history")).await;
+    let history = sam
+        .get(&format!("/api/v1/records/leads/{id}/history"))
+        .await;
     assert_eq!(history.status, StatusCode::OK, "{}", history.body);
 
     // The owner is told once, even after more saves (kv remembers).
     let res = sam
-        .patch(&format!("/api/v1/records/leads/{id}"), json!({"notes": "Called back"}))
+        .patch(
+            &format!("/api/v1/records/leads/{id}"),
+            json!({"notes": "Called back"}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     let notes = sam
@@ -487,7 +492,10 @@ async fn a_failing_after_save_is_retried_then_kept_as_a_dead_letter_an_admin_rep
     let (_, member) = srv.member("m@example.com", ROOT, "member").await;
     let letter_id = letter["id"].as_str().unwrap();
     assert_eq!(
-        member.get("/api/v1/plugins/hostile/dead-letters").await.status,
+        member
+            .get("/api/v1/plugins/hostile/dead-letters")
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
     let replay = format!("/api/v1/plugins/hostile/dead-letters/{letter_id}/replay");
@@ -599,13 +607,18 @@ async fn plugin_writes_and_storage_stay_within_its_grants(backend: Backend) {
     let peek_id = peek["id"].as_str().unwrap().to_string();
     let seen_once = || async {
         let res = sam
-            .create("companies", json!({"name": format!("kv-peek:seen/{peek_id}")}))
+            .create(
+                "companies",
+                json!({"name": format!("kv-peek:seen/{peek_id}")}),
+            )
             .await;
         res["description"].as_str().unwrap().to_string()
     };
-    eventually(DELIVERY, "hostile's after-save to count the company", || async {
-        (seen_once().await == "kv: 1").then_some(())
-    })
+    eventually(
+        DELIVERY,
+        "hostile's after-save to count the company",
+        || async { (seen_once().await == "kv: 1").then_some(()) },
+    )
     .await;
 
     // Uninstalled and installed again, its data is still there; purged, it is gone.

@@ -63,8 +63,14 @@ async fn list_notifications(
         .extend_pairs(rest)
         .finish();
     let (cursor, limit) = paging(Some(&rest), "cursor", 200, 50)?;
-    let mut items =
-        super::list(&app.db, &actor.user_id, unread, cursor.as_deref(), limit + 1).await?;
+    let mut items = super::list(
+        &app.db,
+        &actor.user_id,
+        unread,
+        cursor.as_deref(),
+        limit + 1,
+    )
+    .await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|n| n.id.clone())

@@ -135,18 +135,20 @@ impl Deliverer {
             .await?;
             return Ok(0);
         }
-        let last: i64 = sqlx::query_scalar("SELECT last_seq FROM plugin_cursors WHERE plugin_id = $1")
-            .bind(id)
-            .fetch_one(&self.db().pool)
-            .await?;
+        let last: i64 =
+            sqlx::query_scalar("SELECT last_seq FROM plugin_cursors WHERE plugin_id = $1")
+                .bind(id)
+                .fetch_one(&self.db().pool)
+                .await?;
         let events = crate::events::list(self.db(), last, BATCH).await?;
         let read = events.len() as i64;
         let subscribed = &plugin.info.manifest.hooks.after_save;
         for event in events {
-            if subscribed.contains(&event.object) && self.concerns(plugin, &event) {
-                if let Err(error) = self.deliver_with_retries(plugin, &event).await {
-                    self.bury(id, &event, error).await?;
-                }
+            if subscribed.contains(&event.object)
+                && self.concerns(plugin, &event)
+                && let Err(error) = self.deliver_with_retries(plugin, &event).await
+            {
+                self.bury(id, &event, error).await?;
             }
             sqlx::query(
                 "UPDATE plugin_cursors SET last_seq = $1, lease_until = $2 WHERE plugin_id = $3 AND lease_owner = $4",
@@ -164,7 +166,8 @@ impl Deliverer {
     /// Is the event for this plugin: in a department where it runs, and not a change
     /// the plugin made itself?
     fn concerns(&self, plugin: &Installed, event: &Event) -> bool {
-        let by_itself = event.payload.get("plugin").and_then(|p| p.as_str()) == Some(&plugin.info.id);
+        let by_itself =
+            event.payload.get("plugin").and_then(|p| p.as_str()) == Some(&plugin.info.id);
         let department = event.payload["record"]["department"].as_str();
         !by_itself && department.is_some_and(|d| plugin.runs_in(d))
     }
@@ -264,7 +267,9 @@ impl Deliverer {
             .await?
             .into_iter()
             .find(|e| e.seq == letter.event_seq)
-            .ok_or_else(|| ApiError::conflict("the event of this dead letter is no longer in the outbox"))?;
+            .ok_or_else(|| {
+                ApiError::conflict("the event of this dead letter is no longer in the outbox")
+            })?;
         match self.deliver(&installed, &event).await {
             Ok(()) => {
                 sqlx::query("DELETE FROM plugin_dead_letters WHERE id = $1")
@@ -323,4 +328,3 @@ async fn actor_of(db: &Db, user: &str) -> Result<Actor, String> {
         plugin: None,
     })
 }
-

@@ -25,9 +25,9 @@ use utoipa::ToSchema;
 
 use crate::api::error::{ApiError, FieldError};
 use crate::auth::Actor;
-use crate::records::service::RecordService;
 use crate::db::{self, Db};
 use crate::records::schema::SchemaCache;
+use crate::records::service::RecordService;
 use manifest::Manifest;
 use runtime::{Loaded, Runtime};
 

@@ -216,7 +216,11 @@ impl Runtime {
             Ok(Ok(patch)) => Ok(patch),
             Ok(Err(HookError::Invalid(errors))) => Err(CallError::Invalid(errors)),
             Ok(Err(HookError::Failed(message))) => Err(CallError::Failed(message)),
-            Err(e) => Err(CallError::Failed(describe_trap(&e, limits, limits.hook_deadline))),
+            Err(e) => Err(CallError::Failed(describe_trap(
+                &e,
+                limits,
+                limits.hook_deadline,
+            ))),
         }
     }
 
@@ -470,7 +474,12 @@ impl v0_1::crm::plugin::records::Host for CallState {
             return Ok(Err(format!("the plugin was not granted reading {object}")));
         }
         Ok(
-            match self.host.records.list(&self.host.actor, &object, &query).await {
+            match self
+                .host
+                .records
+                .list(&self.host.actor, &object, &query)
+                .await
+            {
                 Ok(page) => Ok(serde_json::to_string(&page).expect("a page serialises")),
                 Err(e) => Err(describe(e)),
             },
@@ -566,11 +575,12 @@ impl v0_1::crm::plugin::kv::Host for CallState {
         if let Err(e) = self.check_kv(&key) {
             return Ok(Err(e));
         }
-        let value = sqlx::query_scalar("SELECT value FROM plugin_kv WHERE plugin_id = $1 AND key = $2")
-            .bind(&self.host.plugin_id)
-            .bind(&key)
-            .fetch_optional(&self.host.db.pool)
-            .await;
+        let value =
+            sqlx::query_scalar("SELECT value FROM plugin_kv WHERE plugin_id = $1 AND key = $2")
+                .bind(&self.host.plugin_id)
+                .bind(&key)
+                .fetch_optional(&self.host.db.pool)
+                .await;
         Ok(value.map_err(|e| e.to_string()))
     }
 
@@ -641,8 +651,7 @@ impl v0_1::crm::plugin::notify::Host for CallState {
             return Ok(Err("the plugin was not granted notify".into()));
         }
         let source = format!("plugin:{}", self.host.plugin_id);
-        let sent =
-            crate::notifications::send(&self.host.db, &user, &source, &title, &body).await;
+        let sent = crate::notifications::send(&self.host.db, &user, &source, &title, &body).await;
         Ok(sent.map(|_| ()).map_err(|e| e.to_string()))
     }
 }

@@ -76,10 +76,15 @@ mod tests {
         let mut out = String::new();
         csv_row(
             &mut out,
-            ["plain", "a,b", "say \"hi\"", "two\nlines"].into_iter().map(Cow::from),
+            ["plain", "a,b", "say \"hi\"", "two\nlines"]
+                .into_iter()
+                .map(Cow::from),
         );
         assert_eq!(out, "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n");
-        assert_eq!(cell(&Value::from("=HYPERLINK(\"x\")")), "'=HYPERLINK(\"x\")");
+        assert_eq!(
+            cell(&Value::from("=HYPERLINK(\"x\")")),
+            "'=HYPERLINK(\"x\")"
+        );
         assert_eq!(cell(&Value::from("@SUM(A1)")), "'@SUM(A1)");
         assert_eq!(cell(&Value::from(-5)), "-5");
         assert_eq!(cell(&serde_json::json!(["a", "=b"])), "a;=b");

@@ -349,7 +349,9 @@ impl<'a> ListQuery<'a> {
                     .iter()
                     .enumerate()
                     .map(|(i, branch)| {
-                        format!("SELECT id FROM (SELECT id {from} AND {branch}{rest}{order}) AS p{i}")
+                        format!(
+                            "SELECT id FROM (SELECT id {from} AND {branch}{rest}{order}) AS p{i}"
+                        )
                     })
                     .collect();
                 format!(

@@ -116,8 +116,12 @@ async fn export_records(
     let state = (Some(first), head, columns);
     let filename = format!("attachment; filename=\"{object}.csv\"");
     let body = futures_util::stream::unfold(state, move |(page, mut out, columns)| {
-        let (app, actor, object, page_query) =
-            (app.clone(), actor.clone(), object.clone(), page_query.clone());
+        let (app, actor, object, page_query) = (
+            app.clone(),
+            actor.clone(),
+            object.clone(),
+            page_query.clone(),
+        );
         async move {
             let page = page?;
             for record in &page.items {

@@ -39,8 +39,8 @@ use crate::auth::Actor;
 use crate::db::{self, Db};
 use crate::events::Event;
 use crate::plugins::PluginService;
-use crate::plugins::runtime::v0_1::crm::plugin::types::SaveContext;
 use crate::plugins::runtime::CallError;
+use crate::plugins::runtime::v0_1::crm::plugin::types::SaveContext;
 
 /// Attempts for an update without `If-Match` that keeps meeting concurrent changes.
 const UNCONDITIONAL_RETRIES: usize = 3;
@@ -533,9 +533,16 @@ impl RecordService {
                 )
                 .await);
         }
-        let mut columns: Vec<String> = ["id", "owner", "department", "created_at", "updated_at", "version"]
-            .map(String::from)
-            .to_vec();
+        let mut columns: Vec<String> = [
+            "id",
+            "owner",
+            "department",
+            "created_at",
+            "updated_at",
+            "version",
+        ]
+        .map(String::from)
+        .to_vec();
         columns.extend(c.visible.fields.iter().map(|f| f.name.clone()));
         Ok(columns)
     }

@@ -7,7 +7,9 @@
 //! warm it is) into the lead's `score` field, and tells the lead's owner once when a
 //! lead turns hot (kv remembers who was told, since after-save may run twice).
 
-use crm_plugin_sdk::{Committed, HookError, Plugin, Record, SaveContext, Value, invalid, kv, notify, records};
+use crm_plugin_sdk::{
+    Committed, HookError, Plugin, Record, SaveContext, Value, invalid, kv, notify, records,
+};
 
 pub struct DataQuality;
 
@@ -79,7 +81,11 @@ pub fn lead_score(lead: &Record) -> i64 {
             .is_some_and(|v| !v.trim().is_empty())
     };
     let mut score = 0;
-    if lead.get("email").and_then(Value::as_str).is_some_and(useful_email) {
+    if lead
+        .get("email")
+        .and_then(Value::as_str)
+        .is_some_and(useful_email)
+    {
         score += 30;
     }
     if has("phone") {
@@ -155,7 +161,8 @@ mod tests {
             "phone": "+98211234", "company_name": "Acme", "source": "Referral"
         }));
         assert_eq!(lead_score(&hot), 100);
-        let cold = lead(crm_plugin_sdk::json!({"last_name": "Karimi", "email": "x@mailinator.com"}));
+        let cold =
+            lead(crm_plugin_sdk::json!({"last_name": "Karimi", "email": "x@mailinator.com"}));
         assert_eq!(lead_score(&cold), 0);
     }
 

@@ -67,7 +67,10 @@ impl Plugin for Hostile {
             // Reads a kv key (its own store only) into the description.
             n if n.starts_with("kv-peek:") => {
                 let value = kv::get(&n["kv-peek:".len()..]).map_err(HookError::Failed)?;
-                Ok(Some(description(format!("kv: {}", value.as_deref().unwrap_or("none")))))
+                Ok(Some(description(format!(
+                    "kv: {}",
+                    value.as_deref().unwrap_or("none")
+                ))))
             }
             _ => Ok(None),
         }
@@ -76,7 +79,11 @@ impl Plugin for Hostile {
     /// Fails for a company named `after-save-fails` until a company named `forgive`
     /// was saved; otherwise counts deliveries per record in kv.
     fn after_save(change: &Committed) -> Result<(), String> {
-        let name = change.record.get("name").and_then(Value::as_str).unwrap_or("");
+        let name = change
+            .record
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if name == "after-save-fails" && kv::get("forgive")?.is_none() {
             return Err("asked to fail".into());
         }
