@@ -31,7 +31,7 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Build plugin packages.
+    /// Start, build and package plugins.
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
@@ -40,6 +40,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Create a plugin crate that builds, passes its test and packs out of the box.
+    New {
+        /// The plugin's id (a-z, 0-9 and -), also the crate's name.
+        id: String,
+        /// Where to create it; default a folder named after the id, here.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// The crm-plugin-sdk crate to depend on; default the one this `crm` was
+        /// built with.
+        #[arg(long)]
+        sdk: Option<std::path::PathBuf>,
+    },
     /// Build the plugin crate in DIR for wasm32-wasip2 and write its package
     /// (plugin.toml + plugin.wasm), ready for POST /api/v1/plugins.
     Pack {
@@ -71,7 +83,30 @@ enum AdminCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // Packing needs no configuration, database or runtime.
+    // Creating and packing need no configuration, database or runtime.
+    if let Command::Plugin {
+        command: PluginCommand::New { id, dir, sdk },
+    } = &cli.command
+    {
+        let dir = dir.clone().unwrap_or_else(|| id.into());
+        let sdk = sdk
+            .clone()
+            .unwrap_or_else(crm_host::plugins::scaffold::default_sdk);
+        return match crm_host::plugins::scaffold::new_plugin(id, &dir, &sdk) {
+            Ok(()) => {
+                println!(
+                    "created {}: `cargo test` there runs its tests, `crm plugin pack {}` builds its package",
+                    dir.display(),
+                    dir.display()
+                );
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::Plugin {
         command: PluginCommand::Pack { dir, wasm, out },
     } = &cli.command

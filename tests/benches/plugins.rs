@@ -10,7 +10,8 @@
 //!    without, in alternating rounds.
 //! 4. The server's memory with 20 plugins installed.
 //!
-//! Run with `cargo bench -p crm-tests --bench plugins`. Targets are reported as PASS or
+//! Run with `cargo bench -p crm-tests --bench plugins` (`CRM_BENCH_HOOK_ONLY=1` stops
+//! after [2]). Targets are reported as PASS or
 //! MISS, never asserted. See BENCHMARKS.md for the figures.
 
 mod common;
@@ -84,6 +85,9 @@ async fn main() {
         ),
     );
 
+    if std::env::var("CRM_BENCH_HOOK_ONLY").is_ok() {
+        return;
+    }
     println!(
         "\n[3] Record create over HTTP, {CREATE_CLIENTS} clients, {CREATES} per round, release `crm serve`, SQLite"
     );
@@ -236,8 +240,13 @@ async fn hook_calls(package: &[u8]) -> Duration {
         actor: "u".into(),
         department: Some(ROOT.into()),
     };
-    let mut times = Vec::with_capacity(HOOK_CALLS);
-    for i in 0..HOOK_CALLS + 100 {
+    // More calls on request, for profiling the call path.
+    let calls = std::env::var("CRM_BENCH_HOOK_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(HOOK_CALLS);
+    let mut times = Vec::with_capacity(calls);
+    for i in 0..calls + 100 {
         let host = plugin.host_context(&app.records, &actor, Some(ROOT.into()), false);
         let t = Instant::now();
         let patch = app

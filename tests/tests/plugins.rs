@@ -8,6 +8,91 @@ use crm_tests::{
     Backend, Client, Server, eventually, json, on_both_backends, package_of, plugin_package,
 };
 
+/// `crm plugin new` makes a crate that passes its own tests, packs, installs and runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_plugin_from_crm_plugin_new_tests_packs_and_runs() {
+    let binary = crm_tests::crm_binary(false);
+    // The workspace's target dir: the scaffold's dependencies are already built there.
+    let target = binary
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("hello-plugin");
+    let created = std::process::Command::new(&binary)
+        .args(["plugin", "new", "hello-plugin", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("crm runs");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let again = std::process::Command::new(&binary)
+        .args(["plugin", "new", "hello-plugin", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("crm runs");
+    assert!(
+        !again.status.success(),
+        "an existing folder is never overwritten"
+    );
+    let bad = std::process::Command::new(&binary)
+        .args(["plugin", "new", "Hello_Plugin"])
+        .current_dir(tmp.path())
+        .output()
+        .expect("crm runs");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("lower-case"));
+
+    let tested = std::process::Command::new(env!("CARGO"))
+        .arg("test")
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", target)
+        .output()
+        .expect("cargo runs");
+    let said = String::from_utf8_lossy(&tested.stdout);
+    assert!(
+        tested.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    assert!(said.contains("test result: ok. 2 passed"), "{said}");
+
+    let package = plugin_package(dir.to_str().unwrap());
+    let srv = Server::start(Backend::Sqlite).await;
+    let admin = srv.admin().await;
+    let res = upload(&admin, package).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    for (path, body) in [
+        ("/api/v1/plugins/hello-plugin/approve", json!({})),
+        (
+            "/api/v1/plugins/hello-plugin/enable",
+            json!({"department": ROOT}),
+        ),
+    ] {
+        assert_eq!(admin.post(path, body).await.status, StatusCode::OK);
+    }
+    let trimmed = admin
+        .create(
+            "contacts",
+            json!({"last_name": " Karimi ", "phone": "+98211234"}),
+        )
+        .await;
+    assert_eq!(trimmed["last_name"], "Karimi");
+    let refused = admin
+        .post("/api/v1/records/contacts", json!({"last_name": "Nobody"}))
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.error_fields(), vec!["email"]);
+}
+
 /// Longest wait for background after-save delivery (retries with backoff included).
 const DELIVERY: Duration = Duration::from_secs(20);
 

