@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use crm_host::plugins::runtime::{Limits, Runtime};
-use crm_tests::reqwest::{Method, StatusCode};
+use crm_tests::reqwest::StatusCode;
 use crm_tests::{Backend, Client, Options, Server, json, package_of, plugin_package};
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -102,7 +102,7 @@ async fn main() {
     let admin = srv.admin().await;
     let with_hook = department(&admin, "With the hook").await;
     let without = department(&admin, "Without").await;
-    install(&admin, &package, "data-quality", &with_hook).await;
+    admin.install_plugin(package.clone(), &with_hook).await;
     let (mut plain_runs, mut hooked_runs) = (Vec::new(), Vec::new());
     for round in 0..2 {
         plain_runs.push(create_load(&admin, &without, round).await);
@@ -154,7 +154,7 @@ async fn main() {
         let id = format!("data-quality-{i}");
         let toml = manifest.replace("id = \"data-quality\"", &format!("id = \"{id}\""));
         let copy = package_of(&[("plugin.toml", toml.as_bytes()), ("plugin.wasm", &wasm)]);
-        install(&admin, &copy, &id, &with_hook).await;
+        assert_eq!(admin.install_plugin(copy, &with_hook).await, id);
     }
     // Every plugin's hook runs once, so each has been instantiated.
     let res = admin
@@ -285,28 +285,6 @@ async fn department(admin: &Client, name: &str) -> String {
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
     res.body["id"].as_str().unwrap().to_string()
-}
-
-async fn install(admin: &Client, package: &[u8], id: &str, department: &str) {
-    let res = admin
-        .raw(
-            Method::POST,
-            "/api/v1/plugins",
-            "application/x-tar",
-            package.to_vec(),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
-    for (path, body) in [
-        (format!("/api/v1/plugins/{id}/approve"), json!({})),
-        (
-            format!("/api/v1/plugins/{id}/enable"),
-            json!({"department": department}),
-        ),
-    ] {
-        let res = admin.post(&path, body).await;
-        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
-    }
 }
 
 async fn create_load(api: &Client, department: &str, round: usize) -> Run {

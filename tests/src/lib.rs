@@ -441,6 +441,35 @@ impl Client {
     }
 
     /// Creates a record and returns it, asserting success.
+    /// Uploads a plugin package, approves it and enables it in `department` (as an
+    /// organisation admin); answers the plugin's id.
+    pub async fn install_plugin(&self, package: Vec<u8>, department: &str) -> String {
+        let res = self
+            .raw(
+                Method::POST,
+                "/api/v1/plugins",
+                "application/x-tar",
+                package,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let id = res.body["id"].as_str().expect("a plugin id").to_string();
+        for (path, body) in [
+            (
+                format!("/api/v1/plugins/{id}/approve"),
+                serde_json::json!({}),
+            ),
+            (
+                format!("/api/v1/plugins/{id}/enable"),
+                serde_json::json!({"department": department}),
+            ),
+        ] {
+            let res = self.post(&path, body).await;
+            assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        }
+        id
+    }
+
     pub async fn create(&self, object: &str, body: Value) -> Value {
         let res = self.post(&format!("/api/v1/records/{object}"), body).await;
         assert_eq!(

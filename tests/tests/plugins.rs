@@ -121,21 +121,7 @@ async fn upload(api: &Client, package: Vec<u8>) -> crm_tests::Response {
 
 /// Installs, approves and enables a plugin in `department`.
 async fn install(admin: &Client, dir: &str, department: &str) -> String {
-    let res = upload(admin, plugin_package(dir)).await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
-    let id = res.body["id"].as_str().unwrap().to_string();
-    let approved = admin
-        .post(&format!("/api/v1/plugins/{id}/approve"), json!({}))
-        .await;
-    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
-    let enabled = admin
-        .post(
-            &format!("/api/v1/plugins/{id}/enable"),
-            json!({"department": department}),
-        )
-        .await;
-    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.body);
-    id
+    admin.install_plugin(plugin_package(dir), department).await
 }
 
 async fn department(admin: &Client, name: &str) -> String {

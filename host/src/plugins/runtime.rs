@@ -538,10 +538,11 @@ impl v0_1::crm::plugin::records::Host for CallState {
         let checked = (|| {
             self.check_write(&object)?;
             self.check_size("the patch", &patch)?;
-            if let Some(d) = json_object(&patch)?.get("department") {
+            let patch = json_object(&patch)?;
+            if let Some(d) = patch.get("department") {
                 self.check_department(d.as_str())?;
             }
-            json_object(&patch)
+            Ok::<_, String>(patch)
         })();
         let patch = match checked {
             Ok(patch) => patch,
