@@ -60,12 +60,13 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         crate::plugins::runtime::Limits::default(),
     )
     .context("cannot start the plugin runtime")?;
-    let plugins = PluginService::start(db.clone(), schema.clone(), runtime)
+    let plugins = PluginService::start(db.clone(), schema.clone(), access.clone(), runtime)
         .await
         .context("cannot load the installed plugins")?;
     let records = RecordService::new(db.clone(), schema, access.clone(), plugins.clone());
     let deliverer = Deliverer::new(plugins.clone(), records.clone());
     deliverer.clone().spawn();
+    crate::plugins::jobs::JobRunner::new(plugins.clone(), records.clone()).spawn();
     Ok(Arc::new(App {
         config,
         db,
@@ -157,6 +158,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     println!("crm listening on http://{addr}");
     tracing::info!(%addr, "listening");
     let router = api::router(app.clone());
+    // Public plugin routes rate-limit by the client's address.
+    let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -3,7 +3,8 @@
 //! Write a CRM plugin as a WebAssembly component (`wasm32-wasip2`) against the WIT
 //! package `crm:plugin@0.1.0` in `wit/`. Implement [`Plugin`] for a type (every hook
 //! has a default that lets the write through) and export it with
-//! [`export_plugin!`]. Host services: [`records`], [`kv`], [`notify`], [`log`].
+//! [`export_plugin!`]. Host services: [`records`], [`kv`], [`notify`], [`jobs`],
+//! [`log`]; HTTP helpers for routes in [`http`].
 //!
 //! ```no_run
 //! use crm_plugin_sdk::{Plugin, Record, SaveContext, HookError, invalid};
@@ -39,7 +40,10 @@ pub mod bindings {
     });
 }
 
-pub use bindings::crm::plugin::types::{Change, FieldError, HookError, SaveContext};
+pub use bindings::crm::plugin::types::{
+    Change, FieldError, HookError, HttpRequest, HttpResponse, Job, SaveContext, StepInput,
+    StepOutcome, StepType,
+};
 pub use serde_json::{self, Map, Value, json};
 
 /// A record's fields and envelope (`id`, `object`, `version`, `owner`, `department`).
@@ -64,6 +68,32 @@ pub trait Plugin {
     fn after_save(change: &Committed) -> Result<(), String> {
         let _ = change;
         Ok(())
+    }
+
+    /// A request to one of the plugin's routes (capability `routes`, and
+    /// `public_routes` for `/public/{plugin}/...`). The default answers 404.
+    fn handle(request: &HttpRequest) -> HttpResponse {
+        let _ = request;
+        http::problem(404, "this plugin has no such route")
+    }
+
+    /// The process step types the plugin offers (none by default).
+    fn steps() -> Vec<StepType> {
+        Vec::new()
+    }
+
+    /// Runs one step of a process; `input.step` names the step type.
+    fn run_step(input: &StepInput) -> Result<StepOutcome, String> {
+        Err(format!("this plugin has no step type '{}'", input.step))
+    }
+
+    /// A job scheduled with [`jobs::schedule`] is due. Runs as the plugin's own
+    /// identity; an error is retried with backoff, so make it safe to run twice.
+    fn run_job(job: &Job) -> Result<(), String> {
+        Err(format!(
+            "this plugin does not handle jobs (got '{}')",
+            job.name
+        ))
     }
 }
 
@@ -205,6 +235,67 @@ pub mod notify {
     }
 }
 
+/// Durable callbacks (capability `jobs`): scheduled jobs survive restarts and reach
+/// [`Plugin::run_job`] when due.
+pub mod jobs {
+    use crate::bindings::crm::plugin::jobs;
+
+    /// Runs `name` with `payload` in `seconds` seconds. Answers the job's id.
+    pub fn schedule_in(name: &str, seconds: u64, payload: &str) -> Result<String, String> {
+        jobs::schedule_in(name, seconds, payload)
+    }
+    /// Runs `name` at `at` (RFC 3339; a past time means now). Answers the job's id.
+    pub fn schedule_at(name: &str, at: &str, payload: &str) -> Result<String, String> {
+        jobs::schedule_at(name, at, payload)
+    }
+    /// Cancels a pending job; `false` when there was none with that id.
+    pub fn cancel(id: &str) -> Result<bool, String> {
+        jobs::cancel(id)
+    }
+}
+
+/// Answers for [`Plugin::handle`].
+pub mod http {
+    use crate::{HttpRequest, HttpResponse};
+
+    /// A JSON answer.
+    pub fn json(status: u16, body: &serde_json::Value) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// An RFC 9457 problem, as the host's own errors look.
+    pub fn problem(status: u16, detail: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("content-type".into(), "application/problem+json".into())],
+            body: serde_json::json!({"status": status, "detail": detail})
+                .to_string()
+                .into_bytes(),
+        }
+    }
+
+    /// The request body as JSON, or a 400 problem to answer with.
+    pub fn body_json<T: serde::de::DeserializeOwned>(
+        request: &HttpRequest,
+    ) -> Result<T, HttpResponse> {
+        serde_json::from_slice(&request.body)
+            .map_err(|e| problem(400, &format!("the body is not the JSON expected: {e}")))
+    }
+
+    /// The value of a header (names are lower case).
+    pub fn header<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
+        request
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// Glue between the generated bindings and [`Plugin`]; used by [`export_plugin!`].
 #[doc(hidden)]
 pub fn __before_save<P: Plugin>(
@@ -256,6 +347,30 @@ macro_rules! export_plugin {
                 change: $crate::Change,
             ) -> ::std::result::Result<(), ::std::string::String> {
                 $crate::__after_save::<$plugin>(change)
+            }
+        }
+
+        impl $crate::bindings::exports::crm::plugin::routes::Guest for __CrmPluginExports {
+            fn handle(request: $crate::HttpRequest) -> $crate::HttpResponse {
+                <$plugin as $crate::Plugin>::handle(&request)
+            }
+        }
+
+        impl $crate::bindings::exports::crm::plugin::steps::Guest for __CrmPluginExports {
+            fn describe() -> ::std::vec::Vec<$crate::StepType> {
+                <$plugin as $crate::Plugin>::steps()
+            }
+
+            fn run(
+                input: $crate::StepInput,
+            ) -> ::std::result::Result<$crate::StepOutcome, ::std::string::String> {
+                <$plugin as $crate::Plugin>::run_step(&input)
+            }
+        }
+
+        impl $crate::bindings::exports::crm::plugin::job_handler::Guest for __CrmPluginExports {
+            fn run(job: $crate::Job) -> ::std::result::Result<(), ::std::string::String> {
+                <$plugin as $crate::Plugin>::run_job(&job)
             }
         }
 

@@ -105,6 +105,12 @@ on_both_backends!(
     a_failing_after_save_is_retried_then_kept_as_a_dead_letter_an_admin_replays,
     a_plugin_that_keeps_failing_is_suspended_and_admins_are_told,
     plugin_writes_and_storage_stay_within_its_grants,
+    plugin_routes_answer_signed_in_users_of_enabled_departments,
+    public_routes_are_only_the_declared_paths_and_are_rate_limited,
+    hostile_routes_are_stopped_and_answered_with_clear_errors,
+    jobs_run_once_due_as_the_plugin_itself_and_failures_are_kept,
+    a_web_lead_posted_to_a_public_route_is_created_and_scored_by_a_job,
+    plugins_offer_process_steps_an_admin_can_try,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -395,6 +401,23 @@ async fn bad_packages_are_refused_with_clear_reasons(backend: Backend) {
                 ("plugin.wasm", &wasm),
             ]),
             "'secrets' is not an object",
+        ),
+        (
+            "a component missing exports of the world",
+            plugin_package("tests/plugins/partial"),
+            "crm:plugin/routes@0.1.0",
+        ),
+        (
+            "a deadline above the ceiling",
+            package_of(&[
+                (
+                    "plugin.toml",
+                    text.replace("route_ms = 500", "route_ms = 600000")
+                        .as_bytes(),
+                ),
+                ("plugin.wasm", &wasm),
+            ]),
+            "limits.route_ms",
         ),
     ];
     for (what, package, says) in cases {
@@ -714,5 +737,421 @@ async fn plugin_writes_and_storage_stay_within_its_grants(backend: Backend) {
             .await
             .status,
         StatusCode::BAD_REQUEST
+    );
+}
+
+async fn plugin_routes_answer_signed_in_users_of_enabled_departments(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = department(&admin, "Sales").await;
+    let support = department(&admin, "Support").await;
+    install(&admin, "tests/plugins/hostile", sales.as_str()).await;
+    let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let (_, sue) = srv.member("sue@example.com", &support, "member").await;
+    admin
+        .create("deals", json!({"name": "Sales deal", "department": sales}))
+        .await;
+    admin
+        .create(
+            "deals",
+            json!({"name": "Support deal", "department": support}),
+        )
+        .await;
+
+    let echo = sam
+        .send(
+            sam.request(Method::POST, "/api/v1/x/hostile/echo?a=1&b=two")
+                .header("x-custom", "yes")
+                .body("12345"),
+        )
+        .await;
+    assert_eq!(echo.status, StatusCode::OK, "{}", echo.body);
+    assert_eq!(echo.body["method"], "POST");
+    assert_eq!(echo.body["path"], "/echo");
+    assert_eq!(echo.body["query"], "a=1&b=two");
+    assert_eq!(
+        echo.body["user"],
+        sam_id.as_str(),
+        "the plugin knows its caller"
+    );
+    assert_eq!(echo.body["body_bytes"], 5);
+    let headers = echo.body["headers"].to_string();
+    assert!(headers.contains("x-custom"), "{headers}");
+    assert!(
+        !headers.contains("authorization"),
+        "credentials never reach a plugin: {headers}"
+    );
+    // The plugin acts as the caller: a member of sales reads sales' deals only.
+    let deals = sam.get("/api/v1/x/hostile/deals").await;
+    assert_eq!(deals.body, json!(["Sales deal"]), "{}", deals.body);
+    // The admin sits above sales (root department), so the plugin serves it too,
+    // with the admin's wider rights (still only objects the plugin was granted).
+    assert_eq!(
+        admin
+            .get("/api/v1/x/hostile/deals")
+            .await
+            .body
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+
+    let refused = sue.get("/api/v1/x/hostile/echo").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.text.contains("not enabled in your departments"));
+    assert_eq!(
+        srv.anonymous().get("/api/v1/x/hostile/echo").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        sam.get("/api/v1/x/data-quality/check").await.status,
+        StatusCode::NOT_FOUND,
+        "not installed"
+    );
+    let unknown = sam.get("/api/v1/x/hostile/nothing-here").await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::NOT_FOUND,
+        "the plugin's own 404"
+    );
+
+    // What a plugin answers cannot set cookies on the CRM's origin, and runs sandboxed.
+    let cookie = sam.get("/api/v1/x/hostile/cookie").await;
+    assert_eq!(cookie.status, StatusCode::OK);
+    assert_eq!(cookie.header("x-hostile"), Some("yes"));
+    assert_eq!(cookie.header("set-cookie"), None);
+    assert!(
+        cookie
+            .header("content-security-policy")
+            .unwrap_or("")
+            .starts_with("sandbox")
+    );
+
+    // A body over the limit is refused before the plugin runs.
+    // (On a connection of its own: the server answers before reading the body and
+    // closes the connection.)
+    let alone = Client {
+        http: crm_tests::reqwest::Client::new(),
+        ..sam.clone()
+    };
+    let big = alone
+        .send(
+            alone
+                .request(Method::POST, "/api/v1/x/hostile/echo")
+                .body(vec![b'x'; 2 << 20]),
+        )
+        .await;
+    assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", big.body);
+
+    // Disabled in sales: its routes stop at once.
+    let off = admin
+        .post(
+            "/api/v1/plugins/hostile/disable",
+            json!({"department": sales}),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK);
+    assert_eq!(
+        sam.get("/api/v1/x/hostile/echo").await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn public_routes_are_only_the_declared_paths_and_are_rate_limited(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = department(&admin, "Sales").await;
+    let support = department(&admin, "Support").await;
+    install(&admin, "tests/plugins/hostile", sales.as_str()).await;
+    admin
+        .create("deals", json!({"name": "Sales deal", "department": sales}))
+        .await;
+    admin
+        .create(
+            "deals",
+            json!({"name": "Support deal", "department": support}),
+        )
+        .await;
+    let anyone = srv.anonymous();
+    let echo = anyone.get("/public/hostile/open/echo").await;
+    assert_eq!(echo.status, StatusCode::OK, "{}", echo.body);
+    assert_eq!(
+        echo.body["user"],
+        serde_json::Value::Null,
+        "no caller on public routes"
+    );
+    // The plugin acts as itself: it reads the deals of the departments where it is
+    // enabled, nothing else.
+    let deals = anyone.get("/public/hostile/open/deals").await;
+    assert_eq!(deals.body, json!(["Sales deal"]), "{}", deals.body);
+    assert_eq!(
+        anyone.get("/public/hostile/echo").await.status,
+        StatusCode::NOT_FOUND,
+        "only paths the manifest declares are public"
+    );
+    assert_eq!(
+        anyone.get("/public/nobody/open/echo").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let mut limited = None;
+    for _ in 0..60 {
+        let r = anyone.get("/public/hostile/open/echo").await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let limited = limited.expect("a burst of public requests is limited");
+    assert!(limited.header("retry-after").is_some());
+    assert!(
+        limited.text.contains("too many requests"),
+        "{}",
+        limited.text
+    );
+    // Signed-in routes have their own, larger budget per user.
+    assert_eq!(
+        admin.get("/api/v1/x/hostile/echo").await.status,
+        StatusCode::OK
+    );
+}
+
+async fn hostile_routes_are_stopped_and_answered_with_clear_errors(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    install(&admin, "tests/plugins/hostile", ROOT).await;
+    for (path, says) in [
+        ("/loop", "500 ms time limit"),
+        ("/panic", "trap"),
+        ("/huge", "bytes"),
+        ("/bad-status", "status 42"),
+    ] {
+        let started = Instant::now();
+        let res = admin.get(&format!("/api/v1/x/hostile{path}")).await;
+        assert_eq!(res.status, StatusCode::BAD_GATEWAY, "{path}: {}", res.body);
+        let detail = res.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(says), "{path}: {detail}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{path}");
+        assert_eq!(
+            admin.get("/api/v1/x/hostile/echo").await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(srv.anonymous().get("/healthz").await.status, StatusCode::OK);
+}
+
+async fn jobs_run_once_due_as_the_plugin_itself_and_failures_are_kept(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = department(&admin, "Sales").await;
+    install(&admin, "tests/plugins/hostile", sales.as_str()).await;
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+
+    let scheduled = sam
+        .post("/api/v1/x/hostile/schedule", json!({"name": "count"}))
+        .await;
+    assert_eq!(scheduled.status, StatusCode::CREATED, "{}", scheduled.body);
+    let deals = eventually(Duration::from_secs(10), "the job ran", || async {
+        let r = admin.get("/api/v1/records/deals").await;
+        let items = r.body["items"].as_array().cloned().unwrap_or_default();
+        (!items.is_empty()).then_some(items)
+    })
+    .await;
+    assert_eq!(deals.len(), 1);
+    assert_eq!(
+        deals[0]["owner"], "plugin:hostile",
+        "a job acts as the plugin itself"
+    );
+    assert_eq!(
+        deals[0]["department"],
+        sales.as_str(),
+        "in a department where it is enabled"
+    );
+    let runs = sam.get("/api/v1/x/hostile/kv/jobs/count").await;
+    assert_eq!(runs.body["value"], "1", "ran once: {}", runs.body);
+    let pending = admin.get("/api/v1/plugins/hostile/jobs").await;
+    assert_eq!(pending.body, json!([]), "a job that ran is gone");
+
+    // A later job can be cancelled before it is due.
+    let later = sam
+        .post(
+            "/api/v1/x/hostile/schedule",
+            json!({"name": "count", "seconds": 3600}),
+        )
+        .await;
+    let later_id = later.body["id"].as_str().unwrap().to_string();
+    let listed = admin
+        .get("/api/v1/plugins/hostile/jobs?status=scheduled")
+        .await;
+    assert_eq!(listed.body[0]["id"], later_id.as_str());
+    let cancelled = sam
+        .post(&format!("/api/v1/x/hostile/cancel/{later_id}"), json!({}))
+        .await;
+    assert_eq!(cancelled.body["cancelled"], true, "{}", cancelled.body);
+
+    // A job that keeps failing is retried, then kept as failed for an admin.
+    let failing = sam
+        .post("/api/v1/x/hostile/schedule", json!({"name": "fail"}))
+        .await;
+    let failing_id = failing.body["id"].as_str().unwrap().to_string();
+    let failed = eventually(
+        Duration::from_secs(30),
+        "the job failed every attempt",
+        || async {
+            let r = admin
+                .get("/api/v1/plugins/hostile/jobs?status=failed")
+                .await;
+            r.body.as_array().and_then(|a| a.first().cloned())
+        },
+    )
+    .await;
+    assert_eq!(failed["id"], failing_id.as_str());
+    assert_eq!(failed["attempts"], 3, "{failed}");
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("asked to fail (attempt 3)")
+    );
+    let retried = admin
+        .post(
+            &format!("/api/v1/plugins/hostile/jobs/{failing_id}/retry"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    assert_eq!(retried.body["status"], "scheduled");
+    let gone = admin
+        .delete(&format!("/api/v1/plugins/hostile/jobs/{failing_id}"))
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let (_, member) = srv.member("mia@example.com", &sales, "member").await;
+    assert_eq!(
+        member.get("/api/v1/plugins/hostile/jobs").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        admin
+            .get("/api/v1/plugins/hostile/jobs?status=odd")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+async fn a_web_lead_posted_to_a_public_route_is_created_and_scored_by_a_job(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = department(&admin, "Sales").await;
+    install(&admin, "plugins/data-quality", sales.as_str()).await;
+    let anyone = srv.anonymous();
+    let refused = anyone
+        .post(
+            "/public/data-quality/web-lead",
+            json!({"last_name": "Karimi", "email": "x@mailinator.com"}),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    let posted = anyone
+        .post(
+            "/public/data-quality/web-lead",
+            json!({"first_name": "Leyla", "last_name": "Karimi", "email": "leyla@acme.example",
+                   "phone": "+98 21 1234", "company_name": "Acme"}),
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::CREATED, "{}", posted.body);
+    let id = posted.body["id"].as_str().unwrap().to_string();
+    let lead = eventually(
+        Duration::from_secs(10),
+        "the job scored the web lead",
+        || async {
+            let r = admin.get(&format!("/api/v1/records/leads/{id}")).await;
+            r.body["score"].as_i64().is_some().then_some(r.body)
+        },
+    )
+    .await;
+    assert_eq!(lead["score"], 90, "{lead}");
+    assert_eq!(lead["phone"], "+98211234");
+    assert_eq!(lead["source"], "Web");
+    assert_eq!(lead["department"], sales.as_str());
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let checked = sam
+        .post(
+            "/api/v1/x/data-quality/check",
+            json!({"email": "a@b.c", "phone": "0712 345"}),
+        )
+        .await;
+    assert_eq!(
+        checked.body,
+        json!({"email_useful": false, "phone": "0712345"})
+    );
+}
+
+async fn plugins_offer_process_steps_an_admin_can_try(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    install(&admin, "plugins/data-quality", ROOT).await;
+    let steps = admin.get("/api/v1/plugins/data-quality/steps").await;
+    assert_eq!(steps.status, StatusCode::OK, "{}", steps.body);
+    let names: Vec<&str> = steps
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["normalise-phone", "check-email"]);
+    assert_eq!(steps.body[0]["config_schema"]["type"], "object");
+
+    let ran = admin
+        .post(
+            "/api/v1/plugins/data-quality/steps/normalise-phone/run",
+            json!({"config": {"field": "mobile"}, "record": {"mobile": "+1 (555) 010"}}),
+        )
+        .await;
+    assert_eq!(ran.status, StatusCode::OK, "{}", ran.body);
+    assert_eq!(
+        ran.body,
+        json!({"variables": {"mobile": "+1555010"}, "next": null})
+    );
+    let branched = admin
+        .post(
+            "/api/v1/plugins/data-quality/steps/check-email/run",
+            json!({"record": {"email": "x@mailinator.com"}}),
+        )
+        .await;
+    assert_eq!(branched.body["next"], "not-useful");
+    let unknown = admin
+        .post(
+            "/api/v1/plugins/data-quality/steps/nope/run",
+            json!({"record": {}}),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        unknown.text.contains("no step type 'nope'"),
+        "{}",
+        unknown.text
+    );
+    let (_, member) = srv.member("mia@example.com", ROOT, "member").await;
+    assert_eq!(
+        member
+            .post(
+                "/api/v1/plugins/data-quality/steps/check-email/run",
+                json!({})
+            )
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        admin.get("/api/v1/plugins/nobody/steps").await.status,
+        StatusCode::NOT_FOUND
     );
 }

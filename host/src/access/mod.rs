@@ -631,7 +631,7 @@ impl AccessControl {
 
     /// Commits a change of roles, memberships or departments together with a bump of
     /// the policy version (so other processes reload), then reloads this one.
-    async fn commit_policy_change(
+    pub(crate) async fn commit_policy_change(
         &self,
         mut tx: sqlx::Transaction<'_, sqlx::Any>,
     ) -> Result<(), AccessError> {

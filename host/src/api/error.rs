@@ -46,6 +46,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub detail: String,
     pub errors: Vec<FieldError>,
+    /// Seconds for a `Retry-After` header (rate limits).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -54,6 +56,7 @@ impl ApiError {
             status,
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -76,7 +79,13 @@ impl ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             detail: detail.into(),
             errors,
+            retry_after: None,
         }
+    }
+    /// Tells the client when to try again.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
     /// A failure the client cannot fix; the cause goes to the log, not to the client.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
@@ -120,6 +129,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

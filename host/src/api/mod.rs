@@ -107,6 +107,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::records::routes::router())
         .merge(crate::access::routes::router())
         .merge(crate::plugins::routes::router())
+        .merge(crate::plugins::gateway::router())
         .merge(crate::events::routes::router())
         .merge(crate::notifications::routes::router())
         .split_for_parts();

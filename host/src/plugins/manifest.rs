@@ -25,7 +25,26 @@ pub struct Manifest {
     pub capabilities: Capabilities,
     #[serde(default)]
     pub hooks: Hooks,
+    #[serde(default)]
+    pub limits: ManifestLimits,
 }
+
+/// Time limits a plugin asks for, in milliseconds, within the host's ceilings
+/// ([`MAX_HOOK_MS`], [`MAX_BACKGROUND_MS`]); unset means the host's default.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestLimits {
+    /// Before-save hooks (they hold up a user's save): default 100.
+    pub hook_ms: Option<u64>,
+    /// Routes: default 5,000.
+    pub route_ms: Option<u64>,
+    /// After-save hooks, jobs and process steps: default 5,000.
+    pub background_ms: Option<u64>,
+}
+
+/// Ceilings of [`ManifestLimits`].
+pub const MAX_HOOK_MS: u64 = 1_000;
+pub const MAX_BACKGROUND_MS: u64 = 60_000;
 
 /// What the plugin asks to be allowed; an admin approves it as a whole.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
@@ -43,6 +62,16 @@ pub struct Capabilities {
     /// Sending notifications to users.
     #[serde(default)]
     pub notify: bool,
+    /// Scheduling jobs (durable callbacks).
+    #[serde(default)]
+    pub jobs: bool,
+    /// Routes under `/api/v1/x/{plugin}/...` for signed-in users.
+    #[serde(default)]
+    pub routes: bool,
+    /// Path prefixes served without sign-in under `/public/{plugin}/...`, such as
+    /// `/forms/`; the plugin acts as itself there.
+    #[serde(default)]
+    pub public_routes: Vec<String>,
 }
 
 impl Capabilities {
@@ -53,6 +82,16 @@ impl Capabilities {
             && subset(&self.write, &approved.write)
             && (!self.kv || approved.kv)
             && (!self.notify || approved.notify)
+            && (!self.jobs || approved.jobs)
+            && (!self.routes || approved.routes)
+            && subset(&self.public_routes, &approved.public_routes)
+    }
+
+    /// True when a public path (below `/public/{plugin}`) is one the manifest declares.
+    pub fn is_public(&self, path: &str) -> bool {
+        self.public_routes
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
     }
 }
 
@@ -136,6 +175,27 @@ impl Manifest {
                 if schema.object(object).is_none() {
                     errors.push(FieldError::new(key, format!("'{object}' is not an object")));
                 }
+            }
+        }
+        for p in &self.capabilities.public_routes {
+            if !p.starts_with('/') || p.len() > 200 {
+                errors.push(FieldError::new(
+                    "capabilities.public_routes",
+                    format!("'{p}' must start with / (at most 200 characters)"),
+                ));
+            }
+        }
+        for (key, value, max) in [
+            ("limits.hook_ms", self.limits.hook_ms, MAX_HOOK_MS),
+            ("limits.route_ms", self.limits.route_ms, MAX_BACKGROUND_MS),
+            (
+                "limits.background_ms",
+                self.limits.background_ms,
+                MAX_BACKGROUND_MS,
+            ),
+        ] {
+            if value.is_some_and(|v| v == 0 || v > max) {
+                errors.push(FieldError::new(key, format!("must be 1 to {max}")));
             }
         }
         if errors.is_empty() {

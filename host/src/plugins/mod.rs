@@ -9,6 +9,8 @@
 //! with (they hold its [`runtime::Loaded`]).
 
 pub mod delivery;
+pub mod gateway;
+pub mod jobs;
 pub mod manifest;
 pub mod pack;
 pub mod routes;
@@ -24,6 +26,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use utoipa::ToSchema;
 
+use crate::access::AccessControl;
 use crate::api::error::{ApiError, FieldError};
 use crate::auth::Actor;
 use crate::db::{self, Db};
@@ -64,6 +67,7 @@ pub struct Installed {
     /// Shared with every call's [`runtime::HostContext`].
     pub grants: Arc<manifest::Capabilities>,
     pub departments: Arc<Vec<String>>,
+    pub deadlines: runtime::Deadlines,
 }
 
 impl Installed {
@@ -94,8 +98,42 @@ impl Installed {
             departments: self.departments.clone(),
             home_department,
             may_write,
+            deadlines: self.deadlines,
         }
     }
+
+    /// Approved, not suspended, and enabled somewhere.
+    pub fn is_running(&self) -> bool {
+        self.info.approved && self.info.suspended.is_none() && !self.info.departments.is_empty()
+    }
+
+    /// The plugin's own identity, for work no user is behind (jobs, public routes):
+    /// the user [`identity_user`] holding the `plugin` role where it is enabled.
+    pub fn own_actor(&self) -> Actor {
+        Actor {
+            user_id: identity_user(&self.info.id),
+            email: identity_email(&self.info.id),
+            name: format!("Plugin {}", self.info.name),
+            token_id: String::new(),
+            plugin: Some(self.info.id.clone()),
+        }
+    }
+
+    /// A call as the plugin's own identity; records it creates go to its first
+    /// enabled department unless they name one.
+    pub fn own_context(&self, records: &RecordService) -> runtime::HostContext {
+        let home = self.info.departments.first().cloned();
+        self.host_context(records, &self.own_actor(), home, true)
+    }
+}
+
+/// The user id a plugin acts as when it acts as itself.
+pub fn identity_user(plugin: &str) -> String {
+    format!("plugin:{plugin}")
+}
+
+fn identity_email(plugin: &str) -> String {
+    format!("{plugin}@plugins.invalid")
 }
 
 /// Consecutive failed calls after which a plugin is suspended and admins are told.
@@ -105,10 +143,12 @@ pub const FAILURES_BEFORE_SUSPENSION: u32 = 10;
 pub struct PluginService {
     db: Db,
     schema: SchemaCache,
+    access: AccessControl,
     runtime: Arc<Runtime>,
     installed: Arc<RwLock<HashMap<String, Arc<Installed>>>>,
     /// Consecutive failures per plugin id (reset by any success).
     failures: Arc<Mutex<HashMap<String, u32>>>,
+    rates: Arc<gateway::RateLimits>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
@@ -159,13 +199,20 @@ fn unpack(package: &[u8]) -> Result<(String, Vec<u8>), ApiError> {
 
 impl PluginService {
     /// Opens the runtime and loads every installed plugin.
-    pub async fn start(db: Db, schema: SchemaCache, runtime: Arc<Runtime>) -> anyhow::Result<Self> {
+    pub async fn start(
+        db: Db,
+        schema: SchemaCache,
+        access: AccessControl,
+        runtime: Arc<Runtime>,
+    ) -> anyhow::Result<Self> {
         let service = PluginService {
             db,
             schema,
+            access,
             runtime,
             installed: Arc::default(),
             failures: Arc::default(),
+            rates: Arc::default(),
         };
         service.reload().await?;
         Ok(service)
@@ -173,6 +220,11 @@ impl PluginService {
 
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// Rate limits of plugin routes.
+    pub fn rates(&self) -> &gateway::RateLimits {
+        &self.rates
     }
 
     /// Reads the plugin tables again; code is compiled only for new versions.
@@ -234,6 +286,7 @@ impl PluginService {
                 id: id.clone(),
             };
             let grants = Arc::new(info.manifest.capabilities.clone());
+            let deadlines = self.runtime.limits.deadlines.with(&info.manifest.limits);
             next.insert(
                 id,
                 Arc::new(Installed {
@@ -241,6 +294,7 @@ impl PluginService {
                     loaded,
                     grants,
                     departments: Arc::new(departments),
+                    deadlines,
                 }),
             );
         }
@@ -369,6 +423,8 @@ impl PluginService {
         self.get(id)
     }
 
+    /// Runs the plugin's hooks and routes for `department`, and gives its own identity
+    /// the `plugin` role there.
     pub async fn enable(&self, id: &str, department: &str) -> Result<PluginInfo, ApiError> {
         let plugin = self.get(id)?;
         if !plugin.approved {
@@ -377,14 +433,39 @@ impl PluginService {
             )));
         }
         if !plugin.departments.iter().any(|d| d == department) {
+            let now = db::now();
+            let mut tx = self.db.pool.begin().await?;
             sqlx::query(
                 "INSERT INTO plugin_departments (plugin_id, department_id, enabled_at) VALUES ($1, $2, $3)",
             )
             .bind(id)
             .bind(department)
-            .bind(db::now())
-            .execute(&self.db.pool)
+            .bind(&now)
+            .execute(&mut *tx)
             .await?;
+            // The identity exists from the first enablement on (plugins installed
+            // before identities existed get theirs here too). Its password hash is
+            // not a hash, so nobody signs in as it.
+            sqlx::query(
+                "INSERT INTO users (id, email, name, password_hash, is_admin, active, created_at, updated_at) \
+                 VALUES ($1, $2, $3, '!', 0, 1, $4, $4) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(identity_user(id))
+            .bind(identity_email(id))
+            .bind(format!("Plugin {}", plugin.name))
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO memberships (user_id, department_id, role, created_at) VALUES ($1, $2, 'plugin', $3) \
+                 ON CONFLICT (user_id, department_id) DO NOTHING",
+            )
+            .bind(identity_user(id))
+            .bind(department)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            self.access.commit_policy_change(tx).await?;
         }
         self.reload().await.map_err(ApiError::internal)?;
         self.get(id)
@@ -392,11 +473,18 @@ impl PluginService {
 
     pub async fn disable(&self, id: &str, department: &str) -> Result<PluginInfo, ApiError> {
         self.get(id)?;
+        let mut tx = self.db.pool.begin().await?;
         sqlx::query("DELETE FROM plugin_departments WHERE plugin_id = $1 AND department_id = $2")
             .bind(id)
             .bind(department)
-            .execute(&self.db.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM memberships WHERE user_id = $1 AND department_id = $2")
+            .bind(identity_user(id))
+            .bind(department)
+            .execute(&mut *tx)
+            .await?;
+        self.access.commit_policy_change(tx).await?;
         self.reload().await.map_err(ApiError::internal)?;
         self.get(id)
     }
@@ -406,6 +494,11 @@ impl PluginService {
     pub async fn uninstall(&self, id: &str, purge: bool) -> Result<(), ApiError> {
         self.get(id)?;
         let mut tx = self.db.pool.begin().await?;
+        // The identity user stays: audit entries and records name it.
+        sqlx::query("DELETE FROM memberships WHERE user_id = $1")
+            .bind(identity_user(id))
+            .execute(&mut *tx)
+            .await?;
         let mut tables = vec![
             "DELETE FROM plugin_departments WHERE plugin_id = $1",
             "DELETE FROM plugins WHERE id = $1",
@@ -415,12 +508,13 @@ impl PluginService {
                 "DELETE FROM plugin_kv WHERE plugin_id = $1",
                 "DELETE FROM plugin_cursors WHERE plugin_id = $1",
                 "DELETE FROM plugin_dead_letters WHERE plugin_id = $1",
+                "DELETE FROM plugin_jobs WHERE plugin_id = $1",
             ]);
         }
         for sql in tables {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
-        tx.commit().await?;
+        self.access.commit_policy_change(tx).await?;
         self.reload().await.map_err(ApiError::internal)?;
         Ok(())
     }

@@ -41,16 +41,18 @@ pub mod v0_1 {
     });
 }
 
-use v0_1::crm::plugin::types::{Change, HookError, SaveContext};
+use v0_1::crm::plugin::types::{
+    Change, HookError, HttpRequest, HttpResponse, Job, SaveContext, StepInput, StepOutcome,
+    StepType,
+};
 
 /// How often the epoch advances: the resolution of every deadline.
 pub const TICK: Duration = Duration::from_millis(10);
 /// Limits of one call; `docs/plugins.md` lists them for plugin authors.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    pub hook_deadline: Duration,
-    /// After-save hooks run in the background and may take longer.
-    pub background_deadline: Duration,
+    /// Default deadlines; a manifest's `[limits]` may change them per plugin.
+    pub deadlines: Deadlines,
     pub memory_bytes: usize,
     pub max_host_calls: u32,
     pub max_payload_bytes: usize,
@@ -59,11 +61,37 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            hook_deadline: Duration::from_millis(100),
-            background_deadline: Duration::from_secs(5),
+            deadlines: Deadlines {
+                hook: Duration::from_millis(100),
+                route: Duration::from_secs(5),
+                background: Duration::from_secs(5),
+            },
             memory_bytes: 64 << 20,
             max_host_calls: 10_000,
             max_payload_bytes: 1 << 20,
+        }
+    }
+}
+
+/// How long one call may run, by kind of call.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    /// Before-save hooks: a user waits for them.
+    pub hook: Duration,
+    /// Route handlers.
+    pub route: Duration,
+    /// After-save hooks, jobs and process steps.
+    pub background: Duration,
+}
+
+impl Deadlines {
+    /// These defaults with what a manifest asks for instead.
+    pub fn with(self, asked: &super::manifest::ManifestLimits) -> Deadlines {
+        let pick = |asked: Option<u64>, default| asked.map_or(default, Duration::from_millis);
+        Deadlines {
+            hook: pick(asked.hook_ms, self.hook),
+            route: pick(asked.route_ms, self.route),
+            background: pick(asked.background_ms, self.background),
         }
     }
 }
@@ -195,14 +223,10 @@ impl Runtime {
         record: &str,
     ) -> Result<Option<String>, CallError> {
         let limits = &self.limits;
-        if record.len() > limits.max_payload_bytes {
-            return Err(CallError::Failed(format!(
-                "the record is {} bytes; plugins take at most {}",
-                record.len(),
-                limits.max_payload_bytes
-            )));
-        }
-        let mut store = self.store(host, limits.hook_deadline);
+        self.check_input("the record", record.len())
+            .map_err(CallError::Failed)?;
+        let deadline = host.deadlines.hook;
+        let mut store = self.store(host, deadline);
         let outcome = async {
             let plugin = loaded.pre.instantiate_async(&mut store).await?;
             plugin
@@ -212,21 +236,14 @@ impl Runtime {
         }
         .await;
         match outcome {
-            Ok(Ok(Some(patch))) if patch.len() > limits.max_payload_bytes => {
-                Err(CallError::Failed(format!(
-                    "returned {} bytes; plugins return at most {}",
-                    patch.len(),
-                    limits.max_payload_bytes
-                )))
-            }
-            Ok(Ok(patch)) => Ok(patch),
+            Ok(Ok(Some(patch))) => match self.check_output(patch.len()) {
+                Ok(()) => Ok(Some(patch)),
+                Err(e) => Err(CallError::Failed(e)),
+            },
+            Ok(Ok(None)) => Ok(None),
             Ok(Err(HookError::Invalid(errors))) => Err(CallError::Invalid(errors)),
             Ok(Err(HookError::Failed(message))) => Err(CallError::Failed(message)),
-            Err(e) => Err(CallError::Failed(describe_trap(
-                &e,
-                limits,
-                limits.hook_deadline,
-            ))),
+            Err(e) => Err(CallError::Failed(describe_trap(&e, limits, deadline))),
         }
     }
 
@@ -237,15 +254,9 @@ impl Runtime {
         host: HostContext,
         change: &Change,
     ) -> Result<(), String> {
-        let limits = &self.limits;
-        if change.payload.len() > limits.max_payload_bytes {
-            return Err(format!(
-                "the change is {} bytes; plugins take at most {}",
-                change.payload.len(),
-                limits.max_payload_bytes
-            ));
-        }
-        let mut store = self.store(host, limits.background_deadline);
+        self.check_input("the change", change.payload.len())?;
+        let deadline = host.deadlines.background;
+        let mut store = self.store(host, deadline);
         let outcome = async {
             let plugin = loaded.pre.instantiate_async(&mut store).await?;
             plugin
@@ -254,10 +265,115 @@ impl Runtime {
                 .await
         }
         .await;
-        match outcome {
-            Ok(result) => result,
-            Err(e) => Err(describe_trap(&e, limits, limits.background_deadline)),
+        self.outcome(outcome, deadline)?
+    }
+
+    /// Answers a request to one of the plugin's routes; `Err` is why the plugin
+    /// gave no answer.
+    pub async fn handle_route(
+        &self,
+        loaded: &Loaded,
+        host: HostContext,
+        request: &HttpRequest,
+    ) -> Result<HttpResponse, String> {
+        self.check_input("the request", request.body.len())?;
+        let deadline = host.deadlines.route;
+        let mut store = self.store(host, deadline);
+        let outcome = async {
+            let plugin = loaded.pre.instantiate_async(&mut store).await?;
+            plugin
+                .crm_plugin_routes()
+                .call_handle(&mut store, request)
+                .await
         }
+        .await;
+        let response = self.outcome(outcome, deadline)?;
+        self.check_output(response.body.len())?;
+        Ok(response)
+    }
+
+    /// The process step types the plugin offers.
+    pub async fn describe_steps(
+        &self,
+        loaded: &Loaded,
+        host: HostContext,
+    ) -> Result<Vec<StepType>, String> {
+        let deadline = host.deadlines.hook;
+        let mut store = self.store(host, deadline);
+        let outcome = async {
+            let plugin = loaded.pre.instantiate_async(&mut store).await?;
+            plugin.crm_plugin_steps().call_describe(&mut store).await
+        }
+        .await;
+        self.outcome(outcome, deadline)
+    }
+
+    /// Runs one process step.
+    pub async fn run_step(
+        &self,
+        loaded: &Loaded,
+        host: HostContext,
+        input: &StepInput,
+    ) -> Result<StepOutcome, String> {
+        let size = input.config.len()
+            + input.variables.len()
+            + input.record.as_ref().map_or(0, String::len);
+        self.check_input("the step's input", size)?;
+        let deadline = host.deadlines.background;
+        let mut store = self.store(host, deadline);
+        let outcome = async {
+            let plugin = loaded.pre.instantiate_async(&mut store).await?;
+            plugin.crm_plugin_steps().call_run(&mut store, input).await
+        }
+        .await;
+        let outcome = self.outcome(outcome, deadline)??;
+        self.check_output(outcome.variables.len())?;
+        Ok(outcome)
+    }
+
+    /// Runs a due job; `Err` is the reason to retry.
+    pub async fn run_job(
+        &self,
+        loaded: &Loaded,
+        host: HostContext,
+        job: &Job,
+    ) -> Result<(), String> {
+        let deadline = host.deadlines.background;
+        let mut store = self.store(host, deadline);
+        let outcome = async {
+            let plugin = loaded.pre.instantiate_async(&mut store).await?;
+            plugin
+                .crm_plugin_job_handler()
+                .call_run(&mut store, job)
+                .await
+        }
+        .await;
+        self.outcome(outcome, deadline)?
+    }
+
+    fn check_input(&self, what: &str, bytes: usize) -> Result<(), String> {
+        let max = self.limits.max_payload_bytes;
+        if bytes > max {
+            return Err(format!(
+                "{what} is {bytes} bytes; plugins take at most {max}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_output(&self, bytes: usize) -> Result<(), String> {
+        let max = self.limits.max_payload_bytes;
+        if bytes > max {
+            return Err(format!(
+                "returned {bytes} bytes; plugins return at most {max}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// A call's result, with a trap described in the plugin author's terms.
+    fn outcome<T>(&self, outcome: wasmtime::Result<T>, deadline: Duration) -> Result<T, String> {
+        outcome.map_err(|e| describe_trap(&e, &self.limits, deadline))
     }
 
     /// A Store for one call: fresh WASI context, memory limits, host-call budget and
@@ -311,6 +427,8 @@ pub struct HostContext {
     /// Records writes are refused inside before-save (a hook that writes would run
     /// hooks again, inside the write it is checking).
     pub may_write: bool,
+    /// This plugin's deadlines (the manifest's, or the host's defaults).
+    pub deadlines: Deadlines,
 }
 
 /// Why a call did not let the write through.
@@ -665,5 +783,114 @@ impl v0_1::crm::plugin::notify::Host for CallState {
         let source = format!("plugin:{}", self.host.plugin_id);
         let sent = crate::notifications::send(&self.host.db, &user, &source, &title, &body).await;
         Ok(sent.map(|_| ()).map_err(|e| e.to_string()))
+    }
+}
+
+/// Pending jobs a plugin may have at once, and the size of their names and payloads.
+pub const MAX_PENDING_JOBS: i64 = 1_000;
+const MAX_JOB_NAME_CHARS: usize = 100;
+const MAX_JOB_PAYLOAD_BYTES: usize = 64 << 10;
+
+impl CallState {
+    /// Stores a job due at `run_at`, within the plugin's grant and quota.
+    async fn schedule(
+        &mut self,
+        name: &str,
+        run_at: chrono::DateTime<chrono::Utc>,
+        payload: &str,
+    ) -> Result<String, String> {
+        if !self.host.grants.jobs {
+            return Err("the plugin was not granted jobs".into());
+        }
+        if name.is_empty() || name.chars().count() > MAX_JOB_NAME_CHARS {
+            return Err(format!(
+                "a job's name is 1 to {MAX_JOB_NAME_CHARS} characters"
+            ));
+        }
+        if payload.len() > MAX_JOB_PAYLOAD_BYTES {
+            return Err(format!(
+                "a job's payload is at most {} KiB",
+                MAX_JOB_PAYLOAD_BYTES >> 10
+            ));
+        }
+        let pool = &self.host.db.pool;
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM plugin_jobs WHERE plugin_id = $1 AND status = 'scheduled'",
+        )
+        .bind(&self.host.plugin_id)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        if pending >= MAX_PENDING_JOBS {
+            return Err(format!(
+                "the plugin already has {MAX_PENDING_JOBS} pending jobs"
+            ));
+        }
+        let id = db::new_id();
+        let now = db::now();
+        sqlx::query(
+            "INSERT INTO plugin_jobs (id, plugin_id, name, payload, run_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(&id)
+        .bind(&self.host.plugin_id)
+        .bind(name)
+        .bind(payload)
+        .bind(db::format_time(run_at))
+        .bind(&now)
+        .execute(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(id)
+    }
+}
+
+impl v0_1::crm::plugin::jobs::Host for CallState {
+    async fn schedule_in(
+        &mut self,
+        name: String,
+        seconds: u64,
+        payload: String,
+    ) -> wasmtime::Result<Result<String, String>> {
+        self.count_host_call()?;
+        // Ten years is far enough for any follow-up and keeps the sum in range.
+        let seconds = seconds.min(10 * 365 * 86_400) as i64;
+        let run_at = chrono::Utc::now() + chrono::TimeDelta::seconds(seconds);
+        Ok(self.schedule(&name, run_at, &payload).await)
+    }
+
+    async fn schedule_at(
+        &mut self,
+        name: String,
+        at: String,
+        payload: String,
+    ) -> wasmtime::Result<Result<String, String>> {
+        self.count_host_call()?;
+        let run_at = match chrono::DateTime::parse_from_rfc3339(&at) {
+            Ok(t) => t.with_timezone(&chrono::Utc),
+            Err(_) => {
+                return Ok(Err(format!(
+                    "'{at}' is not an RFC 3339 time such as 2026-12-01T09:00:00Z"
+                )));
+            }
+        };
+        Ok(self.schedule(&name, run_at, &payload).await)
+    }
+
+    async fn cancel(&mut self, id: String) -> wasmtime::Result<Result<bool, String>> {
+        self.count_host_call()?;
+        if !self.host.grants.jobs {
+            return Ok(Err("the plugin was not granted jobs".into()));
+        }
+        let done = sqlx::query(
+            "DELETE FROM plugin_jobs WHERE id = $1 AND plugin_id = $2 AND status = 'scheduled'",
+        )
+        .bind(&id)
+        .bind(&self.host.plugin_id)
+        .execute(&self.host.db.pool)
+        .await;
+        Ok(done
+            .map(|d| d.rows_affected() == 1)
+            .map_err(|e| e.to_string()))
     }
 }

@@ -6,9 +6,15 @@
 //! After a lead is saved, it scores the lead (0 to 100, from how reachable and how
 //! warm it is) into the lead's `score` field, and tells the lead's owner once when a
 //! lead turns hot (kv remembers who was told, since after-save may run twice).
+//!
+//! Routes: `POST /api/v1/x/data-quality/check` answers how a signed-in user's email
+//! and phone would be stored; `POST /public/data-quality/web-lead` is a web-to-lead
+//! form anyone may post to: the plugin creates the lead as itself and schedules a
+//! job that scores it. Process steps: `normalise-phone` and `check-email`.
 
 use crm_plugin_sdk::{
-    Committed, HookError, Plugin, Record, SaveContext, Value, invalid, kv, notify, records,
+    Committed, HookError, HttpRequest, HttpResponse, Job, Plugin, Record, SaveContext, StepInput,
+    StepOutcome, StepType, Value, http, invalid, jobs, json, kv, notify, records, serde_json,
 };
 
 pub struct DataQuality;
@@ -68,6 +74,130 @@ impl Plugin for DataQuality {
         }
         Ok(())
     }
+
+    fn handle(request: &HttpRequest) -> HttpResponse {
+        match (request.method.as_str(), request.path.as_str()) {
+            ("POST", "/check") => check(request),
+            ("POST", "/web-lead") => web_lead(request),
+            _ => http::problem(404, "data-quality serves POST /check and POST /web-lead"),
+        }
+    }
+
+    fn run_job(job: &Job) -> Result<(), String> {
+        match job.name.as_str() {
+            // A web lead was created by the plugin itself, so its own after-save
+            // hook does not see it: score it here.
+            "score" => {
+                let lead = records::get("leads", &job.payload)?;
+                let mut patch = Record::new();
+                patch.insert("score".into(), Value::from(lead_score(&lead)));
+                records::update("leads", &job.payload, &patch)?;
+                Ok(())
+            }
+            other => Err(format!("unknown job '{other}'")),
+        }
+    }
+
+    fn steps() -> Vec<StepType> {
+        vec![
+            StepType {
+                name: "normalise-phone".into(),
+                title: "Normalise a phone number".into(),
+                description: "Sets the variable named like the field to the record's phone number in stored form.".into(),
+                config_schema: json!({"type": "object", "properties": {"field": {"type": "string", "default": "phone"}}}).to_string(),
+            },
+            StepType {
+                name: "check-email".into(),
+                title: "Check an email".into(),
+                description: "Takes the path `useful` or `not-useful` by the record's email.".into(),
+                config_schema: "{}".into(),
+            },
+        ]
+    }
+
+    fn run_step(input: &StepInput) -> Result<StepOutcome, String> {
+        let record: Record = match &input.record {
+            Some(r) => serde_json::from_str(r).map_err(|e| e.to_string())?,
+            None => return Err("this step needs the record the process runs for".into()),
+        };
+        match input.step.as_str() {
+            "normalise-phone" => {
+                let config: Value = serde_json::from_str(&input.config).unwrap_or(Value::Null);
+                let field = config
+                    .get("field")
+                    .and_then(Value::as_str)
+                    .unwrap_or("phone");
+                let phone = record.get(field).and_then(Value::as_str).unwrap_or("");
+                Ok(StepOutcome {
+                    variables: json!({ field: normalise_phone(phone) }).to_string(),
+                    next: None,
+                })
+            }
+            "check-email" => {
+                let email = record.get("email").and_then(Value::as_str).unwrap_or("");
+                let useful = useful_email(email);
+                Ok(StepOutcome {
+                    variables: json!({ "email_useful": useful }).to_string(),
+                    next: Some(if useful { "useful" } else { "not-useful" }.into()),
+                })
+            }
+            other => Err(format!("data-quality has no step type '{other}'")),
+        }
+    }
+}
+
+/// `POST /check {"email": .., "phone": ..}`: how the values would be stored.
+fn check(request: &HttpRequest) -> HttpResponse {
+    let body: Record = match http::body_json(request) {
+        Ok(b) => b,
+        Err(answer) => return answer,
+    };
+    let email = body.get("email").and_then(Value::as_str);
+    let phone = body.get("phone").and_then(Value::as_str);
+    http::json(
+        200,
+        &json!({
+            "email_useful": email.map(useful_email),
+            "phone": phone.map(normalise_phone),
+        }),
+    )
+}
+
+/// `POST /web-lead`: a lead from a web form, created by the plugin itself.
+fn web_lead(request: &HttpRequest) -> HttpResponse {
+    let body: Record = match http::body_json(request) {
+        Ok(b) => b,
+        Err(answer) => return answer,
+    };
+    let mut lead = Record::new();
+    for field in ["first_name", "last_name", "email", "phone", "company_name"] {
+        if let Some(Value::String(v)) = body.get(field) {
+            lead.insert(field.into(), Value::String(v.chars().take(200).collect()));
+        }
+    }
+    if let Some(email) = lead.get("email").and_then(Value::as_str)
+        && !useful_email(email)
+    {
+        return http::problem(422, "email: please give an address we can reach you at");
+    }
+    lead.insert("source".into(), Value::from("Web"));
+    if let Some(phone) = lead.get("phone").and_then(Value::as_str) {
+        let normal = normalise_phone(phone);
+        lead.insert("phone".into(), Value::String(normal));
+    }
+    let created = match records::create("leads", &lead) {
+        Ok(created) => created,
+        Err(e) => return http::problem(422, &e),
+    };
+    let id = created
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if let Err(e) = jobs::schedule_in("score", 0, &id) {
+        crm_plugin_sdk::log::warn(&format!("could not schedule scoring {id}: {e}"));
+    }
+    http::json(201, &json!({ "id": id }))
 }
 
 /// A lead at or above this score is hot.

@@ -1,7 +1,10 @@
 //! A plugin that misbehaves when a company's `name` asks it to, so the tests can show
 //! that the host stops it, reports a clear error and keeps serving.
 
-use crm_plugin_sdk::{Committed, HookError, Plugin, Record, SaveContext, Value, kv, records};
+use crm_plugin_sdk::{
+    Committed, HookError, HttpRequest, HttpResponse, Job, Plugin, Record, SaveContext, Value, http,
+    jobs, json, kv, records,
+};
 
 struct Hostile;
 
@@ -92,6 +95,96 @@ impl Plugin for Hostile {
         let key = format!("seen/{}", change.record_id);
         let seen: u64 = kv::get_json(&key)?.unwrap_or(0);
         kv::set_json(&key, &(seen + 1))
+    }
+
+    /// Misbehaves by path; `/open/...` is public (the manifest says so) and
+    /// behaves the same.
+    fn handle(request: &HttpRequest) -> HttpResponse {
+        let path = request.path.strip_prefix("/open").unwrap_or(&request.path);
+        match path {
+            "/loop" => loop {
+                std::hint::black_box(0u64);
+            },
+            "/panic" => panic!("the hostile route panics on purpose"),
+            "/huge" => HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: vec![b'x'; 2 << 20],
+            },
+            "/bad-status" => HttpResponse {
+                status: 42,
+                headers: vec![],
+                body: vec![],
+            },
+            "/cookie" => HttpResponse {
+                status: 200,
+                headers: vec![
+                    ("set-cookie".into(), "session=stolen".into()),
+                    ("x-hostile".into(), "yes".into()),
+                ],
+                body: b"ok".to_vec(),
+            },
+            "/echo" => http::json(
+                200,
+                &json!({
+                    "method": request.method,
+                    "path": request.path,
+                    "query": request.query,
+                    "headers": request.headers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+                    "user": request.user,
+                    "body_bytes": request.body.len(),
+                }),
+            ),
+            // Deals it can see, as whoever it acts for.
+            "/deals" => match records::list("deals", "limit=100") {
+                Ok((deals, _)) => http::json(
+                    200,
+                    &json!(deals.iter().map(|d| d["name"].clone()).collect::<Vec<_>>()),
+                ),
+                Err(e) => http::problem(403, &e),
+            },
+            // `{"name": .., "seconds": ..}`: schedules a job.
+            "/schedule" => {
+                let body: Record = match http::body_json(request) {
+                    Ok(b) => b,
+                    Err(answer) => return answer,
+                };
+                let name = body.get("name").and_then(Value::as_str).unwrap_or("count");
+                let seconds = body.get("seconds").and_then(Value::as_u64).unwrap_or(0);
+                match jobs::schedule_in(name, seconds, "payload") {
+                    Ok(id) => http::json(201, &json!({ "id": id })),
+                    Err(e) => http::problem(422, &e),
+                }
+            }
+            p if p.starts_with("/cancel/") => match jobs::cancel(&p["/cancel/".len()..]) {
+                Ok(found) => http::json(200, &json!({ "cancelled": found })),
+                Err(e) => http::problem(422, &e),
+            },
+            p if p.starts_with("/kv/") => match kv::get(&p["/kv/".len()..]) {
+                Ok(v) => http::json(200, &json!({ "value": v })),
+                Err(e) => http::problem(500, &e),
+            },
+            _ => http::problem(404, "no such hostile route"),
+        }
+    }
+
+    /// `count`: counts its runs in kv and creates a deal as the plugin itself;
+    /// `fail`: fails; `loop`: never ends.
+    fn run_job(job: &Job) -> Result<(), String> {
+        match job.name.as_str() {
+            "count" => {
+                let runs: u64 = kv::get_json("jobs/count")?.unwrap_or(0);
+                kv::set_json("jobs/count", &(runs + 1))?;
+                let mut deal = Record::new();
+                deal.insert("name".into(), Value::from(format!("from job {}", job.id)));
+                records::create("deals", &deal)?;
+                Ok(())
+            }
+            "loop" => loop {
+                std::hint::black_box(0u64);
+            },
+            _ => Err(format!("asked to fail (attempt {})", job.attempt)),
+        }
     }
 }
 
