@@ -65,6 +65,21 @@ enum PluginCommand {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Install (or upgrade) a package into the configured database, as
+    /// POST /api/v1/plugins does; running servers pick it up within seconds.
+    Install(InstallArgs),
+}
+
+#[derive(clap::Args)]
+struct InstallArgs {
+    /// The package (`crm plugin pack` makes it).
+    file: std::path::PathBuf,
+    /// Also approve the capabilities it asks for (you are the admin here).
+    #[arg(long)]
+    approve: bool,
+    /// Also enable it in this department (id); repeat for several. Implies --approve.
+    #[arg(long = "enable", value_name = "DEPARTMENT")]
+    enable: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +152,9 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve => server::serve(config).await,
+            Command::Plugin {
+                command: PluginCommand::Install(args),
+            } => install_plugin(&config, args).await,
             Command::Plugin { .. } => unreachable!("handled before the runtime starts"),
             Command::Migrate => {
                 server::open_database(&config).await?;
@@ -184,6 +202,43 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+async fn install_plugin(config: &Config, args: InstallArgs) -> anyhow::Result<()> {
+    let package = std::fs::read(&args.file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+    let db = server::open_database(config).await?;
+    let plugins = server::plugin_service(config, db).await?;
+    let refused = |e: crm_host::api::error::ApiError| {
+        let fields: Vec<String> = e
+            .errors
+            .iter()
+            .map(|f| format!("\n  {}: {}", f.field, f.message))
+            .collect();
+        anyhow::anyhow!("{}{}", e.detail, fields.concat())
+    };
+    let mut info = plugins.install(&package).await.map_err(refused)?;
+    if args.approve || !args.enable.is_empty() {
+        info = plugins.approve(&info.id).await.map_err(refused)?;
+    }
+    for department in &args.enable {
+        info = plugins
+            .enable(&info.id, department)
+            .await
+            .map_err(refused)?;
+    }
+    println!(
+        "installed {} {} (approved: {}, enabled in: {})",
+        info.id,
+        info.version,
+        info.approved,
+        if info.departments.is_empty() {
+            "no department yet".to_string()
+        } else {
+            info.departments.join(", ")
+        }
+    );
+    Ok(())
 }
 
 fn init_logging(config: &Config) {

@@ -63,6 +63,7 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
     let plugins = PluginService::start(db.clone(), schema.clone(), access.clone(), runtime)
         .await
         .context("cannot load the installed plugins")?;
+    plugins.spawn_refresher(Duration::from_secs(2));
     let records = RecordService::new(db.clone(), schema, access.clone(), plugins.clone());
     let deliverer = Deliverer::new(plugins.clone(), records.clone());
     deliverer.clone().spawn();
@@ -77,6 +78,22 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         plugins,
         deliverer,
     }))
+}
+
+/// The plugin service on its own, for `crm plugin install` (no server, no hooks).
+pub async fn plugin_service(config: &Config, db: Db) -> anyhow::Result<PluginService> {
+    let schema = SchemaCache::load(db.clone())
+        .await
+        .context("cannot load object metadata")?;
+    let access = AccessControl::load(db.clone())
+        .await
+        .context("cannot load the access policy")?;
+    let runtime = Runtime::new(
+        &config.data_dir.join("plugin-cache"),
+        crate::plugins::runtime::Limits::default(),
+    )
+    .context("cannot start the plugin runtime")?;
+    PluginService::start(db, schema, access, runtime).await
 }
 
 /// Creates the first admin from `CRM_ADMIN_EMAIL` / `CRM_ADMIN_PASSWORD` when there

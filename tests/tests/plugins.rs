@@ -111,6 +111,7 @@ on_both_backends!(
     jobs_run_once_due_as_the_plugin_itself_and_failures_are_kept,
     a_web_lead_posted_to_a_public_route_is_created_and_scored_by_a_job,
     plugins_offer_process_steps_an_admin_can_try,
+    crm_plugin_install_installs_into_a_running_servers_database,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -1153,5 +1154,74 @@ async fn plugins_offer_process_steps_an_admin_can_try(backend: Backend) {
     assert_eq!(
         admin.get("/api/v1/plugins/nobody/steps").await.status,
         StatusCode::NOT_FOUND
+    );
+}
+
+async fn crm_plugin_install_installs_into_a_running_servers_database(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let file = tempfile::Builder::new()
+        .suffix(".crmplugin")
+        .tempfile()
+        .unwrap();
+    std::fs::write(file.path(), plugin_package("plugins/data-quality")).unwrap();
+    let install = |extra: &[&str]| {
+        std::process::Command::new(crm_tests::crm_binary(false))
+            .args(["plugin", "install"])
+            .arg(file.path())
+            .args(extra)
+            .env("CRM_DATA_DIR", srv.data_dir.path())
+            .env("CRM_DATABASE_URL", &srv.database_url)
+            .output()
+            .expect("crm runs")
+    };
+    let refused = install(&["--enable", "no-such-department"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("department: is not a department"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let done = install(&["--enable", ROOT]);
+    let said = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(
+        said.contains("installed data-quality 0.1.0 (approved: true"),
+        "{said}"
+    );
+    // The running server picks it up without a restart: its hook cleans phones.
+    let contact = eventually(
+        Duration::from_secs(10),
+        "the server runs the new plugin",
+        || async {
+            let r = admin
+                .post(
+                    "/api/v1/records/contacts",
+                    json!({"last_name": "Karimi", "phone": "+98 21 1234"}),
+                )
+                .await;
+            (r.body["phone"] == "+98211234").then_some(r.body)
+        },
+    )
+    .await;
+    assert_eq!(contact["last_name"], "Karimi");
+    let garbage = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(garbage.path(), b"not a package").unwrap();
+    let bad = std::process::Command::new(crm_tests::crm_binary(false))
+        .args(["plugin", "install"])
+        .arg(garbage.path())
+        .env("CRM_DATA_DIR", srv.data_dir.path())
+        .env("CRM_DATABASE_URL", &srv.database_url)
+        .output()
+        .expect("crm runs");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("package: is not"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
     );
 }

@@ -227,6 +227,50 @@ impl PluginService {
         &self.rates
     }
 
+    /// Reloads when another process (a second host, `crm plugin install`) changed
+    /// the installed plugins or their enablements, checking every `every`.
+    pub fn spawn_refresher(&self, every: std::time::Duration) {
+        let plugins = self.clone();
+        tokio::spawn(async move {
+            let mut seen = plugins.fingerprint().await.ok();
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match plugins.fingerprint().await {
+                    Ok(now) if seen.as_ref() != Some(&now) => {
+                        if let Err(e) = plugins.reload().await {
+                            tracing::warn!(error = %e, "could not reload the plugins");
+                            continue;
+                        }
+                        seen = Some(now);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not check the plugins"),
+                }
+            }
+        });
+    }
+
+    /// Changes whenever a plugin is installed, upgraded, approved, suspended,
+    /// resumed, removed, enabled or disabled.
+    async fn fingerprint(&self) -> Result<String, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM plugins) AS plugins, (SELECT MAX(updated_at) FROM plugins) AS updated, \
+             (SELECT COUNT(*) FROM plugin_departments) AS enabled, (SELECT MAX(enabled_at) FROM plugin_departments) AS enabled_at",
+        )
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(format!(
+            "{}/{}/{}/{}",
+            row.try_get::<i64, _>("plugins")?,
+            row.try_get::<Option<String>, _>("updated")?
+                .unwrap_or_default(),
+            row.try_get::<i64, _>("enabled")?,
+            row.try_get::<Option<String>, _>("enabled_at")?
+                .unwrap_or_default(),
+        ))
+    }
+
     /// Reads the plugin tables again; code is compiled only for new versions.
     pub async fn reload(&self) -> anyhow::Result<()> {
         let rows = sqlx::query(
@@ -426,6 +470,12 @@ impl PluginService {
     /// Runs the plugin's hooks and routes for `department`, and gives its own identity
     /// the `plugin` role there.
     pub async fn enable(&self, id: &str, department: &str) -> Result<PluginInfo, ApiError> {
+        if !self.access.department_tree().departments.exists(department) {
+            return Err(ApiError::invalid(
+                "the request is not valid",
+                vec![FieldError::new("department", "is not a department")],
+            ));
+        }
         let plugin = self.get(id)?;
         if !plugin.approved {
             return Err(ApiError::conflict(format!(

@@ -193,20 +193,6 @@ async fn enable_plugin(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DepartmentRef>,
 ) -> ApiResult<Json<PluginInfo>> {
-    if !app
-        .access
-        .department_tree()
-        .departments
-        .exists(&body.department)
-    {
-        return Err(ApiError::invalid(
-            "the request is not valid",
-            vec![crate::api::error::FieldError::new(
-                "department",
-                "is not a department",
-            )],
-        ));
-    }
     app.access
         .require_admin(
             &actor,
