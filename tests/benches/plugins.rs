@@ -62,7 +62,9 @@ async fn main() {
     let cache = tempfile::tempdir().expect("temp dir");
     let runtime = Runtime::new(cache.path(), Limits::default()).expect("runtime");
     let t = Instant::now();
-    runtime.load(&wasm, "bench").expect("the plugin loads");
+    runtime
+        .load("0.1.0", &wasm, "bench")
+        .expect("the plugin loads");
     let compile = t.elapsed();
     row("first compile (cold cache)", &ms(compile), "baseline");
     let mut cached = Vec::new();
@@ -70,7 +72,9 @@ async fn main() {
         // A fresh runtime each time, as after a restart: only the disk cache helps.
         let runtime = Runtime::new(cache.path(), Limits::default()).expect("runtime");
         let t = Instant::now();
-        runtime.load(&wasm, "bench").expect("the plugin loads");
+        runtime
+            .load("0.1.0", &wasm, "bench")
+            .expect("the plugin loads");
         cached.push(t.elapsed());
     }
     cached.sort_unstable();

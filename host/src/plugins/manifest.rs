@@ -205,3 +205,44 @@ impl Manifest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    /// Released WIT versions and the SHA-256 of their files: plugins built against
+    /// them must keep loading, so their contract never changes.
+    const FROZEN: &[(&str, &str)] = &[(
+        "crm-plugin-0.1.0/plugin.wit",
+        "bcb39fb8f30962491c1abb0e26ff0e1a9eceef549b962bf464b0dfae05a94514",
+    )];
+
+    #[test]
+    fn released_wit_versions_are_frozen() {
+        let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        for (file, sha) in FROZEN {
+            let text = std::fs::read(wit.join(file)).expect("the WIT file");
+            let now: String = Sha256::digest(&text)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(
+                &now, sha,
+                "wit/{file} is released and frozen: put changes in a new version folder \
+                 with a host adapter (docs/plugins.md, How versions evolve)"
+            );
+        }
+    }
+
+    #[test]
+    fn every_supported_api_has_a_frozen_wit_folder() {
+        for api in super::SUPPORTED_APIS {
+            assert!(
+                FROZEN
+                    .iter()
+                    .any(|(file, _)| file.starts_with(&format!("crm-plugin-{api}/"))),
+                "{api} is supported but not frozen"
+            );
+        }
+    }
+}

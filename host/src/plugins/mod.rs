@@ -305,7 +305,7 @@ impl PluginService {
                             .bind(&id)
                             .fetch_one(&self.db.pool)
                             .await?;
-                    match self.runtime.load(&wasm, &sha256) {
+                    match self.runtime.load(&manifest.api, &wasm, &sha256) {
                         Ok(l) => Arc::new(l),
                         Err(e) => {
                             tracing::error!(plugin = %id, error = %e, "an installed plugin no longer loads; it is skipped");
@@ -391,9 +391,10 @@ impl PluginService {
             .map(|b| format!("{b:02x}"))
             .collect();
         let runtime = self.runtime.clone();
-        let (check_wasm, check_sha) = (wasm.clone(), sha256.clone());
+        let (check_api, check_wasm, check_sha) =
+            (manifest.api.clone(), wasm.clone(), sha256.clone());
         // Compiling takes tens of milliseconds of CPU: keep it off the async workers.
-        tokio::task::spawn_blocking(move || runtime.load(&check_wasm, &check_sha))
+        tokio::task::spawn_blocking(move || runtime.load(&check_api, &check_wasm, &check_sha))
             .await
             .map_err(ApiError::internal)?
             .map_err(|e| invalid("plugin.wasm", e))?;

@@ -154,9 +154,15 @@ impl Runtime {
         }))
     }
 
-    /// Compiles (or loads from the cache) and links a component: the checks of the
-    /// install step. Every refusal says what is wrong in the plugin author's terms.
-    pub fn load(&self, wasm: &[u8], sha256: &str) -> Result<Loaded, String> {
+    /// Compiles (or loads from the cache) and links a component built against WIT
+    /// version `api`, with that version's adapter: the checks of the install step.
+    /// Every refusal says what is wrong in the plugin author's terms.
+    pub fn load(&self, api: &str, wasm: &[u8], sha256: &str) -> Result<Loaded, String> {
+        // One arm per supported version (`manifest::SUPPORTED_APIS`); a new version
+        // adds its bindings module, its linker and its arm here.
+        if api != "0.1.0" {
+            return Err(format!("crm:plugin@{api} is not supported by this host"));
+        }
         match wasm.get(0..8) {
             Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
                 return Err("the file is a core WebAssembly module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)".into());
