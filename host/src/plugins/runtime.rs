@@ -593,6 +593,11 @@ impl v0_1::crm::plugin::records::Host for CallState {
         }
         Ok(
             match self.host.records.get(&self.host.actor, &object, &id).await {
+                // A record of a department that did not enable the plugin does not
+                // exist for it, whoever it acts for.
+                Ok(record) if self.check_department(record.department.as_deref()).is_err() => {
+                    Err(describe(RecordError::NotFound))
+                }
                 Ok(record) => Ok(serde_json::to_string(&record).expect("a record serialises")),
                 Err(e) => Err(describe(e)),
             },
@@ -608,6 +613,13 @@ impl v0_1::crm::plugin::records::Host for CallState {
         if !self.host.grants.read.contains(&object) {
             return Ok(Err(format!("the plugin was not granted reading {object}")));
         }
+        // Only records of departments where the plugin is enabled, whoever it acts
+        // for (ids hold no `,`, `&` or `=`).
+        let query = format!(
+            "{query}{}filter[department][in]={}",
+            if query.is_empty() { "" } else { "&" },
+            self.host.departments.join(",")
+        );
         Ok(
             match self
                 .host

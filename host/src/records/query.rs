@@ -33,6 +33,7 @@ pub enum Column<'a> {
     CreatedAt,
     UpdatedAt,
     Owner,
+    Department,
     Version,
     Field(&'a Field),
 }
@@ -44,6 +45,7 @@ impl<'a> Column<'a> {
             "created_at" => Column::CreatedAt,
             "updated_at" => Column::UpdatedAt,
             "owner" => Column::Owner,
+            "department" => Column::Department,
             "version" => Column::Version,
             _ => Column::Field(object.field(name).ok_or_else(|| {
                 RecordError::BadQuery(format!("{} has no field named '{name}'", object.name))
@@ -57,6 +59,7 @@ impl<'a> Column<'a> {
             Column::CreatedAt => "created_at".into(),
             Column::UpdatedAt => "updated_at".into(),
             Column::Owner => "owner_id".into(),
+            Column::Department => "department_id".into(),
             Column::Version => "version".into(),
             Column::Field(f) => f.value_sql(),
         }
@@ -65,7 +68,7 @@ impl<'a> Column<'a> {
     /// Parses a value from the query string into the type this column compares as.
     fn parse_value(&self, raw: &str) -> Result<Bind, String> {
         let kind = match self {
-            Column::Id | Column::Owner => return Ok(Bind::Text(raw.into())),
+            Column::Id | Column::Owner | Column::Department => return Ok(Bind::Text(raw.into())),
             Column::Version => FieldType::Integer,
             Column::CreatedAt | Column::UpdatedAt => {
                 let t = parse_instant(raw)?;
@@ -114,6 +117,11 @@ impl<'a> Column<'a> {
             Column::UpdatedAt => Value::String(record.updated_at.clone()),
             Column::Owner => record
                 .owner
+                .clone()
+                .map(Value::String)
+                .unwrap_or(Value::Null),
+            Column::Department => record
+                .department
                 .clone()
                 .map(Value::String)
                 .unwrap_or(Value::Null),
