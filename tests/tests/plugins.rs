@@ -112,6 +112,7 @@ on_both_backends!(
     a_web_lead_posted_to_a_public_route_is_created_and_scored_by_a_job,
     plugins_offer_process_steps_an_admin_can_try,
     crm_plugin_install_installs_into_a_running_servers_database,
+    an_upgrade_needs_no_restart_and_calls_in_flight_finish_on_the_old_version,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -1218,5 +1219,64 @@ async fn crm_plugin_install_installs_into_a_running_servers_database(backend: Ba
         String::from_utf8_lossy(&bad.stderr).contains("package: is not"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+async fn an_upgrade_needs_no_restart_and_calls_in_flight_finish_on_the_old_version(
+    backend: Backend,
+) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    install(&admin, "tests/plugins/hostile", ROOT).await;
+    let package = plugin_package("tests/plugins/hostile");
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut archive = tar::Archive::new(package.as_slice());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().to_string();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        if name == "plugin.toml" {
+            bytes = String::from_utf8(bytes)
+                .unwrap()
+                .replace("version = \"0.1.0\"", "version = \"0.2.0\"")
+                .into_bytes();
+        }
+        files.push((name, bytes));
+    }
+    let upgrade = package_of(
+        &files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect::<Vec<_>>(),
+    );
+
+    // A call that runs until its 500 ms limit, started before the upgrade.
+    let slow = {
+        let admin = admin.clone();
+        tokio::spawn(async move { admin.get("/api/v1/x/hostile/loop").await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let upgraded = upload(&admin, upgrade).await;
+    assert_eq!(upgraded.status, StatusCode::CREATED, "{}", upgraded.body);
+    assert_eq!(upgraded.body["version"], "0.2.0");
+    assert_eq!(upgraded.body["approved"], true, "it asks for nothing more");
+    let in_flight = slow.await.unwrap();
+    assert_eq!(in_flight.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        in_flight.text.contains("hostile 0.1.0 failed"),
+        "the call in flight finished on the old version: {}",
+        in_flight.text
+    );
+    let after = admin.get("/api/v1/x/hostile/loop").await;
+    assert!(
+        after.text.contains("hostile 0.2.0 failed"),
+        "{}",
+        after.text
+    );
+    assert_eq!(
+        admin.get("/api/v1/x/hostile/echo").await.status,
+        StatusCode::OK,
+        "no restart"
     );
 }

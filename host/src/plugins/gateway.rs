@@ -285,7 +285,7 @@ async fn call(
             plugins.record_outcome(id, Some(&e)).await;
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
-                format!("the plugin {id} failed: {e}"),
+                format!("the plugin {id} {} failed: {e}", installed.info.version),
             ));
         }
     };
