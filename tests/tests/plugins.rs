@@ -239,7 +239,7 @@ async fn hostile_plugins_are_stopped_and_the_host_keeps_serving(backend: Backend
     install(&admin, "tests/plugins/hostile", ROOT).await;
     for (name, says) in [
         ("loop", "100 ms time limit"),
-        ("bomb", "64 MiB of memory"),
+        ("bomb", "48 MiB of memory"),
         ("panic", "trap"),
         ("recurse", "stack"),
         ("huge", "bytes"),

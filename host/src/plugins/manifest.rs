@@ -29,8 +29,9 @@ pub struct Manifest {
     pub limits: ManifestLimits,
 }
 
-/// Time limits a plugin asks for, in milliseconds, within the host's ceilings
-/// ([`MAX_HOOK_MS`], [`MAX_BACKGROUND_MS`]); unset means the host's default.
+/// Limits a plugin asks for (times in milliseconds), within the host's ceilings
+/// ([`MAX_HOOK_MS`], [`MAX_BACKGROUND_MS`], [`MAX_MEMORY_MIB`]); unset means the
+/// host's default.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestLimits {
@@ -40,11 +41,14 @@ pub struct ManifestLimits {
     pub route_ms: Option<u64>,
     /// After-save hooks, jobs and process steps: default 5,000.
     pub background_ms: Option<u64>,
+    /// Memory in MiB: default and most 64.
+    pub memory_mib: Option<u64>,
 }
 
 /// Ceilings of [`ManifestLimits`].
 pub const MAX_HOOK_MS: u64 = 1_000;
 pub const MAX_BACKGROUND_MS: u64 = 60_000;
+pub const MAX_MEMORY_MIB: u64 = 64;
 
 /// What the plugin asks to be allowed; an admin approves it as a whole.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]

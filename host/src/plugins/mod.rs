@@ -67,7 +67,7 @@ pub struct Installed {
     /// Shared with every call's [`runtime::HostContext`].
     pub grants: Arc<manifest::Capabilities>,
     pub departments: Arc<Vec<String>>,
-    pub deadlines: runtime::Deadlines,
+    pub limits: runtime::PluginLimits,
 }
 
 impl Installed {
@@ -98,7 +98,7 @@ impl Installed {
             departments: self.departments.clone(),
             home_department,
             may_write,
-            deadlines: self.deadlines,
+            limits: self.limits,
         }
     }
 
@@ -330,7 +330,7 @@ impl PluginService {
                 id: id.clone(),
             };
             let grants = Arc::new(info.manifest.capabilities.clone());
-            let deadlines = self.runtime.limits.deadlines.with(&info.manifest.limits);
+            let limits = self.runtime.limits.plugin.with(&info.manifest.limits);
             next.insert(
                 id,
                 Arc::new(Installed {
@@ -338,7 +338,7 @@ impl PluginService {
                     loaded,
                     grants,
                     departments: Arc::new(departments),
-                    deadlines,
+                    limits,
                 }),
             );
         }

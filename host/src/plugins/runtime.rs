@@ -51,8 +51,9 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// Limits of one call; `docs/plugins.md` lists them for plugin authors.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Default deadlines; a manifest's `[limits]` may change them per plugin.
-    pub deadlines: Deadlines,
+    /// Defaults of each plugin's limits; a manifest's `[limits]` may change them.
+    pub plugin: PluginLimits,
+    /// The most memory any plugin may have (the pool's slot size).
     pub memory_bytes: usize,
     pub max_host_calls: u32,
     pub max_payload_bytes: usize,
@@ -61,10 +62,11 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            deadlines: Deadlines {
+            plugin: PluginLimits {
                 hook: Duration::from_millis(100),
                 route: Duration::from_secs(5),
                 background: Duration::from_secs(5),
+                memory_bytes: 64 << 20,
             },
             memory_bytes: 64 << 20,
             max_host_calls: 10_000,
@@ -73,25 +75,31 @@ impl Default for Limits {
     }
 }
 
-/// How long one call may run, by kind of call.
+/// One plugin's limits: how long one call may run, by kind of call, and its memory.
 #[derive(Clone, Copy, Debug)]
-pub struct Deadlines {
+pub struct PluginLimits {
     /// Before-save hooks: a user waits for them.
     pub hook: Duration,
     /// Route handlers.
     pub route: Duration,
     /// After-save hooks, jobs and process steps.
     pub background: Duration,
+    pub memory_bytes: usize,
 }
 
-impl Deadlines {
-    /// These defaults with what a manifest asks for instead.
-    pub fn with(self, asked: &super::manifest::ManifestLimits) -> Deadlines {
+impl PluginLimits {
+    /// These defaults with what a manifest asks for instead (validated against the
+    /// ceilings at install).
+    pub fn with(self, asked: &super::manifest::ManifestLimits) -> PluginLimits {
         let pick = |asked: Option<u64>, default| asked.map_or(default, Duration::from_millis);
-        Deadlines {
+        PluginLimits {
             hook: pick(asked.hook_ms, self.hook),
             route: pick(asked.route_ms, self.route),
             background: pick(asked.background_ms, self.background),
+            memory_bytes: asked
+                .memory_mib
+                .map_or(self.memory_bytes, |m| (m as usize) << 20)
+                .min(self.memory_bytes),
         }
     }
 }
@@ -228,10 +236,9 @@ impl Runtime {
         context: &SaveContext,
         record: &str,
     ) -> Result<Option<String>, CallError> {
-        let limits = &self.limits;
         self.check_input("the record", record.len())
             .map_err(CallError::Failed)?;
-        let deadline = host.deadlines.hook;
+        let (deadline, memory) = (host.limits.hook, host.limits.memory_bytes);
         let mut store = self.store(host, deadline);
         let outcome = async {
             let plugin = loaded.pre.instantiate_async(&mut store).await?;
@@ -249,7 +256,7 @@ impl Runtime {
             Ok(Ok(None)) => Ok(None),
             Ok(Err(HookError::Invalid(errors))) => Err(CallError::Invalid(errors)),
             Ok(Err(HookError::Failed(message))) => Err(CallError::Failed(message)),
-            Err(e) => Err(CallError::Failed(describe_trap(&e, limits, deadline))),
+            Err(e) => Err(CallError::Failed(describe_trap(&e, memory, deadline))),
         }
     }
 
@@ -261,7 +268,7 @@ impl Runtime {
         change: &Change,
     ) -> Result<(), String> {
         self.check_input("the change", change.payload.len())?;
-        let deadline = host.deadlines.background;
+        let (deadline, memory) = (host.limits.background, host.limits.memory_bytes);
         let mut store = self.store(host, deadline);
         let outcome = async {
             let plugin = loaded.pre.instantiate_async(&mut store).await?;
@@ -271,7 +278,7 @@ impl Runtime {
                 .await
         }
         .await;
-        self.outcome(outcome, deadline)?
+        self.outcome(outcome, deadline, memory)?
     }
 
     /// Answers a request to one of the plugin's routes; `Err` is why the plugin
@@ -283,7 +290,7 @@ impl Runtime {
         request: &HttpRequest,
     ) -> Result<HttpResponse, String> {
         self.check_input("the request", request.body.len())?;
-        let deadline = host.deadlines.route;
+        let (deadline, memory) = (host.limits.route, host.limits.memory_bytes);
         let mut store = self.store(host, deadline);
         let outcome = async {
             let plugin = loaded.pre.instantiate_async(&mut store).await?;
@@ -293,7 +300,7 @@ impl Runtime {
                 .await
         }
         .await;
-        let response = self.outcome(outcome, deadline)?;
+        let response = self.outcome(outcome, deadline, memory)?;
         self.check_output(response.body.len())?;
         Ok(response)
     }
@@ -304,14 +311,14 @@ impl Runtime {
         loaded: &Loaded,
         host: HostContext,
     ) -> Result<Vec<StepType>, String> {
-        let deadline = host.deadlines.hook;
+        let (deadline, memory) = (host.limits.hook, host.limits.memory_bytes);
         let mut store = self.store(host, deadline);
         let outcome = async {
             let plugin = loaded.pre.instantiate_async(&mut store).await?;
             plugin.crm_plugin_steps().call_describe(&mut store).await
         }
         .await;
-        self.outcome(outcome, deadline)
+        self.outcome(outcome, deadline, memory)
     }
 
     /// Runs one process step.
@@ -325,14 +332,14 @@ impl Runtime {
             + input.variables.len()
             + input.record.as_ref().map_or(0, String::len);
         self.check_input("the step's input", size)?;
-        let deadline = host.deadlines.background;
+        let (deadline, memory) = (host.limits.background, host.limits.memory_bytes);
         let mut store = self.store(host, deadline);
         let outcome = async {
             let plugin = loaded.pre.instantiate_async(&mut store).await?;
             plugin.crm_plugin_steps().call_run(&mut store, input).await
         }
         .await;
-        let outcome = self.outcome(outcome, deadline)??;
+        let outcome = self.outcome(outcome, deadline, memory)??;
         self.check_output(outcome.variables.len())?;
         Ok(outcome)
     }
@@ -344,7 +351,7 @@ impl Runtime {
         host: HostContext,
         job: &Job,
     ) -> Result<(), String> {
-        let deadline = host.deadlines.background;
+        let (deadline, memory) = (host.limits.background, host.limits.memory_bytes);
         let mut store = self.store(host, deadline);
         let outcome = async {
             let plugin = loaded.pre.instantiate_async(&mut store).await?;
@@ -354,7 +361,7 @@ impl Runtime {
                 .await
         }
         .await;
-        self.outcome(outcome, deadline)?
+        self.outcome(outcome, deadline, memory)?
     }
 
     fn check_input(&self, what: &str, bytes: usize) -> Result<(), String> {
@@ -378,21 +385,27 @@ impl Runtime {
     }
 
     /// A call's result, with a trap described in the plugin author's terms.
-    fn outcome<T>(&self, outcome: wasmtime::Result<T>, deadline: Duration) -> Result<T, String> {
-        outcome.map_err(|e| describe_trap(&e, &self.limits, deadline))
+    fn outcome<T>(
+        &self,
+        outcome: wasmtime::Result<T>,
+        deadline: Duration,
+        memory: usize,
+    ) -> Result<T, String> {
+        outcome.map_err(|e| describe_trap(&e, memory, deadline))
     }
 
     /// A Store for one call: fresh WASI context, memory limits, host-call budget and
     /// a deadline counted in epoch ticks.
     fn store(&self, host: HostContext, deadline: Duration) -> Store<CallState> {
         let limits = &self.limits;
+        let memory = host.limits.memory_bytes;
         let mut store = Store::new(
             &self.engine,
             CallState {
                 wasi: WasiCtx::builder().build(),
                 table: ResourceTable::new(),
                 limits: StoreLimitsBuilder::new()
-                    .memory_size(limits.memory_bytes)
+                    .memory_size(memory)
                     .instances(32)
                     .trap_on_grow_failure(true)
                     .build(),
@@ -433,8 +446,8 @@ pub struct HostContext {
     /// Records writes are refused inside before-save (a hook that writes would run
     /// hooks again, inside the write it is checking).
     pub may_write: bool,
-    /// This plugin's deadlines (the manifest's, or the host's defaults).
-    pub deadlines: Deadlines,
+    /// This plugin's limits (the manifest's, or the host's defaults).
+    pub limits: PluginLimits,
 }
 
 /// Why a call did not let the write through.
@@ -444,7 +457,7 @@ pub enum CallError {
     Failed(String),
 }
 
-fn describe_trap(e: &wasmtime::Error, limits: &Limits, deadline: Duration) -> String {
+fn describe_trap(e: &wasmtime::Error, memory_bytes: usize, deadline: Duration) -> String {
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => format!(
             "did not finish within its {} ms time limit and was stopped",
@@ -465,7 +478,7 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits, deadline: Duration) -> St
             if root.contains("growing memory") {
                 format!(
                     "tried to use more than its {} MiB of memory and was stopped",
-                    limits.memory_bytes >> 20
+                    memory_bytes >> 20
                 )
             } else {
                 root
