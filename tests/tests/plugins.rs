@@ -890,6 +890,18 @@ async fn public_routes_are_only_the_declared_paths_and_are_rate_limited(backend:
         anyone.get("/public/nobody/open/echo").await.status,
         StatusCode::NOT_FOUND
     );
+    for sneaky in [
+        "/public/hostile/openx/echo",
+        "/public/hostile/open/../echo",
+        "/public/hostile/open/%2e%2e/echo",
+        "/public/hostile/open/..%2Fecho",
+    ] {
+        assert_eq!(
+            anyone.get(sneaky).await.status,
+            StatusCode::NOT_FOUND,
+            "{sneaky} is not below a declared public path"
+        );
+    }
 
     let mut limited = None;
     for _ in 0..60 {

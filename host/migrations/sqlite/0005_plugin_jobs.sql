@@ -27,3 +27,10 @@ INSERT INTO roles (name, label, description, builtin, permissions, fields, creat
 ('plugin', 'Plugin', 'The identity of a plugin in the departments where it is enabled (its grants narrow it further); not for people.', 1,
  '{"*":{"read":"department","create":"department","update":"department"}}', '{}',
  '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');
+
+-- Plugins enabled before identities existed get theirs now.
+INSERT INTO users (id, email, name, password_hash, is_admin, active, created_at, updated_at)
+SELECT 'plugin:' || p.id, p.id || '@plugins.invalid', 'Plugin ' || p.id, '!', 0, 1, p.installed_at, p.installed_at
+FROM plugins p WHERE EXISTS (SELECT 1 FROM plugin_departments d WHERE d.plugin_id = p.id);
+INSERT INTO memberships (user_id, department_id, role, created_at)
+SELECT 'plugin:' || plugin_id, department_id, 'plugin', enabled_at FROM plugin_departments;

@@ -274,6 +274,7 @@ impl AccessControl {
         department: &str,
         role: &str,
     ) -> Result<Membership, ApiError> {
+        refuse_plugin_identity(user_id)?;
         self.require_department("department", department)?;
         let mut tx = self.db.pool.begin().await?;
         let role_exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM roles WHERE name = $1")
@@ -324,6 +325,7 @@ impl AccessControl {
     }
 
     pub async fn remove_membership(&self, user_id: &str, department: &str) -> Result<(), ApiError> {
+        refuse_plugin_identity(user_id)?;
         let mut tx = self.db.pool.begin().await?;
         let done = sqlx::query("DELETE FROM memberships WHERE user_id = $1 AND department_id = $2")
             .bind(user_id)
@@ -338,4 +340,14 @@ impl AccessControl {
         self.commit_policy_change(tx).await?;
         Ok(())
     }
+}
+
+/// A plugin's identity holds exactly the memberships its enablements give it.
+fn refuse_plugin_identity(user_id: &str) -> Result<(), ApiError> {
+    if crate::plugins::is_identity(user_id) {
+        return Err(ApiError::conflict(
+            "this user is a plugin's own identity; enable or disable the plugin instead",
+        ));
+    }
+    Ok(())
 }

@@ -238,6 +238,12 @@ impl AuthService {
         name: Option<&str>,
         active: Option<bool>,
     ) -> Result<Option<User>, AuthError> {
+        if crate::plugins::is_identity(id) {
+            return Err(AuthError::Invalid(vec![FieldError::new(
+                "id",
+                "is a plugin's own identity; enable, disable or uninstall the plugin instead",
+            )]));
+        }
         if let Some(name) = name
             && (name.trim().is_empty() || name.chars().count() > 200)
         {

@@ -172,7 +172,7 @@ async fn serve_signed_in(
 
 /// Where a signed-in caller meets the plugin: the caller's first department where
 /// the plugin runs, or one below a department of the caller. `None`: nowhere.
-fn department_for(app: &AppState, plugin: &Installed, actor: &Actor) -> Option<String> {
+pub(crate) fn department_for(app: &AppState, plugin: &Installed, actor: &Actor) -> Option<String> {
     if !plugin.is_running() {
         return None;
     }
@@ -204,7 +204,7 @@ async fn public(State(app): State<AppState>, request: Request) -> Result<Respons
     let installed = app
         .plugins
         .installed(&plugin)
-        .filter(|p| p.is_running() && p.grants.is_public(&path))
+        .filter(|p| p.is_running() && !has_dot_segments(&path) && p.grants.is_public(&path))
         .ok_or_else(|| ApiError::not_found("no such public page"))?;
     let client = request
         .extensions()
@@ -219,6 +219,17 @@ async fn public(State(app): State<AppState>, request: Request) -> Result<Respons
     call(&app.plugins, &installed, host, path, None, request).await
 }
 
+/// `.` or `..` segments, or encoded separators and dots, which a plugin decoding
+/// the path could resolve to a path that is not public.
+fn has_dot_segments(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.contains("%2e")
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || path.contains('\\')
+        || path.split('/').any(|s| s == "." || s == "..")
+}
+
 fn too_many(wait: Duration) -> ApiError {
     let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
     ApiError::new(
@@ -230,13 +241,20 @@ fn too_many(wait: Duration) -> ApiError {
 
 /// Headers a plugin never sees.
 const WITHHELD: &[&str] = &["authorization", "cookie", "proxy-authorization"];
-/// Headers a plugin may not set: the host frames the answer and owns the origin.
-const REFUSED: &[&str] = &[
-    "set-cookie",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "content-security-policy",
+/// Headers a plugin may set (and any `x-` header): describing its content and its
+/// caching, nothing that acts on the CRM's origin (cookies, site data, security
+/// policies, authentication, framing).
+const ALLOWED: &[&str] = &[
+    "content-type",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "etag",
+    "last-modified",
+    "expires",
+    "vary",
+    "location",
+    "retry-after",
 ];
 
 async fn call(
@@ -276,13 +294,12 @@ async fn call(
         .runtime()
         .handle_route(&installed.loaded, host, &request)
         .await;
+    // Route failures do not count toward suspension: anyone who can reach a route
+    // (the public, for public ones) could otherwise switch the plugin off for all.
     let answer = match answer {
-        Ok(answer) => {
-            plugins.record_outcome(id, None).await;
-            answer
-        }
+        Ok(answer) => answer,
         Err(e) => {
-            plugins.record_outcome(id, Some(&e)).await;
+            tracing::warn!(plugin = %id, error = %e, "a plugin route failed");
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 format!("the plugin {id} {} failed: {e}", installed.info.version),
@@ -307,7 +324,8 @@ async fn call(
         ) else {
             continue;
         };
-        if !REFUSED.contains(&name.as_str()) {
+        let allowed = ALLOWED.contains(&name.as_str()) || name.as_str().starts_with("x-");
+        if allowed {
             headers.append(name, value);
         }
     }

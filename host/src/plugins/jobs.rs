@@ -141,7 +141,12 @@ impl JobRunner {
         let mut ran = 0;
         for row in &due {
             let job = job_of(row)?;
-            if self.claim(&job).await? {
+            // The batch may be old by now: the plugin may have stopped meanwhile.
+            let running = self
+                .plugins
+                .installed(&job.plugin_id)
+                .is_some_and(|p| p.is_running());
+            if running && self.claim(&job).await? {
                 self.run(job).await?;
                 ran += 1;
             }
@@ -149,17 +154,20 @@ impl JobRunner {
         Ok(ran)
     }
 
-    /// Takes the job's lease unless another host holds it.
+    /// Takes the job's lease unless another host holds it or ran it since it was
+    /// read (its attempts moved on, or a retry put it off).
     async fn claim(&self, job: &Job) -> Result<bool, sqlx::Error> {
         let now = Utc::now();
         let claimed = sqlx::query(
             "UPDATE plugin_jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
-             WHERE id = $3 AND status = 'scheduled' AND (lease_until IS NULL OR lease_until < $4)",
+             WHERE id = $3 AND status = 'scheduled' AND attempts = $5 AND run_at <= $4 \
+             AND (lease_until IS NULL OR lease_until < $4)",
         )
         .bind(&self.host_id)
         .bind(db::format_time(now + LEASE))
         .bind(&job.id)
         .bind(db::format_time(now))
+        .bind(job.attempts)
         .execute(&self.db().pool)
         .await?;
         Ok(claimed.rows_affected() == 1)
@@ -185,8 +193,11 @@ impl JobRunner {
         match outcome {
             Ok(()) => {
                 self.plugins.record_outcome(&job.plugin_id, None).await;
-                sqlx::query("DELETE FROM plugin_jobs WHERE id = $1")
+                // Only while this host holds the lease: a run that outlived it
+                // leaves the job to the host that took over.
+                sqlx::query("DELETE FROM plugin_jobs WHERE id = $1 AND lease_owner = $2")
                     .bind(&job.id)
+                    .bind(&self.host_id)
                     .execute(pool)
                     .await?;
             }
@@ -204,13 +215,14 @@ impl JobRunner {
                 };
                 sqlx::query(
                     "UPDATE plugin_jobs SET status = $1, run_at = $2, last_error = $3, lease_owner = NULL, \
-                     lease_until = NULL, updated_at = $4 WHERE id = $5",
+                     lease_until = NULL, updated_at = $4 WHERE id = $5 AND lease_owner = $6",
                 )
                 .bind(status)
                 .bind(run_at)
                 .bind(&error)
                 .bind(db::now())
                 .bind(&job.id)
+                .bind(&self.host_id)
                 .execute(pool)
                 .await?;
                 if retry.is_none() {

@@ -91,11 +91,17 @@ impl Capabilities {
             && subset(&self.public_routes, &approved.public_routes)
     }
 
-    /// True when a public path (below `/public/{plugin}`) is one the manifest declares.
+    /// True when a public path (below `/public/{plugin}`) is one the manifest
+    /// declares: the prefix itself, or below it on a segment boundary (`/form`
+    /// covers `/form` and `/form/x`, not `/formadmin`).
     pub fn is_public(&self, path: &str) -> bool {
-        self.public_routes
-            .iter()
-            .any(|p| path.starts_with(p.as_str()))
+        self.public_routes.iter().any(|p| {
+            let p = p.trim_end_matches('/');
+            path == p
+                || path
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
     }
 }
 
@@ -182,10 +188,15 @@ impl Manifest {
             }
         }
         for p in &self.capabilities.public_routes {
-            if !p.starts_with('/') || p.len() > 200 {
+            let clean = p.starts_with('/')
+                && p.len() > 1
+                && p.len() <= 200
+                && !p.contains(['%', '?', '#', '\\'])
+                && !p.split('/').any(|s| s == "." || s == "..");
+            if !clean {
                 errors.push(FieldError::new(
                     "capabilities.public_routes",
-                    format!("'{p}' must start with / (at most 200 characters)"),
+                    format!("'{p}' must be a path below / without ., .., %, ?, # or \\ (at most 200 characters)"),
                 ));
             }
         }

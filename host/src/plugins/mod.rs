@@ -132,6 +132,11 @@ pub fn identity_user(plugin: &str) -> String {
     format!("plugin:{plugin}")
 }
 
+/// True for the user id of a plugin's identity.
+pub fn is_identity(user_id: &str) -> bool {
+    user_id.starts_with("plugin:")
+}
+
 fn identity_email(plugin: &str) -> String {
     format!("{plugin}@plugins.invalid")
 }
@@ -483,9 +488,9 @@ impl PluginService {
                 "{id} waits for an admin to approve what it asks for (POST /api/v1/plugins/{id}/approve)"
             )));
         }
+        let now = db::now();
+        let mut tx = self.db.pool.begin().await?;
         if !plugin.departments.iter().any(|d| d == department) {
-            let now = db::now();
-            let mut tx = self.db.pool.begin().await?;
             sqlx::query(
                 "INSERT INTO plugin_departments (plugin_id, department_id, enabled_at) VALUES ($1, $2, $3)",
             )
@@ -494,30 +499,29 @@ impl PluginService {
             .bind(&now)
             .execute(&mut *tx)
             .await?;
-            // The identity exists from the first enablement on (plugins installed
-            // before identities existed get theirs here too). Its password hash is
-            // not a hash, so nobody signs in as it.
-            sqlx::query(
-                "INSERT INTO users (id, email, name, password_hash, is_admin, active, created_at, updated_at) \
-                 VALUES ($1, $2, $3, '!', 0, 1, $4, $4) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(identity_user(id))
-            .bind(identity_email(id))
-            .bind(format!("Plugin {}", plugin.name))
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO memberships (user_id, department_id, role, created_at) VALUES ($1, $2, 'plugin', $3) \
-                 ON CONFLICT (user_id, department_id) DO NOTHING",
-            )
-            .bind(identity_user(id))
-            .bind(department)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-            self.access.commit_policy_change(tx).await?;
         }
+        // The identity, active, with the plugin role here (repaired on every enable).
+        // Its password hash is not a hash, so nobody signs in as it.
+        sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, is_admin, active, created_at, updated_at) \
+             VALUES ($1, $2, $3, '!', 0, 1, $4, $4) ON CONFLICT (id) DO UPDATE SET active = 1",
+        )
+        .bind(identity_user(id))
+        .bind(identity_email(id))
+        .bind(format!("Plugin {}", plugin.name))
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO memberships (user_id, department_id, role, created_at) VALUES ($1, $2, 'plugin', $3) \
+             ON CONFLICT (user_id, department_id) DO UPDATE SET role = 'plugin'",
+        )
+        .bind(identity_user(id))
+        .bind(department)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        self.access.commit_policy_change(tx).await?;
         self.reload().await.map_err(ApiError::internal)?;
         self.get(id)
     }

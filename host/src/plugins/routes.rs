@@ -308,7 +308,13 @@ async fn list_steps(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<StepTypeInfo>>> {
     let plugin = running(&app, &id)?;
-    let host = plugin.host_context(&app.records, &actor, None, false);
+    // Only for callers the plugin serves (its code runs as them).
+    let home = super::gateway::department_for(&app, &plugin, &actor).ok_or_else(|| {
+        ApiError::forbidden(format!(
+            "the plugin {id} is not enabled in your departments"
+        ))
+    })?;
+    let host = plugin.host_context(&app.records, &actor, Some(home), false);
     let steps = app
         .plugins
         .runtime()
@@ -388,6 +394,7 @@ async fn try_step(
         .runtime()
         .run_step(&plugin.loaded, host, &input)
         .await
+        .map_err(|e| plugin_failed(&id, e))?
         .map_err(|e| ApiError::invalid(format!("the step did not run: {e}"), Vec::new()))?;
     let variables = serde_json::from_str(&outcome.variables)
         .map_err(|_| plugin_failed(&id, "its step answered variables that are not JSON".into()))?;

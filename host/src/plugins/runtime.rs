@@ -321,13 +321,14 @@ impl Runtime {
         self.outcome(outcome, deadline, memory)
     }
 
-    /// Runs one process step.
+    /// Runs one process step: the outer error is the plugin failing (a trap, a
+    /// limit), the inner one the step refusing its input.
     pub async fn run_step(
         &self,
         loaded: &Loaded,
         host: HostContext,
         input: &StepInput,
-    ) -> Result<StepOutcome, String> {
+    ) -> Result<Result<StepOutcome, String>, String> {
         let size = input.config.len()
             + input.variables.len()
             + input.record.as_ref().map_or(0, String::len);
@@ -339,9 +340,13 @@ impl Runtime {
             plugin.crm_plugin_steps().call_run(&mut store, input).await
         }
         .await;
-        let outcome = self.outcome(outcome, deadline, memory)??;
-        self.check_output(outcome.variables.len())?;
-        Ok(outcome)
+        match self.outcome(outcome, deadline, memory)? {
+            Ok(outcome) => {
+                self.check_output(outcome.variables.len())?;
+                Ok(Ok(outcome))
+            }
+            Err(refused) => Ok(Err(refused)),
+        }
     }
 
     /// Runs a due job; `Err` is the reason to retry.
@@ -702,8 +707,12 @@ impl v0_1::crm::plugin::records::Host for CallState {
             Ok(record) => record,
             Err(e) => return Ok(Err(describe(e))),
         };
-        if let Err(e) = self.check_department(current.department.as_deref()) {
-            return Ok(Err(e));
+        if self
+            .check_department(current.department.as_deref())
+            .is_err()
+        {
+            // As `get` answers: such a record does not exist for the plugin.
+            return Ok(Err(describe(RecordError::NotFound)));
         }
         Ok(records
             .update(&actor, &object, &id, &patch, None)
@@ -811,6 +820,9 @@ impl v0_1::crm::plugin::notify::Host for CallState {
         if !self.host.grants.notify {
             return Ok(Err("the plugin was not granted notify".into()));
         }
+        if !self.host.may_write {
+            return Ok(Err("notifications cannot be sent inside before-save (the save may still be refused); send them from after-save".into()));
+        }
         let source = format!("plugin:{}", self.host.plugin_id);
         let sent = crate::notifications::send(&self.host.db, &user, &source, &title, &body).await;
         Ok(sent.map(|_| ()).map_err(|e| e.to_string()))
@@ -832,6 +844,9 @@ impl CallState {
     ) -> Result<String, String> {
         if !self.host.grants.jobs {
             return Err("the plugin was not granted jobs".into());
+        }
+        if !self.host.may_write {
+            return Err("jobs cannot be scheduled inside before-save (the save may still be refused); schedule them from after-save".into());
         }
         if name.is_empty() || name.chars().count() > MAX_JOB_NAME_CHARS {
             return Err(format!(

@@ -91,17 +91,22 @@ description = "Trims names and refuses a contact without a way to reach it."
 
 [capabilities]
 # Objects the plugin may read (records::get, records::list) and write (records::create,
-# records::update, from after-save); kv and notify as needed.
+# records::update, from after-save); the rest as needed.
 read = []
 write = []
 kv = false
 notify = false
+# jobs = true                    # jobs::schedule_in / run_job
+# routes = true                  # handle() under /api/v1/x/{id}/...
+# public_routes = ["/form"]      # handle() under /public/{id}/form... without sign-in
 
 [hooks]
 # Objects whose creates and updates pass through before_save.
 before_save = ["contacts"]
 # Objects whose committed changes reach after_save.
 after_save = []
+
+# [limits]                       # optional: hook_ms, route_ms, background_ms, memory_mib
 "#;
 
 const LIB_RS: &str = r#"//! {id}: a CRM plugin. `crm plugin pack .` builds its package; docs/plugins.md in the

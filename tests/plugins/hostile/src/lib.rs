@@ -30,7 +30,7 @@ impl Plugin for Hostile {
             "recurse" => Ok(Some(deep(0))),
             "huge" => {
                 let mut patch = Record::new();
-                patch.insert("description".into(), Value::String("x".repeat(8 << 20)));
+                patch.insert("description".into(), Value::String("x".repeat(2 << 20)));
                 Ok(Some(patch))
             }
             "flood" => {
