@@ -14,6 +14,8 @@ pub struct Config {
     pub database_url: Option<String>,
     /// `CRM_MAX_BODY_BYTES`, default 1 MiB.
     pub max_body_bytes: usize,
+    /// `CRM_MAX_UPLOAD_BYTES`: the largest document file, default 2 GiB.
+    pub max_upload_bytes: u64,
     /// `CRM_SESSION_HOURS`: lifetime of a login token, default 12 hours.
     pub session_hours: i64,
     /// `CRM_LOG_FORMAT`: `json` for structured logs, anything else for human-readable ones.
@@ -28,6 +30,9 @@ impl Config {
         let max_body_bytes = env_or("CRM_MAX_BODY_BYTES", "1048576")
             .parse()
             .map_err(|e| anyhow::anyhow!("CRM_MAX_BODY_BYTES is not a number: {e}"))?;
+        let max_upload_bytes = env_or("CRM_MAX_UPLOAD_BYTES", "2147483648")
+            .parse()
+            .map_err(|e| anyhow::anyhow!("CRM_MAX_UPLOAD_BYTES is not a number: {e}"))?;
         let session_hours = env_or("CRM_SESSION_HOURS", "12")
             .parse()
             .map_err(|e| anyhow::anyhow!("CRM_SESSION_HOURS is not a number: {e}"))?;
@@ -38,6 +43,7 @@ impl Config {
                 .ok()
                 .filter(|s| !s.is_empty()),
             max_body_bytes,
+            max_upload_bytes,
             session_hours,
             log_json: std::env::var("CRM_LOG_FORMAT").is_ok_and(|v| v == "json"),
         })

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod documents;
 pub mod events;
 pub mod notifications;
 pub mod plugins;

@@ -68,7 +68,15 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
     let deliverer = Deliverer::new(plugins.clone(), records.clone());
     deliverer.clone().spawn();
     crate::plugins::jobs::JobRunner::new(plugins.clone(), records.clone()).spawn();
+    let documents = crate::documents::DocumentService::new(
+        db.clone(),
+        access.clone(),
+        crate::documents::store::BlobStore::local(&config.data_dir.join("documents"))
+            .context("cannot open the document store")?,
+        config.max_upload_bytes,
+    );
     Ok(Arc::new(App {
+        documents,
         config,
         db,
         auth,

@@ -213,6 +213,7 @@ async fn hook_calls(package: &[u8]) -> Duration {
         data_dir: dir.path().to_path_buf(),
         database_url: None,
         max_body_bytes: 1 << 20,
+        max_upload_bytes: 1 << 30,
         session_hours: 12,
         log_json: false,
     };

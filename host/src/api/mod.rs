@@ -38,6 +38,7 @@ pub struct App {
     pub access: AccessControl,
     pub plugins: PluginService,
     pub deliverer: crate::plugins::delivery::Deliverer,
+    pub documents: crate::documents::DocumentService,
 }
 
 pub type AppState = Arc<App>;
@@ -108,6 +109,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::access::routes::router())
         .merge(crate::plugins::routes::router())
         .merge(crate::plugins::gateway::router())
+        .merge(crate::documents::routes::router())
         .merge(crate::events::routes::router())
         .merge(crate::notifications::routes::router())
         .split_for_parts();

@@ -16,6 +16,8 @@ pub enum AuditAction {
     Created,
     Updated,
     Deleted,
+    /// A document's content was read (`record_version` is the version read).
+    Downloaded,
 }
 
 impl AuditAction {
@@ -24,6 +26,7 @@ impl AuditAction {
             AuditAction::Created => "created",
             AuditAction::Updated => "updated",
             AuditAction::Deleted => "deleted",
+            AuditAction::Downloaded => "downloaded",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -31,6 +34,7 @@ impl AuditAction {
             "created" => Some(AuditAction::Created),
             "updated" => Some(AuditAction::Updated),
             "deleted" => Some(AuditAction::Deleted),
+            "downloaded" => Some(AuditAction::Downloaded),
             _ => None,
         }
     }

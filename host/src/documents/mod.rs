@@ -1,0 +1,750 @@
+//! The document library: folders per department (or shared), documents with
+//! versions, content stored once per SHA-256 and streamed in both directions.
+//!
+//! Access reads the `documents` object of the access policy, with the folder's
+//! department as the document's: roles' `*` rights (or rights on `documents`) give
+//! read, create and update by scope, exactly as for records. Folders without a
+//! department form the shared library: everyone signed in reads it; uploading to it
+//! needs the create right somewhere; its folders are made by organisation admins.
+//! Every download is written to the audit log.
+
+pub mod routes;
+pub mod sniff;
+pub mod store;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AssertSqlSafe, Row};
+use utoipa::ToSchema;
+
+use crate::access::{AccessControl, Action, ObjectAccess, UserAccess};
+use crate::api::error::{ApiError, FieldError};
+use crate::auth::Actor;
+use crate::db::{self, Db};
+use crate::records::query::{Bind, SqlBuilder, bind_all};
+use store::{BlobStore, StoreError, Stored};
+
+/// The access policy's object for documents.
+pub const OBJECT: &str = "documents";
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Folder {
+    pub id: String,
+    pub parent: Option<String>,
+    pub name: String,
+    /// `null` for the shared library.
+    pub department: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FolderInput {
+    pub name: String,
+    /// The parent folder; its department is inherited.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// For a top-level folder: its department (`null` for the shared library).
+    #[serde(default)]
+    pub department: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Document {
+    pub id: String,
+    pub folder: String,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// The uploader of the first version.
+    pub owner: Option<String>,
+    /// The folder's department (`null` in the shared library).
+    pub department: Option<String>,
+    /// The current version's number (1 for a new document).
+    pub version: i64,
+    pub file_name: String,
+    /// Sniffed from the content, never taken from the client.
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Version {
+    pub version: i64,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub uploaded_by: Option<String>,
+    /// Why it changed (empty for the first version).
+    pub reason: String,
+    pub created_at: String,
+}
+
+/// What an upload says about the file besides its bytes.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UploadMeta {
+    /// The file's name, such as `offer.pdf`.
+    pub name: String,
+    /// Default: the file name.
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// Comma-separated.
+    pub tags: Option<String>,
+    /// Why this version (new versions).
+    pub reason: Option<String>,
+}
+
+/// A page of documents, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentPage {
+    pub items: Vec<Document>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentQuery {
+    /// Only this folder's documents.
+    pub folder: Option<String>,
+    /// Words in the title, description, file name or tags.
+    pub q: Option<String>,
+    /// 1 to 200, default 50.
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct DocumentService {
+    db: Db,
+    access: AccessControl,
+    store: BlobStore,
+    max_bytes: u64,
+}
+
+const DOCUMENT_COLUMNS: &str = "id, folder_id, title, description, tags, owner_id, department_id, current_version, \
+     file_name, content_type, size, sha256, created_at, updated_at";
+const VERSION_COLUMNS: &str =
+    "version, file_name, content_type, size, sha256, uploaded_by, reason, created_at";
+
+fn document_of(r: &sqlx::any::AnyRow) -> Result<Document, sqlx::Error> {
+    let tags: String = r.try_get("tags")?;
+    Ok(Document {
+        id: r.try_get("id")?,
+        folder: r.try_get("folder_id")?,
+        title: r.try_get("title")?,
+        description: r.try_get("description")?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        owner: r.try_get("owner_id")?,
+        department: r.try_get("department_id")?,
+        version: r.try_get("current_version")?,
+        file_name: r.try_get("file_name")?,
+        content_type: r.try_get("content_type")?,
+        size: r.try_get("size")?,
+        sha256: r.try_get("sha256")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn version_of(r: &sqlx::any::AnyRow) -> Result<Version, sqlx::Error> {
+    Ok(Version {
+        version: r.try_get("version")?,
+        file_name: r.try_get("file_name")?,
+        content_type: r.try_get("content_type")?,
+        size: r.try_get("size")?,
+        sha256: r.try_get("sha256")?,
+        uploaded_by: r.try_get("uploaded_by")?,
+        reason: r.try_get("reason")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn folder_of(r: &sqlx::any::AnyRow) -> Result<Folder, sqlx::Error> {
+    Ok(Folder {
+        id: r.try_get("id")?,
+        parent: r.try_get("parent_id")?,
+        name: r.try_get("name")?,
+        department: r.try_get("department_id")?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::invalid(
+        "the request is not valid",
+        vec![FieldError::new(field, message)],
+    )
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("there is no such document")
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::TooLarge(max) => ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a file is at most {max} bytes"),
+            ),
+            StoreError::Empty => invalid("body", "the file is empty"),
+            StoreError::CutOff(why) => {
+                ApiError::bad_request(format!("the upload did not arrive whole: {why}"))
+            }
+            StoreError::Store(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// Who is asking, and their rights on documents.
+struct Caller<'a> {
+    actor: &'a Actor,
+    user: Arc<UserAccess>,
+    rights: Arc<ObjectAccess>,
+}
+
+impl Caller<'_> {
+    /// May the caller act on a document with this owner in this department?
+    fn may(&self, action: Action, owner: Option<&str>, department: Option<&str>) -> bool {
+        match department {
+            // The shared library: everyone reads; writing needs the right somewhere
+            // (updating: the owner, or an organisation admin).
+            None => match action {
+                Action::Read => true,
+                Action::Create => !self.rights.grants(Action::Create).is_empty(),
+                _ => owner == Some(self.actor.user_id.as_str()) || self.user.is_org_admin(),
+            },
+            Some(_) => self
+                .user
+                .covers(self.rights.grants(action), owner, department),
+        }
+    }
+}
+
+impl DocumentService {
+    pub fn new(db: Db, access: AccessControl, store: BlobStore, max_bytes: u64) -> Self {
+        DocumentService {
+            db,
+            access,
+            store,
+            max_bytes,
+        }
+    }
+
+    fn caller<'a>(&self, actor: &'a Actor) -> Caller<'a> {
+        let user = self.access.user(actor);
+        let rights = user.object(OBJECT);
+        Caller {
+            actor,
+            user,
+            rights,
+        }
+    }
+
+    async fn deny(&self, c: &Caller<'_>, action: Action, id: Option<&str>, why: &str) -> ApiError {
+        self.access
+            .deny(&c.actor.user_id, action.as_str(), Some(OBJECT), id, why)
+            .await;
+        ApiError::forbidden(format!("you may not {why}"))
+    }
+
+    async fn folder(&self, id: &str) -> Result<Folder, ApiError> {
+        let row = sqlx::query(
+            "SELECT id, parent_id, name, department_id, created_by, created_at, updated_at FROM doc_folders WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("there is no such folder"))?;
+        Ok(folder_of(&row)?)
+    }
+
+    pub async fn create_folder(
+        &self,
+        actor: &Actor,
+        input: FolderInput,
+    ) -> Result<Folder, ApiError> {
+        let c = self.caller(actor);
+        sniff::check_name(&input.name).map_err(|e| invalid("name", e))?;
+        let department = match &input.parent {
+            Some(parent) => {
+                let parent = self
+                    .folder(parent)
+                    .await
+                    .map_err(|_| invalid("parent", "is not a folder"))?;
+                if input.department.is_some() && input.department != parent.department {
+                    return Err(invalid(
+                        "department",
+                        "a sub-folder is in its parent's department",
+                    ));
+                }
+                parent.department
+            }
+            None => input.department.clone(),
+        };
+        let allowed = match &department {
+            Some(d) => {
+                if !self.access.department_tree().departments.exists(d) {
+                    return Err(invalid("department", "is not a department"));
+                }
+                c.may(Action::Create, Some(&actor.user_id), Some(d))
+            }
+            None => c.user.is_org_admin(),
+        };
+        if !allowed {
+            return Err(self
+                .deny(&c, Action::Create, None, "create folders there")
+                .await);
+        }
+        let now = db::now();
+        let folder = Folder {
+            id: db::new_id(),
+            parent: input.parent,
+            name: input.name,
+            department,
+            created_by: Some(actor.user_id.clone()),
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let done = sqlx::query(
+            "INSERT INTO doc_folders (id, parent_id, name, department_id, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(&folder.id)
+        .bind(&folder.parent)
+        .bind(&folder.name)
+        .bind(&folder.department)
+        .bind(&folder.created_by)
+        .bind(&folder.created_at)
+        .execute(&self.db.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(folder),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(ApiError::conflict("a folder of that name is there already"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The folders the caller sees: the shared library and its departments' (those
+    /// where it may read or add documents).
+    pub async fn folders(&self, actor: &Actor) -> Result<Vec<Folder>, ApiError> {
+        let c = self.caller(actor);
+        let rows = sqlx::query(
+            "SELECT id, parent_id, name, department_id, created_by, created_at, updated_at FROM doc_folders ORDER BY name, id",
+        )
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut folders = Vec::new();
+        for r in &rows {
+            let f = folder_of(r)?;
+            let d = f.department.as_deref();
+            let sees = d.is_none()
+                || [Action::Read, Action::Create].into_iter().any(|a| {
+                    c.rights.grants(a).iter().any(|g| {
+                        g.scope == crate::access::Scope::All
+                            || g.department == d.unwrap_or_default()
+                            || self
+                                .access
+                                .department_tree()
+                                .departments
+                                .is_within(d.unwrap_or_default(), &g.department)
+                    })
+                });
+            if sees {
+                folders.push(f);
+            }
+        }
+        Ok(folders)
+    }
+
+    /// Stores a new document from a stream of its bytes.
+    pub async fn upload<S, E>(
+        &self,
+        actor: &Actor,
+        folder: &str,
+        meta: UploadMeta,
+        body: S,
+    ) -> Result<Document, ApiError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let c = self.caller(actor);
+        let folder = self.folder(folder).await?;
+        let (title, description, tags) = check_meta(&meta)?;
+        if !c.may(
+            Action::Create,
+            Some(&actor.user_id),
+            folder.department.as_deref(),
+        ) {
+            return Err(self
+                .deny(&c, Action::Create, None, "add documents to this folder")
+                .await);
+        }
+        let stored = self.store(body).await?;
+        let content_type = sniff::content_type(&stored.head, &meta.name);
+        let now = db::now();
+        let id = db::new_id();
+        let mut tx = self.db.pool.begin().await?;
+        remember_blob(&mut tx, &stored, &now).await?;
+        sqlx::query(
+            "INSERT INTO documents (id, folder_id, title, description, tags, owner_id, department_id, current_version, \
+             file_name, content_type, size, sha256, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $11, $12, $12)",
+        )
+        .bind(&id)
+        .bind(&folder.id)
+        .bind(&title)
+        .bind(&description)
+        .bind(serde_json::to_string(&tags).expect("tags serialise"))
+        .bind(&actor.user_id)
+        .bind(&folder.department)
+        .bind(&meta.name)
+        .bind(content_type)
+        .bind(stored.size as i64)
+        .bind(&stored.sha256)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        insert_version(
+            &mut tx,
+            &id,
+            1,
+            &meta.name,
+            content_type,
+            &stored,
+            &actor.user_id,
+            "",
+            &now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.get(actor, &id).await
+    }
+
+    /// Stores a new current version; the caller needs the update right.
+    pub async fn new_version<S, E>(
+        &self,
+        actor: &Actor,
+        id: &str,
+        meta: UploadMeta,
+        body: S,
+    ) -> Result<Document, ApiError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let c = self.caller(actor);
+        let current = self.get(actor, id).await?;
+        sniff::check_name(&meta.name).map_err(|e| invalid("name", e))?;
+        let reason = meta.reason.clone().unwrap_or_default();
+        if reason.chars().count() > 500 {
+            return Err(invalid("reason", "must be at most 500 characters"));
+        }
+        if !c.may(
+            Action::Update,
+            current.owner.as_deref(),
+            current.department.as_deref(),
+        ) {
+            return Err(self
+                .deny(&c, Action::Update, Some(id), "change this document")
+                .await);
+        }
+        let stored = self.store(body).await?;
+        let content_type = sniff::content_type(&stored.head, &meta.name);
+        let now = db::now();
+        let mut tx = self.db.pool.begin().await?;
+        remember_blob(&mut tx, &stored, &now).await?;
+        // The row lock taken by this UPDATE orders concurrent uploads: each gets the
+        // next number, and both are kept.
+        sqlx::query(
+            "UPDATE documents SET current_version = current_version + 1, file_name = $1, content_type = $2, \
+             size = $3, sha256 = $4, updated_at = $5 WHERE id = $6",
+        )
+        .bind(&meta.name)
+        .bind(content_type)
+        .bind(stored.size as i64)
+        .bind(&stored.sha256)
+        .bind(&now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let version: i64 =
+            sqlx::query_scalar("SELECT current_version FROM documents WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        insert_version(
+            &mut tx,
+            id,
+            version,
+            &meta.name,
+            content_type,
+            &stored,
+            &actor.user_id,
+            &reason,
+            &now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.get(actor, id).await
+    }
+
+    async fn store<S, E>(&self, body: S) -> Result<Stored, ApiError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        Ok(self.store.put(body, self.max_bytes).await?)
+    }
+
+    /// A document the caller may read (404 otherwise, as for one that does not exist).
+    pub async fn get(&self, actor: &Actor, id: &str) -> Result<Document, ApiError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?
+        .ok_or_else(not_found)?;
+        let doc = document_of(&row)?;
+        let c = self.caller(actor);
+        if !c.may(
+            Action::Read,
+            doc.owner.as_deref(),
+            doc.department.as_deref(),
+        ) {
+            return Err(not_found());
+        }
+        Ok(doc)
+    }
+
+    /// The documents the caller may read, newest first.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        query: &DocumentQuery,
+    ) -> Result<DocumentPage, ApiError> {
+        let limit = query.limit.unwrap_or(50);
+        if !(1..=200).contains(&limit) {
+            return Err(ApiError::bad_request("limit must be 1 to 200"));
+        }
+        let c = self.caller(actor);
+        let mut b = SqlBuilder::default();
+        let mut conditions = Vec::new();
+        let scope = c.user.read_scope(&c.rights);
+        // Shares of documents come with their own endpoints later; the shared
+        // library is readable by everyone.
+        if let Some(readable) = scope.sql(OBJECT, &mut b) {
+            conditions.push(format!("({readable} OR department_id IS NULL)"));
+        }
+        if let Some(folder) = &query.folder {
+            conditions.push(format!(
+                "folder_id = {}",
+                b.bind(Bind::Text(folder.clone()))
+            ));
+        }
+        if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let escaped = q
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let p = b.bind(Bind::Text(format!("%{escaped}%")));
+            conditions.push(format!(
+                "(lower(title) LIKE {p} ESCAPE '\\' OR lower(description) LIKE {p} ESCAPE '\\' \
+                 OR lower(file_name) LIKE {p} ESCAPE '\\' OR lower(tags) LIKE {p} ESCAPE '\\')"
+            ));
+        }
+        if let Some(cursor) = &query.cursor {
+            conditions.push(format!("id < {}", b.bind(Bind::Text(cursor.clone()))));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents {filter} ORDER BY id DESC LIMIT {}",
+            b.bind(Bind::Int(limit + 1))
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), b.binds)
+            .fetch_all(&self.db.pool)
+            .await?;
+        let mut items: Vec<Document> = rows.iter().map(document_of).collect::<Result<_, _>>()?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|d| d.id.clone())
+        } else {
+            None
+        };
+        Ok(DocumentPage { items, next_cursor })
+    }
+
+    /// Every version, newest first.
+    pub async fn versions(&self, actor: &Actor, id: &str) -> Result<Vec<Version>, ApiError> {
+        self.get(actor, id).await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM document_versions WHERE document_id = $1 ORDER BY version DESC"
+        )))
+        .bind(id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        Ok(rows.iter().map(version_of).collect::<Result<_, _>>()?)
+    }
+
+    /// A version (the current one when `None`) to download; the download is audited.
+    pub async fn open(
+        &self,
+        actor: &Actor,
+        id: &str,
+        version: Option<i64>,
+    ) -> Result<(Document, Version), ApiError> {
+        let doc = self.get(actor, id).await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM document_versions WHERE document_id = $1 AND version = $2"
+        )))
+        .bind(id)
+        .bind(version.unwrap_or(doc.version))
+        .fetch_optional(&self.db.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("the document has no such version"))?;
+        let v = version_of(&row)?;
+        let entry = crate::audit::AuditEntry {
+            id: db::new_id(),
+            object: OBJECT.into(),
+            record_id: id.into(),
+            action: crate::audit::AuditAction::Downloaded,
+            actor: Some(actor.user_id.clone()),
+            version: v.version,
+            at: db::now(),
+            changes: serde_json::Map::new(),
+        };
+        let mut conn = self.db.pool.acquire().await?;
+        crate::audit::insert(&mut conn, self.db.dialect, &[&entry]).await?;
+        Ok((doc, v))
+    }
+
+    /// The audit trail of a document (its downloads), oldest first, for admins of
+    /// its department.
+    pub async fn history(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<Vec<crate::audit::AuditEntry>, ApiError> {
+        let doc = self.get(actor, id).await?;
+        let c = self.caller(actor);
+        if !c.user.is_admin_of(doc.department.as_deref()) {
+            return Err(self
+                .deny(&c, Action::Admin, Some(id), "read this document's history")
+                .await);
+        }
+        Ok(crate::audit::history(&self.db, OBJECT, id, None, 1_000).await?)
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.store
+    }
+}
+
+/// Title, description and tags of an upload, checked.
+fn check_meta(meta: &UploadMeta) -> Result<(String, String, Vec<String>), ApiError> {
+    let mut errors = Vec::new();
+    if let Err(e) = sniff::check_name(&meta.name) {
+        errors.push(FieldError::new("name", e));
+    }
+    let title = meta.title.clone().unwrap_or_else(|| meta.name.clone());
+    if title.trim().is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control)
+    {
+        errors.push(FieldError::new(
+            "title",
+            "must be 1 to 200 characters without control characters",
+        ));
+    }
+    let description = meta.description.clone().unwrap_or_default();
+    if description.chars().count() > 2_000 {
+        errors.push(FieldError::new(
+            "description",
+            "must be at most 2,000 characters",
+        ));
+    }
+    let tags: Vec<String> = meta
+        .tags
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tags.len() > 20 || tags.iter().any(|t| t.chars().count() > 50) {
+        errors.push(FieldError::new(
+            "tags",
+            "at most 20 tags of at most 50 characters",
+        ));
+    }
+    if errors.is_empty() {
+        Ok((title, description, tags))
+    } else {
+        Err(ApiError::invalid("the upload is not valid", errors))
+    }
+}
+
+async fn remember_blob(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    stored: &Stored,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO doc_blobs (sha256, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind(&stored.sha256)
+    .bind(stored.size as i64)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_version(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    version: i64,
+    name: &str,
+    content_type: &str,
+    stored: &Stored,
+    uploader: &str,
+    reason: &str,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO document_versions (document_id, version, file_name, content_type, size, sha256, uploaded_by, reason, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id)
+    .bind(version)
+    .bind(name)
+    .bind(content_type)
+    .bind(stored.size as i64)
+    .bind(&stored.sha256)
+    .bind(uploader)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! HTTP routes of the document library: `/api/v1/folders`, `/api/v1/documents`.
+//! Uploads are the raw request body (streamed, never buffered whole); downloads
+//! stream and answer HTTP range requests.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{Document, DocumentPage, DocumentQuery, Folder, FolderInput, UploadMeta, Version};
+use crate::api::AppState;
+use crate::api::error::{ApiError, ApiResult, Problem};
+use crate::api::extract::ApiJson;
+use crate::auth::Actor;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_folders, create_folder))
+        .routes(routes!(upload_document))
+        .routes(routes!(list_documents))
+        .routes(routes!(get_document))
+        .routes(routes!(download_current))
+        .routes(routes!(list_versions, upload_version))
+        .routes(routes!(download_version))
+        .routes(routes!(document_history))
+        // Files are limited by CRM_MAX_UPLOAD_BYTES as they stream, not here.
+        .layer(DefaultBodyLimit::disable())
+}
+
+type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+fn query<T>(q: QueryResult<T>) -> ApiResult<T> {
+    q.map(|Query(t)| t)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// Folders the caller sees (the shared library and its departments').
+#[utoipa::path(get, path = "/api/v1/folders", tag = "documents", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Folder>)))]
+async fn list_folders(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Folder>>> {
+    Ok(Json(app.documents.folders(&actor).await?))
+}
+
+/// Creates a folder: in a department (needs the create right on documents there),
+/// below a parent (its department), or in the shared library (organisation admins).
+#[utoipa::path(post, path = "/api/v1/folders", tag = "documents", security(("bearer" = [])),
+    request_body = FolderInput,
+    responses((status = 201, body = Folder), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A folder of that name is there", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn create_folder(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiJson(input): ApiJson<FolderInput>,
+) -> ApiResult<(StatusCode, Json<Folder>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.documents.create_folder(&actor, input).await?),
+    ))
+}
+
+/// Uploads a new document into a folder: the body is the file, as is (any content
+/// type; the stored type is sniffed from the bytes).
+#[utoipa::path(post, path = "/api/v1/folders/{id}/documents", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path), UploadMeta),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file"),
+    responses((status = 201, body = Document), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn upload_document(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(folder): Path<String>,
+    meta: QueryResult<UploadMeta>,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<Document>)> {
+    let meta = query(meta)?;
+    let body = request.into_body().into_data_stream();
+    Ok((
+        StatusCode::CREATED,
+        Json(app.documents.upload(&actor, &folder, meta, body).await?),
+    ))
+}
+
+/// Documents the caller may read, newest first.
+#[utoipa::path(get, path = "/api/v1/documents", tag = "documents", security(("bearer" = [])),
+    params(DocumentQuery), responses((status = 200, body = DocumentPage)))]
+async fn list_documents(
+    State(app): State<AppState>,
+    actor: Actor,
+    q: QueryResult<DocumentQuery>,
+) -> ApiResult<Json<DocumentPage>> {
+    Ok(Json(app.documents.list(&actor, &query(q)?).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Document), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn get_document(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Document>> {
+    Ok(Json(app.documents.get(&actor, &id).await?))
+}
+
+/// Every version, newest first, with who uploaded it, when and why.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/versions", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = Vec<Version>)))]
+async fn list_versions(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Version>>> {
+    Ok(Json(app.documents.versions(&actor, &id).await?))
+}
+
+/// Uploads a new current version (`name` and an optional `reason` in the query).
+#[utoipa::path(post, path = "/api/v1/documents/{id}/versions", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path), UploadMeta),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file"),
+    responses((status = 201, body = Document), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json")))]
+async fn upload_version(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    meta: QueryResult<UploadMeta>,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<Document>)> {
+    let meta = query(meta)?;
+    let body = request.into_body().into_data_stream();
+    Ok((
+        StatusCode::CREATED,
+        Json(app.documents.new_version(&actor, &id, meta, body).await?),
+    ))
+}
+
+/// The current version's content (supports `Range: bytes=...`). Audited.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/content", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The file"), (status = 206, description = "A range of it"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 416, body = Problem, content_type = "application/problem+json")))]
+async fn download_current(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    download(app, actor, id, None, headers).await
+}
+
+/// One version's content (supports `Range`). Audited.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/versions/{version}/content", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path), ("version" = i64, Path)),
+    responses((status = 200, description = "The file"), (status = 206, description = "A range of it"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn download_version(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((id, version)): Path<(String, i64)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    download(app, actor, id, Some(version), headers).await
+}
+
+async fn download(
+    app: AppState,
+    actor: Actor,
+    id: String,
+    version: Option<i64>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let size_of = |v: &Version| v.size as u64;
+    let (_, v) = app.documents.open(&actor, &id, version).await?;
+    let size = size_of(&v);
+    let range = match headers.get(header::RANGE).and_then(|r| r.to_str().ok()) {
+        None => None,
+        Some(raw) => match parse_range(raw, size) {
+            Some(r) => Some(r),
+            None => {
+                let mut e = ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    format!("the range '{raw}' is not within the {size} bytes of the file"),
+                )
+                .into_response();
+                e.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
+                );
+                return Ok(e);
+            }
+        },
+    };
+    let stream = app.documents.blobs().get(&v.sha256, range.clone()).await?;
+    let mut response = Response::new(Body::from_stream(stream));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&v.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!(
+            "attachment; filename*=UTF-8''{}",
+            percent_encode(&v.file_name)
+        ))
+        .expect("percent-encoded"),
+    );
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"{}\"", v.sha256)).expect("hex"),
+    );
+    match range {
+        Some(r) => {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(r.end - r.start));
+            h.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes {}-{}/{size}", r.start, r.end - 1))
+                    .expect("ascii"),
+            );
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        }
+        None => {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        }
+    }
+    Ok(response)
+}
+
+/// Who downloaded which version, when (admins of the document's department).
+#[utoipa::path(get, path = "/api/v1/documents/{id}/history", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Vec<crate::audit::AuditEntry>), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn document_history(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<crate::audit::AuditEntry>>> {
+    Ok(Json(app.documents.history(&actor, &id).await?))
+}
+
+/// One range of `bytes=a-b`, `bytes=a-` or `bytes=-n` within `size`, as a
+/// half-open range; `None` when it is malformed, several, or outside the file.
+fn parse_range(raw: &str, size: u64) -> Option<std::ops::Range<u64>> {
+    let spec = raw.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || size == 0 {
+        return None;
+    }
+    let (start, end) = spec.split_once('-')?;
+    let (start, end) = match (start.trim(), end.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (size.checked_sub(n.min(size))?, size - 1)
+        }
+        (a, "") => (a.parse().ok()?, size - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(size - 1)),
+    };
+    (start <= end && start < size).then_some(start..end + 1)
+}
+
+/// RFC 5987 encoding of a file name for Content-Disposition.
+fn percent_encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some(0..10));
+        assert_eq!(parse_range("bytes=90-", 100), Some(90..100));
+        assert_eq!(parse_range("bytes=-10", 100), Some(90..100));
+        assert_eq!(parse_range("bytes=95-200", 100), Some(95..100));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("bytes=5-1", 100), None);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+}

@@ -1,0 +1,136 @@
+//! Document content in an object store, one object per SHA-256 (`blobs/<sha256>`).
+//!
+//! An upload streams to `tmp/<id>` while it is hashed and measured, in chunks, so
+//! memory stays constant whatever the size; only a complete upload is moved to its
+//! blob (or dropped when that content is already stored). A cut-off or oversized
+//! upload is aborted and its temporary data removed, so no half file is ever seen.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use sha2::{Digest, Sha256};
+
+/// Bytes kept from the start of an upload to sniff its type.
+const HEAD_BYTES: usize = 512;
+/// Size of the parts written to the store (the memory one upload holds at most,
+/// times the parts in flight).
+const PART_BYTES: usize = 8 << 20;
+
+/// Stored content.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub sha256: String,
+    pub size: u64,
+    /// The first bytes, to sniff the content type from.
+    pub head: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the file is larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("the file is empty")]
+    Empty,
+    #[error("the upload was cut off: {0}")]
+    CutOff(String),
+    #[error("the document store failed: {0}")]
+    Store(#[from] object_store::Error),
+}
+
+#[derive(Clone)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+fn blob(sha256: &str) -> Path {
+    Path::from(format!("blobs/{sha256}"))
+}
+
+impl BlobStore {
+    /// Files under `dir` (created when missing).
+    pub fn local(dir: &std::path::Path) -> anyhow::Result<BlobStore> {
+        std::fs::create_dir_all(dir)?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
+        Ok(BlobStore {
+            store: Arc::new(store),
+        })
+    }
+
+    /// Streams `body` into the store; 1 to `max` bytes.
+    pub async fn put<S, E>(&self, mut body: S, max: u64) -> Result<Stored, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let tmp = Path::from(format!("tmp/{}", crate::db::new_id()));
+        let upload = self.store.put_multipart(&tmp).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        let mut head = Vec::with_capacity(HEAD_BYTES);
+        let failure = loop {
+            let chunk = match body.next().await {
+                None => break None,
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => break Some(StoreError::CutOff(e.to_string())),
+            };
+            size += chunk.len() as u64;
+            if size > max {
+                break Some(StoreError::TooLarge(max));
+            }
+            if head.len() < HEAD_BYTES {
+                let take = (HEAD_BYTES - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+            }
+            hasher.update(&chunk);
+            if let Err(e) = writer.wait_for_capacity(2).await {
+                break Some(e.into());
+            }
+            writer.write(&chunk);
+        };
+        let failure = failure.or((size == 0).then_some(StoreError::Empty));
+        if let Some(failure) = failure {
+            let _ = writer.abort().await;
+            let _ = self.store.delete(&tmp).await;
+            return Err(failure);
+        }
+        writer.finish().await?;
+        let sha256: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        match self.store.rename_if_not_exists(&tmp, &blob(&sha256)).await {
+            Ok(()) => {}
+            // The same content is stored already: keep one copy.
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                let _ = self.store.delete(&tmp).await;
+            }
+            Err(e) => {
+                let _ = self.store.delete(&tmp).await;
+                return Err(e.into());
+            }
+        }
+        Ok(Stored { sha256, size, head })
+    }
+
+    /// The content of a blob, or the byte range `range` of it.
+    pub async fn get(
+        &self,
+        sha256: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<impl Stream<Item = Result<Bytes, object_store::Error>> + use<>, StoreError> {
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        Ok(self
+            .store
+            .get_opts(&blob(sha256), options)
+            .await?
+            .into_stream())
+    }
+}

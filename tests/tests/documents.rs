@@ -1,0 +1,446 @@
+//! The document library through the real server: folders, uploads streamed to the
+//! local store, versions, ranges, access by department, audited downloads, and bad
+//! input (names, empty and oversized files, uploads cut off, concurrent versions).
+
+use std::time::Duration;
+
+use crm_tests::reqwest::{Method, StatusCode};
+use crm_tests::{Backend, Client, Options, Server, eventually, json, on_both_backends};
+use tokio::io::AsyncWriteExt;
+
+on_both_backends!(
+    a_document_is_uploaded_versioned_and_downloaded_whole_or_in_ranges,
+    documents_follow_the_folders_department_and_the_shared_library_is_for_all,
+    bad_uploads_are_refused_and_leave_nothing_behind,
+);
+
+const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n";
+
+async fn department(admin: &Client, name: &str) -> String {
+    let res = admin
+        .post("/api/v1/departments", json!({"name": name}))
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    res.body["id"].as_str().unwrap().to_string()
+}
+
+async fn folder(api: &Client, body: serde_json::Value) -> String {
+    let res = api.post("/api/v1/folders", body).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    res.body["id"].as_str().unwrap().to_string()
+}
+
+async fn upload(api: &Client, path: &str, bytes: Vec<u8>) -> crm_tests::Response {
+    api.send(
+        api.request(Method::POST, path)
+            // What the client claims is never what is stored.
+            .header("content-type", "text/html")
+            .body(bytes),
+    )
+    .await
+}
+
+async fn bytes_of(
+    api: &Client,
+    path: &str,
+    range: Option<&str>,
+) -> (StatusCode, Vec<u8>, Option<String>) {
+    let mut rb = api.request(Method::GET, path);
+    if let Some(r) = range {
+        rb = rb.header("range", r);
+    }
+    let res = rb.send().await.expect("request reaches the server");
+    let status = res.status();
+    let content_range = res
+        .headers()
+        .get("content-range")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, res.bytes().await.unwrap().to_vec(), content_range)
+}
+
+fn files_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        files_under(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn a_document_is_uploaded_versioned_and_downloaded_whole_or_in_ranges(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = department(&admin, "Sales").await;
+    let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let offers = folder(&sam, json!({"name": "Offers", "department": sales})).await;
+
+    let created = upload(
+        &sam,
+        &format!("/api/v1/folders/{offers}/documents?name=offer.pdf&title=Offer%20for%20Acme&tags=acme,offer"),
+        PDF.to_vec(),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let doc = created.body["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        created.body["content_type"], "application/pdf",
+        "sniffed, not claimed"
+    );
+    assert_eq!(created.body["version"], 1);
+    assert_eq!(created.body["size"], PDF.len());
+    assert_eq!(created.body["owner"], sam_id.as_str());
+    assert_eq!(created.body["department"], sales.as_str());
+    assert_eq!(created.body["tags"], json!(["acme", "offer"]));
+
+    let (status, body, _) = bytes_of(&sam, &format!("/api/v1/documents/{doc}/content"), None).await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, PDF));
+    let (status, body, range) = bytes_of(
+        &sam,
+        &format!("/api/v1/documents/{doc}/content"),
+        Some("bytes=0-3"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body, b"%PDF");
+    assert_eq!(
+        range.as_deref(),
+        Some(format!("bytes 0-3/{}", PDF.len()).as_str())
+    );
+    let (status, body, _) = bytes_of(
+        &sam,
+        &format!("/api/v1/documents/{doc}/content"),
+        Some("bytes=-6"),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, &b"%%EOF\n"[..])
+    );
+    let (status, _, range) = bytes_of(
+        &sam,
+        &format!("/api/v1/documents/{doc}/content"),
+        Some("bytes=999-"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        range.as_deref(),
+        Some(format!("bytes */{}", PDF.len()).as_str())
+    );
+
+    // A new version becomes the current one; the old one stays downloadable.
+    let second = upload(
+        &sam,
+        &format!("/api/v1/documents/{doc}/versions?name=offer-v2.txt&reason=new%20prices"),
+        b"Offer, version two: 10% off".to_vec(),
+    )
+    .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
+    assert_eq!(second.body["version"], 2);
+    assert_eq!(second.body["content_type"], "text/plain");
+    assert_eq!(second.body["file_name"], "offer-v2.txt");
+    let versions = sam.get(&format!("/api/v1/documents/{doc}/versions")).await;
+    assert_eq!(versions.body[0]["version"], 2);
+    assert_eq!(versions.body[0]["reason"], "new prices");
+    assert_eq!(versions.body[0]["uploaded_by"], sam_id.as_str());
+    assert_eq!(versions.body[1]["version"], 1);
+    let (_, old, _) = bytes_of(
+        &sam,
+        &format!("/api/v1/documents/{doc}/versions/1/content"),
+        None,
+    )
+    .await;
+    assert_eq!(old, PDF);
+    let (_, current, _) = bytes_of(&sam, &format!("/api/v1/documents/{doc}/content"), None).await;
+    assert_eq!(current, b"Offer, version two: 10% off");
+
+    // Two versions uploaded at once are both kept, one after the other.
+    let (path_a, path_b) = (
+        format!("/api/v1/documents/{doc}/versions?name=a.txt&reason=a"),
+        format!("/api/v1/documents/{doc}/versions?name=b.txt&reason=b"),
+    );
+    let (a, b) = tokio::join!(
+        upload(&sam, &path_a, b"A".to_vec()),
+        upload(&sam, &path_b, b"B".to_vec()),
+    );
+    assert_eq!(
+        (a.status, b.status),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    let versions = sam.get(&format!("/api/v1/documents/{doc}/versions")).await;
+    let numbers: Vec<i64> = versions
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [4, 3, 2, 1]);
+
+    // The same content is stored once, however many documents hold it.
+    let blobs = srv.data_dir.path().join("documents/blobs");
+    let before = files_under(&blobs);
+    let copy = upload(
+        &sam,
+        &format!("/api/v1/folders/{offers}/documents?name=copy.pdf"),
+        PDF.to_vec(),
+    )
+    .await;
+    assert_eq!(copy.status, StatusCode::CREATED);
+    assert_eq!(copy.body["sha256"], created.body["sha256"]);
+    assert_eq!(files_under(&blobs), before);
+
+    let found = sam.get("/api/v1/documents?q=acme").await;
+    assert_eq!(
+        found.body["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        found.body
+    );
+    let page = sam
+        .get(&format!("/api/v1/documents?folder={offers}&limit=1"))
+        .await;
+    assert_eq!(page.body["items"].as_array().unwrap().len(), 1);
+    let cursor = page.body["next_cursor"].as_str().unwrap();
+    let next = sam
+        .get(&format!(
+            "/api/v1/documents?folder={offers}&limit=1&cursor={cursor}"
+        ))
+        .await;
+    assert_ne!(next.body["items"][0]["id"], page.body["items"][0]["id"]);
+
+    // Every download is in the document's history, for admins.
+    let history = admin.get(&format!("/api/v1/documents/{doc}/history")).await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.body);
+    let downloads: Vec<&serde_json::Value> = history
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "downloaded")
+        .collect();
+    assert!(downloads.len() >= 5, "{}", history.body);
+    assert!(downloads.iter().all(|e| e["actor"] == sam_id.as_str()));
+    assert_eq!(
+        sam.get(&format!("/api/v1/documents/{doc}/history"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn documents_follow_the_folders_department_and_the_shared_library_is_for_all(
+    backend: Backend,
+) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = department(&admin, "Sales").await;
+    let support = department(&admin, "Support").await;
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let (_, sue) = srv.member("sue@example.com", &support, "member").await;
+    let offers = folder(&sam, json!({"name": "Offers", "department": sales})).await;
+    let doc = upload(
+        &sam,
+        &format!("/api/v1/folders/{offers}/documents?name=offer.pdf"),
+        PDF.to_vec(),
+    )
+    .await;
+    let doc = doc.body["id"].as_str().unwrap().to_string();
+
+    // Support sees nothing of sales' library, and cannot add to it.
+    assert_eq!(
+        sue.get(&format!("/api/v1/documents/{doc}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let (status, _, _) = bytes_of(
+        &sue,
+        &format!("/api/v1/documents/{doc}/versions/1/content"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(sue.get("/api/v1/documents").await.body["items"], json!([]));
+    let folders = sue.get("/api/v1/folders").await;
+    assert!(!folders.text.contains(&offers), "{}", folders.text);
+    let refused = upload(
+        &sue,
+        &format!("/api/v1/folders/{offers}/documents?name=x.txt"),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let refused = upload(
+        &sue,
+        &format!("/api/v1/documents/{doc}/versions?name=x.txt"),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        sue.post(
+            "/api/v1/folders",
+            json!({"name": "Mine", "department": sales})
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    let denials = admin.get("/api/v1/access/denials").await;
+    assert!(denials.text.contains("documents"), "{}", denials.text);
+
+    // A member edits only its own documents (the member role: update own).
+    let (_, sid) = srv.member("sid@example.com", &sales, "member").await;
+    assert_eq!(
+        sid.get(&format!("/api/v1/documents/{doc}")).await.status,
+        StatusCode::OK
+    );
+    let refused = upload(
+        &sid,
+        &format!("/api/v1/documents/{doc}/versions?name=x.txt"),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // The shared library: organisation admins make its folders, everyone reads it.
+    assert_eq!(
+        sam.post("/api/v1/folders", json!({"name": "Handbook"}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let handbook = folder(&admin, json!({"name": "Handbook"})).await;
+    let policy = upload(
+        &sue,
+        &format!("/api/v1/folders/{handbook}/documents?name=policy.txt"),
+        b"Be kind.".to_vec(),
+    )
+    .await;
+    assert_eq!(policy.status, StatusCode::CREATED, "{}", policy.body);
+    assert_eq!(policy.body["department"], serde_json::Value::Null);
+    let seen = sam
+        .get(&format!(
+            "/api/v1/documents/{}",
+            policy.body["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(seen.status, StatusCode::OK);
+    let sub = folder(&sam, json!({"name": "2026", "parent": offers})).await;
+    let sub_folder = sam.get("/api/v1/folders").await;
+    let sub_entry = sub_folder
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == sub.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        sub_entry["department"],
+        sales.as_str(),
+        "a sub-folder is in its parent's department"
+    );
+}
+
+async fn bad_uploads_are_refused_and_leave_nothing_behind(backend: Backend) {
+    let srv = Server::start_with(
+        backend,
+        Options::default().env("CRM_MAX_UPLOAD_BYTES", "100000"),
+    )
+    .await;
+    let admin = srv.admin().await;
+    let f = folder(&admin, json!({"name": "Inbox"})).await;
+    for (name, says) in [
+        ("..%2F..%2Fetc%2Fpasswd", "name"),
+        ("bell%07.txt", "name"),
+        ("..", "name"),
+    ] {
+        let res = upload(
+            &admin,
+            &format!("/api/v1/folders/{f}/documents?name={name}"),
+            b"x".to_vec(),
+        )
+        .await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}: {}",
+            res.body
+        );
+        assert!(
+            res.error_fields().contains(&says.to_string()),
+            "{name}: {}",
+            res.body
+        );
+    }
+    let empty = upload(
+        &admin,
+        &format!("/api/v1/folders/{f}/documents?name=empty.txt"),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(
+        empty.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        empty.body
+    );
+    assert!(empty.text.contains("empty"));
+    let big = upload(
+        &admin,
+        &format!("/api/v1/folders/{f}/documents?name=big.bin"),
+        vec![7u8; 100_001],
+    )
+    .await;
+    assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", big.body);
+    let missing = upload(
+        &admin,
+        "/api/v1/folders/nope/documents?name=a.txt",
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let no_name = upload(
+        &admin,
+        &format!("/api/v1/folders/{f}/documents"),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(no_name.status, StatusCode::BAD_REQUEST);
+
+    // An upload cut off half-way: the client promises 50,000 bytes, sends 1,000 and
+    // goes away.
+    let addr = srv.base.trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/folders/{f}/documents?name=cut.bin HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\ncontent-length: 50000\r\n\r\n",
+        admin.token.as_deref().unwrap()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&[1u8; 1000]).await.unwrap();
+    socket.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(socket);
+
+    let store = srv.data_dir.path().join("documents");
+    eventually(
+        Duration::from_secs(5),
+        "the cut-off upload's temporary data is gone",
+        || async { (files_under(&store.join("tmp")) == 0).then_some(()) },
+    )
+    .await;
+    assert_eq!(files_under(&store.join("blobs")), 0, "no content was kept");
+    assert_eq!(
+        admin.get("/api/v1/documents").await.body["items"],
+        json!([]),
+        "no document half-made"
+    );
+}
