@@ -71,6 +71,7 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
     let documents = crate::documents::DocumentService::new(
         db.clone(),
         access.clone(),
+        records.clone(),
         crate::documents::store::BlobStore::local(&config.data_dir.join("documents"))
             .context("cannot open the document store")?,
         config.max_upload_bytes,

@@ -12,6 +12,7 @@ on_both_backends!(
     a_document_is_uploaded_versioned_and_downloaded_whole_or_in_ranges,
     documents_follow_the_folders_department_and_the_shared_library_is_for_all,
     bad_uploads_are_refused_and_leave_nothing_behind,
+    check_outs_restores_the_trash_and_record_links,
 );
 
 const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n";
@@ -442,5 +443,184 @@ async fn bad_uploads_are_refused_and_leave_nothing_behind(backend: Backend) {
         admin.get("/api/v1/documents").await.body["items"],
         json!([]),
         "no document half-made"
+    );
+}
+
+async fn check_outs_restores_the_trash_and_record_links(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = department(&admin, "Sales").await;
+    let support = department(&admin, "Support").await;
+    let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let (_, mary) = srv.member("mary@example.com", &sales, "manager").await;
+    let (_, sue) = srv.member("sue@example.com", &support, "member").await;
+    let offers = folder(&sam, json!({"name": "Offers", "department": sales})).await;
+    let doc = upload(
+        &sam,
+        &format!("/api/v1/folders/{offers}/documents?name=offer.pdf"),
+        PDF.to_vec(),
+    )
+    .await;
+    let doc = doc.body["id"].as_str().unwrap().to_string();
+
+    // Sam checks it out: the manager (who may edit it) must wait.
+    let locked = sam
+        .post(
+            &format!("/api/v1/documents/{doc}/lock?minutes=30"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(locked.status, StatusCode::OK, "{}", locked.body);
+    assert_eq!(locked.body["locked_by"], sam_id.as_str());
+    let blocked = upload(
+        &mary,
+        &format!("/api/v1/documents/{doc}/versions?name=m.txt"),
+        b"mary".to_vec(),
+    )
+    .await;
+    assert_eq!(blocked.status, StatusCode::CONFLICT, "{}", blocked.body);
+    assert!(blocked.text.contains("checked out by"), "{}", blocked.text);
+    assert_eq!(
+        mary.post(&format!("/api/v1/documents/{doc}/lock"), json!({}))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    let second = upload(
+        &sam,
+        &format!("/api/v1/documents/{doc}/versions?name=v2.txt&reason=edit"),
+        b"two".to_vec(),
+    )
+    .await;
+    assert_eq!(second.status, StatusCode::CREATED, "the holder uploads");
+    assert_eq!(
+        sam.delete(&format!("/api/v1/documents/{doc}/lock"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let third = upload(
+        &mary,
+        &format!("/api/v1/documents/{doc}/versions?name=v3.txt"),
+        b"three".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        third.status,
+        StatusCode::CREATED,
+        "released: {}",
+        third.body
+    );
+
+    // Restoring version 1 makes a new current version holding its content.
+    let restored = sam
+        .post(
+            &format!(
+                "/api/v1/documents/{doc}/versions/1/restore?reason=back%20to%20the%20original"
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(restored.status, StatusCode::CREATED, "{}", restored.body);
+    assert_eq!(restored.body["version"], 4);
+    assert_eq!(restored.body["content_type"], "application/pdf");
+    let (_, current, _) = bytes_of(&sam, &format!("/api/v1/documents/{doc}/content"), None).await;
+    assert_eq!(current, PDF);
+    let versions = sam.get(&format!("/api/v1/documents/{doc}/versions")).await;
+    assert_eq!(versions.body[0]["reason"], "back to the original");
+    assert_eq!(versions.body.as_array().unwrap().len(), 4);
+
+    // Attached to a deal: listed from both sides, for those who read both.
+    let deal = admin
+        .create(
+            "deals",
+            json!({"name": "Acme renewal", "department": sales}),
+        )
+        .await;
+    let deal_id = deal["id"].as_str().unwrap().to_string();
+    let linked = sam
+        .post(
+            &format!("/api/v1/documents/{doc}/links"),
+            json!({"object": "deals", "record_id": deal_id}),
+        )
+        .await;
+    assert_eq!(linked.status, StatusCode::OK, "{}", linked.body);
+    assert_eq!(
+        linked.body,
+        json!([{"object": "deals", "record_id": deal_id}])
+    );
+    let of_deal = sam
+        .get(&format!("/api/v1/records/deals/{deal_id}/documents"))
+        .await;
+    assert_eq!(of_deal.body[0]["id"], doc.as_str());
+    assert_eq!(
+        sue.get(&format!("/api/v1/records/deals/{deal_id}/documents"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND,
+        "support cannot read the deal"
+    );
+    let bad = sam
+        .post(
+            &format!("/api/v1/documents/{doc}/links"),
+            json!({"object": "deals", "record_id": "nope"}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::NOT_FOUND);
+
+    // The trash: out of lists, restorable, purged by an admin only from the trash.
+    assert_eq!(
+        admin
+            .delete(&format!("/api/v1/documents/{doc}?purge=true"))
+            .await
+            .status,
+        StatusCode::CONFLICT,
+        "only from the trash"
+    );
+    assert_eq!(
+        sam.delete(&format!("/api/v1/documents/{doc}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        sam.get(&format!("/api/v1/documents/{doc}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(sam.get("/api/v1/documents").await.body["items"], json!([]));
+    let trash = sam.get("/api/v1/documents?trash=true").await;
+    assert_eq!(trash.body["items"][0]["id"], doc.as_str());
+    assert_eq!(
+        sam.get(&format!("/api/v1/records/deals/{deal_id}/documents"))
+            .await
+            .body,
+        json!([])
+    );
+    let back = sam
+        .post(&format!("/api/v1/documents/{doc}/restore"), json!({}))
+        .await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+    assert_eq!(back.body["deleted_at"], serde_json::Value::Null);
+    assert_eq!(
+        sam.delete(&format!("/api/v1/documents/{doc}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        sam.delete(&format!("/api/v1/documents/{doc}?purge=true"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let blobs = srv.data_dir.path().join("documents/blobs");
+    assert_eq!(files_under(&blobs), 3, "pdf, two, three");
+    assert_eq!(
+        admin
+            .delete(&format!("/api/v1/documents/{doc}?purge=true"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(files_under(&blobs), 0, "content no version holds is gone");
+    assert_eq!(
+        admin.get(&format!("/api/v1/documents/{doc}")).await.status,
+        StatusCode::NOT_FOUND
     );
 }

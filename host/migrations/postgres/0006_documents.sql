@@ -35,6 +35,12 @@ CREATE TABLE documents (
     content_type    TEXT NOT NULL,
     size            BIGINT NOT NULL,
     sha256          TEXT NOT NULL,
+    -- Check-out: while set and not past `lock_until`, only `lock_owner` uploads.
+    lock_owner      TEXT,
+    lock_until      TEXT,
+    -- In the trash since (restorable until an admin purges it).
+    deleted_at      TEXT,
+    deleted_by      TEXT,
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL
 );
@@ -54,3 +60,14 @@ CREATE TABLE document_versions (
     created_at   TEXT NOT NULL,
     PRIMARY KEY (document_id, version)
 );
+
+-- A document attached to a record (a deal, a contact, any object's record).
+CREATE TABLE document_links (
+    document_id TEXT NOT NULL REFERENCES documents(id),
+    object      TEXT NOT NULL,
+    record_id   TEXT NOT NULL,
+    created_by  TEXT,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (document_id, object, record_id)
+);
+CREATE INDEX document_links_record ON document_links(record_id, object);

@@ -70,6 +70,11 @@ pub struct Document {
     pub content_type: String,
     pub size: i64,
     pub sha256: String,
+    /// Checked out by this user (others cannot upload versions) until `locked_until`.
+    pub locked_by: Option<String>,
+    pub locked_until: Option<String>,
+    /// In the trash since then (`null` when not).
+    pub deleted_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -118,21 +123,33 @@ pub struct DocumentQuery {
     pub folder: Option<String>,
     /// Words in the title, description, file name or tags.
     pub q: Option<String>,
+    /// The trash instead: deleted documents the caller may read.
+    #[serde(default)]
+    pub trash: bool,
     /// 1 to 200, default 50.
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+}
+
+/// A record a document is attached to.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    pub object: String,
+    pub record_id: String,
 }
 
 #[derive(Clone)]
 pub struct DocumentService {
     db: Db,
     access: AccessControl,
+    records: crate::records::service::RecordService,
     store: BlobStore,
     max_bytes: u64,
 }
 
 const DOCUMENT_COLUMNS: &str = "id, folder_id, title, description, tags, owner_id, department_id, current_version, \
-     file_name, content_type, size, sha256, created_at, updated_at";
+     file_name, content_type, size, sha256, lock_owner, lock_until, deleted_at, created_at, updated_at";
 const VERSION_COLUMNS: &str =
     "version, file_name, content_type, size, sha256, uploaded_by, reason, created_at";
 
@@ -151,6 +168,9 @@ fn document_of(r: &sqlx::any::AnyRow) -> Result<Document, sqlx::Error> {
         content_type: r.try_get("content_type")?,
         size: r.try_get("size")?,
         sha256: r.try_get("sha256")?,
+        locked_by: r.try_get("lock_owner")?,
+        locked_until: r.try_get("lock_until")?,
+        deleted_at: r.try_get("deleted_at")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -234,10 +254,17 @@ impl Caller<'_> {
 }
 
 impl DocumentService {
-    pub fn new(db: Db, access: AccessControl, store: BlobStore, max_bytes: u64) -> Self {
+    pub fn new(
+        db: Db,
+        access: AccessControl,
+        records: crate::records::service::RecordService,
+        store: BlobStore,
+        max_bytes: u64,
+    ) -> Self {
         DocumentService {
             db,
             access,
+            records,
             store,
             max_bytes,
         }
@@ -448,41 +475,99 @@ impl DocumentService {
         S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let c = self.caller(actor);
-        let current = self.get(actor, id).await?;
         sniff::check_name(&meta.name).map_err(|e| invalid("name", e))?;
-        let reason = meta.reason.clone().unwrap_or_default();
-        if reason.chars().count() > 500 {
-            return Err(invalid("reason", "must be at most 500 characters"));
+        let reason = check_reason(meta.reason.as_deref())?;
+        let current = self
+            .for_action(actor, id, Action::Update, "change this document")
+            .await?;
+        if current.deleted_at.is_some() {
+            return Err(not_found());
         }
-        if !c.may(
-            Action::Update,
-            current.owner.as_deref(),
-            current.department.as_deref(),
-        ) {
-            return Err(self
-                .deny(&c, Action::Update, Some(id), "change this document")
-                .await);
-        }
+        // Checked before the bytes arrive (and again when the version is written).
+        check_lock(&current, actor)?;
         let stored = self.store(body).await?;
         let content_type = sniff::content_type(&stored.head, &meta.name);
+        self.add_version(actor, id, &meta.name, content_type, &stored, &reason)
+            .await
+    }
+
+    /// Makes an old version the current one again, as a new version (the history
+    /// keeps everything); no content is copied.
+    pub async fn restore_version(
+        &self,
+        actor: &Actor,
+        id: &str,
+        version: i64,
+        reason: Option<&str>,
+    ) -> Result<Document, ApiError> {
+        let reason = check_reason(reason)?;
+        let current = self
+            .for_action(actor, id, Action::Update, "change this document")
+            .await?;
+        if current.deleted_at.is_some() {
+            return Err(not_found());
+        }
+        check_lock(&current, actor)?;
+        let old = self
+            .version(id, version)
+            .await?
+            .ok_or_else(|| ApiError::not_found("the document has no such version"))?;
+        let stored = Stored {
+            sha256: old.sha256.clone(),
+            size: old.size as u64,
+            head: Vec::new(),
+        };
+        let reason = if reason.is_empty() {
+            format!("restored version {version}")
+        } else {
+            reason
+        };
+        self.add_version(
+            actor,
+            id,
+            &old.file_name,
+            &old.content_type,
+            &stored,
+            &reason,
+        )
+        .await
+    }
+
+    /// Writes the next version and makes it current, unless someone else checked
+    /// the document out meanwhile.
+    async fn add_version(
+        &self,
+        actor: &Actor,
+        id: &str,
+        name: &str,
+        content_type: &str,
+        stored: &Stored,
+        reason: &str,
+    ) -> Result<Document, ApiError> {
         let now = db::now();
         let mut tx = self.db.pool.begin().await?;
-        remember_blob(&mut tx, &stored, &now).await?;
+        remember_blob(&mut tx, stored, &now).await?;
         // The row lock taken by this UPDATE orders concurrent uploads: each gets the
         // next number, and both are kept.
-        sqlx::query(
+        let updated = sqlx::query(
             "UPDATE documents SET current_version = current_version + 1, file_name = $1, content_type = $2, \
-             size = $3, sha256 = $4, updated_at = $5 WHERE id = $6",
+             size = $3, sha256 = $4, updated_at = $5 WHERE id = $6 \
+             AND (lock_owner IS NULL OR lock_owner = $7 OR lock_until < $5)",
         )
-        .bind(&meta.name)
+        .bind(name)
         .bind(content_type)
         .bind(stored.size as i64)
         .bind(&stored.sha256)
         .bind(&now)
         .bind(id)
+        .bind(&actor.user_id)
         .execute(&mut *tx)
         .await?;
+        if updated.rows_affected() == 0 {
+            return Err(ApiError::conflict(
+                "someone else checked the document out meanwhile; try again when it is released",
+            ));
+        }
         let version: i64 =
             sqlx::query_scalar("SELECT current_version FROM documents WHERE id = $1")
                 .bind(id)
@@ -492,16 +577,242 @@ impl DocumentService {
             &mut tx,
             id,
             version,
-            &meta.name,
+            name,
             content_type,
-            &stored,
+            stored,
             &actor.user_id,
-            &reason,
+            reason,
             &now,
         )
         .await?;
         tx.commit().await?;
         self.get(actor, id).await
+    }
+
+    async fn version(&self, id: &str, version: i64) -> Result<Option<Version>, ApiError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM document_versions WHERE document_id = $1 AND version = $2"
+        )))
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.as_ref().map(version_of).transpose()?)
+    }
+
+    /// Checks the document out for `minutes` (default 60, at most a day): until
+    /// released or expired, only the caller uploads versions.
+    pub async fn lock(
+        &self,
+        actor: &Actor,
+        id: &str,
+        minutes: Option<i64>,
+    ) -> Result<Document, ApiError> {
+        let minutes = minutes.unwrap_or(60);
+        if !(1..=1440).contains(&minutes) {
+            return Err(invalid("minutes", "must be 1 to 1,440"));
+        }
+        let doc = self
+            .for_action(actor, id, Action::Update, "check this document out")
+            .await?;
+        check_lock(&doc, actor)?;
+        let now = chrono::Utc::now();
+        let taken = sqlx::query(
+            "UPDATE documents SET lock_owner = $1, lock_until = $2 WHERE id = $3 \
+             AND (lock_owner IS NULL OR lock_owner = $1 OR lock_until < $4)",
+        )
+        .bind(&actor.user_id)
+        .bind(db::format_time(now + chrono::TimeDelta::minutes(minutes)))
+        .bind(id)
+        .bind(db::format_time(now))
+        .execute(&self.db.pool)
+        .await?;
+        if taken.rows_affected() == 0 {
+            return Err(ApiError::conflict(
+                "someone else checked the document out meanwhile",
+            ));
+        }
+        self.get(actor, id).await
+    }
+
+    /// Releases a check-out: its holder, or an admin of the document's department.
+    pub async fn unlock(&self, actor: &Actor, id: &str) -> Result<Document, ApiError> {
+        let doc = self.get(actor, id).await?;
+        let c = self.caller(actor);
+        let holder = doc.locked_by.as_deref() == Some(actor.user_id.as_str());
+        if doc.locked_by.is_some() && !holder && !c.user.is_admin_of(doc.department.as_deref()) {
+            return Err(self
+                .deny(
+                    &c,
+                    Action::Update,
+                    Some(id),
+                    "release someone else's check-out",
+                )
+                .await);
+        }
+        sqlx::query("UPDATE documents SET lock_owner = NULL, lock_until = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
+        self.get(actor, id).await
+    }
+
+    /// Moves a document to the trash (the delete right), or back out of it.
+    pub async fn trash(
+        &self,
+        actor: &Actor,
+        id: &str,
+        deleted: bool,
+    ) -> Result<Document, ApiError> {
+        let doc = self
+            .for_action(actor, id, Action::Delete, "delete this document")
+            .await?;
+        if deleted {
+            check_lock(&doc, actor)?;
+        }
+        sqlx::query(
+            "UPDATE documents SET deleted_at = $1, deleted_by = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(deleted.then(db::now))
+        .bind(deleted.then(|| actor.user_id.clone()))
+        .bind(db::now())
+        .bind(id)
+        .execute(&self.db.pool)
+        .await?;
+        self.readable(actor, id).await
+    }
+
+    /// Deletes a document in the trash for good, with its versions and links, and
+    /// its content where no other version holds it: admins of its department.
+    pub async fn purge(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
+        let doc = self.readable(actor, id).await?;
+        let c = self.caller(actor);
+        if !c.user.is_admin_of(doc.department.as_deref()) {
+            return Err(self
+                .deny(&c, Action::Admin, Some(id), "purge this document")
+                .await);
+        }
+        if doc.deleted_at.is_none() {
+            return Err(ApiError::conflict(
+                "only a document in the trash can be purged",
+            ));
+        }
+        let shas: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT sha256 FROM document_versions WHERE document_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut tx = self.db.pool.begin().await?;
+        for sql in [
+            "DELETE FROM document_links WHERE document_id = $1",
+            "DELETE FROM document_versions WHERE document_id = $1",
+            "DELETE FROM documents WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        let mut orphans = Vec::new();
+        for sha in shas {
+            let held: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM document_versions WHERE sha256 = $1")
+                    .bind(&sha)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if held == 0 {
+                sqlx::query("DELETE FROM doc_blobs WHERE sha256 = $1")
+                    .bind(&sha)
+                    .execute(&mut *tx)
+                    .await?;
+                orphans.push(sha);
+            }
+        }
+        tx.commit().await?;
+        // After the commit: a failure here leaves unreferenced content, never a
+        // version without its content.
+        for sha in orphans {
+            if let Err(e) = self.store.delete(&sha).await {
+                tracing::warn!(%sha, error = %e, "could not delete purged content");
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches a document to a record; the caller reads both.
+    pub async fn link(&self, actor: &Actor, id: &str, link: &Link) -> Result<Vec<Link>, ApiError> {
+        self.get(actor, id).await?;
+        self.records
+            .get(actor, &link.object, &link.record_id)
+            .await?;
+        sqlx::query(
+            "INSERT INTO document_links (document_id, object, record_id, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (document_id, object, record_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(&link.object)
+        .bind(&link.record_id)
+        .bind(&actor.user_id)
+        .bind(db::now())
+        .execute(&self.db.pool)
+        .await?;
+        self.links(actor, id).await
+    }
+
+    pub async fn unlink(&self, actor: &Actor, id: &str, link: &Link) -> Result<(), ApiError> {
+        self.get(actor, id).await?;
+        self.records
+            .get(actor, &link.object, &link.record_id)
+            .await?;
+        sqlx::query(
+            "DELETE FROM document_links WHERE document_id = $1 AND object = $2 AND record_id = $3",
+        )
+        .bind(id)
+        .bind(&link.object)
+        .bind(&link.record_id)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The records a document is attached to that the caller may read.
+    pub async fn links(&self, actor: &Actor, id: &str) -> Result<Vec<Link>, ApiError> {
+        self.get(actor, id).await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT object, record_id FROM document_links WHERE document_id = $1 ORDER BY created_at, record_id LIMIT 500",
+        )
+        .bind(id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut links = Vec::new();
+        for (object, record_id) in rows {
+            if self.records.get(actor, &object, &record_id).await.is_ok() {
+                links.push(Link { object, record_id });
+            }
+        }
+        Ok(links)
+    }
+
+    /// The documents attached to a record, those the caller may read.
+    pub async fn of_record(
+        &self,
+        actor: &Actor,
+        object: &str,
+        record_id: &str,
+    ) -> Result<Vec<Document>, ApiError> {
+        self.records.get(actor, object, record_id).await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT document_id FROM document_links WHERE record_id = $1 AND object = $2 ORDER BY created_at LIMIT 500",
+        )
+        .bind(record_id)
+        .bind(object)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut docs = Vec::new();
+        for id in ids {
+            if let Ok(doc) = self.get(actor, &id).await {
+                docs.push(doc);
+            }
+        }
+        Ok(docs)
     }
 
     async fn store<S, E>(&self, body: S) -> Result<Stored, ApiError>
@@ -512,8 +823,18 @@ impl DocumentService {
         Ok(self.store.put(body, self.max_bytes).await?)
     }
 
-    /// A document the caller may read (404 otherwise, as for one that does not exist).
+    /// A document the caller may read (404 otherwise, as for one that does not
+    /// exist), not in the trash.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<Document, ApiError> {
+        let doc = self.readable(actor, id).await?;
+        if doc.deleted_at.is_some() {
+            return Err(not_found());
+        }
+        Ok(doc)
+    }
+
+    /// A document the caller may read, in the trash or not.
+    async fn readable(&self, actor: &Actor, id: &str) -> Result<Document, ApiError> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1"
         )))
@@ -529,6 +850,23 @@ impl DocumentService {
             doc.department.as_deref(),
         ) {
             return Err(not_found());
+        }
+        Ok(doc)
+    }
+
+    /// A readable document the caller may also act on with `action` (403 and an
+    /// audited denial otherwise).
+    async fn for_action(
+        &self,
+        actor: &Actor,
+        id: &str,
+        action: Action,
+        why: &str,
+    ) -> Result<Document, ApiError> {
+        let doc = self.readable(actor, id).await?;
+        let c = self.caller(actor);
+        if !c.may(action, doc.owner.as_deref(), doc.department.as_deref()) {
+            return Err(self.deny(&c, action, Some(id), why).await);
         }
         Ok(doc)
     }
@@ -552,6 +890,14 @@ impl DocumentService {
         if let Some(readable) = scope.sql(OBJECT, &mut b) {
             conditions.push(format!("({readable} OR department_id IS NULL)"));
         }
+        conditions.push(
+            if query.trash {
+                "deleted_at IS NOT NULL"
+            } else {
+                "deleted_at IS NULL"
+            }
+            .to_string(),
+        );
         if let Some(folder) = &query.folder {
             conditions.push(format!(
                 "folder_id = {}",
@@ -659,6 +1005,29 @@ impl DocumentService {
     pub fn blobs(&self) -> &BlobStore {
         &self.store
     }
+}
+
+/// Refuses an upload while someone else holds an unexpired check-out.
+fn check_lock(doc: &Document, actor: &Actor) -> Result<(), ApiError> {
+    match (&doc.locked_by, &doc.locked_until) {
+        (Some(holder), Some(until)) if *holder != actor.user_id && *until > db::now() => {
+            Err(ApiError::conflict(format!(
+                "the document is checked out by {holder} until {until}"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_reason(reason: Option<&str>) -> Result<String, ApiError> {
+    let reason = reason.unwrap_or_default().trim().to_string();
+    if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+        return Err(invalid(
+            "reason",
+            "must be at most 500 characters without control characters",
+        ));
+    }
+    Ok(reason)
 }
 
 /// Title, description and tags of an upload, checked.

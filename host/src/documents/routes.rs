@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Document, DocumentPage, DocumentQuery, Folder, FolderInput, UploadMeta, Version};
+use super::{
+    Document, DocumentPage, DocumentQuery, Folder, FolderInput, Link, UploadMeta, Version,
+};
 use crate::api::AppState;
 use crate::api::error::{ApiError, ApiResult, Problem};
 use crate::api::extract::ApiJson;
@@ -26,6 +28,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_versions, upload_version))
         .routes(routes!(download_version))
         .routes(routes!(document_history))
+        .routes(routes!(restore_version))
+        .routes(routes!(lock_document, unlock_document))
+        .routes(routes!(delete_document))
+        .routes(routes!(restore_document))
+        .routes(routes!(list_links, add_link, remove_link))
+        .routes(routes!(record_documents))
         // Files are limited by CRM_MAX_UPLOAD_BYTES as they stream, not here.
         .layer(DefaultBodyLimit::disable())
 }
@@ -248,6 +256,159 @@ async fn document_history(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<crate::audit::AuditEntry>>> {
     Ok(Json(app.documents.history(&actor, &id).await?))
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonQuery {
+    /// Why (kept in the version history).
+    pub reason: Option<String>,
+}
+
+/// Makes an old version current again, as a new version.
+#[utoipa::path(post, path = "/api/v1/documents/{id}/versions/{version}/restore", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path), ("version" = i64, Path), ReasonQuery),
+    responses((status = 201, body = Document), (status = 409, description = "Checked out by someone else", body = Problem, content_type = "application/problem+json")))]
+async fn restore_version(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((id, version)): Path<(String, i64)>,
+    q: QueryResult<ReasonQuery>,
+) -> ApiResult<(StatusCode, Json<Document>)> {
+    let q = query(q)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            app.documents
+                .restore_version(&actor, &id, version, q.reason.as_deref())
+                .await?,
+        ),
+    ))
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LockQuery {
+    /// How long, 1 to 1,440; default 60.
+    pub minutes: Option<i64>,
+}
+
+/// Checks the document out: until released or expired, only the caller uploads
+/// versions (others get 409).
+#[utoipa::path(post, path = "/api/v1/documents/{id}/lock", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path), LockQuery),
+    responses((status = 200, body = Document), (status = 409, body = Problem, content_type = "application/problem+json")))]
+async fn lock_document(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    q: QueryResult<LockQuery>,
+) -> ApiResult<Json<Document>> {
+    Ok(Json(
+        app.documents.lock(&actor, &id, query(q)?.minutes).await?,
+    ))
+}
+
+/// Releases the check-out (its holder, or an admin of the document's department).
+#[utoipa::path(delete, path = "/api/v1/documents/{id}/lock", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Document), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn unlock_document(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Document>> {
+    Ok(Json(app.documents.unlock(&actor, &id).await?))
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    /// Delete a document that is in the trash for good (admins of its department).
+    #[serde(default)]
+    pub purge: bool,
+}
+
+/// Moves a document to the trash; `?purge=true` deletes one in the trash for good.
+#[utoipa::path(delete, path = "/api/v1/documents/{id}", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path), DeleteQuery),
+    responses((status = 204, description = "In the trash, or purged"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn delete_document(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    q: QueryResult<DeleteQuery>,
+) -> ApiResult<StatusCode> {
+    if query(q)?.purge {
+        app.documents.purge(&actor, &id).await?;
+    } else {
+        app.documents.trash(&actor, &id, true).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Takes a document out of the trash.
+#[utoipa::path(post, path = "/api/v1/documents/{id}/restore", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = Document)))]
+async fn restore_document(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Document>> {
+    Ok(Json(app.documents.trash(&actor, &id, false).await?))
+}
+
+/// The records the document is attached to (those the caller may read).
+#[utoipa::path(get, path = "/api/v1/documents/{id}/links", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = Vec<Link>)))]
+async fn list_links(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Link>>> {
+    Ok(Json(app.documents.links(&actor, &id).await?))
+}
+
+/// Attaches the document to a record the caller may read.
+#[utoipa::path(post, path = "/api/v1/documents/{id}/links", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = Link,
+    responses((status = 200, body = Vec<Link>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn add_link(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(link): ApiJson<Link>,
+) -> ApiResult<Json<Vec<Link>>> {
+    Ok(Json(app.documents.link(&actor, &id, &link).await?))
+}
+
+/// Detaches the document from a record.
+#[utoipa::path(delete, path = "/api/v1/documents/{id}/links", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = Link,
+    responses((status = 204, description = "Detached")))]
+async fn remove_link(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(link): ApiJson<Link>,
+) -> ApiResult<StatusCode> {
+    app.documents.unlink(&actor, &id, &link).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The documents attached to a record (those the caller may read).
+#[utoipa::path(get, path = "/api/v1/records/{object}/{id}/documents", tag = "documents", security(("bearer" = [])),
+    params(("object" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Vec<Document>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn record_documents(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((object, id)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<Document>>> {
+    Ok(Json(app.documents.of_record(&actor, &object, &id).await?))
 }
 
 /// One range of `bytes=a-b`, `bytes=a-` or `bytes=-n` within `size`, as a

@@ -117,6 +117,11 @@ impl BlobStore {
         Ok(Stored { sha256, size, head })
     }
 
+    /// Deletes a blob no version holds any more.
+    pub async fn delete(&self, sha256: &str) -> Result<(), StoreError> {
+        Ok(self.store.delete(&blob(sha256)).await?)
+    }
+
     /// The content of a blob, or the byte range `range` of it.
     pub async fn get(
         &self,
