@@ -218,6 +218,41 @@ async fn a_document_is_uploaded_versioned_and_downloaded_whole_or_in_ranges(back
         .await;
     assert_ne!(next.body["items"][0]["id"], page.body["items"][0]["id"]);
 
+    // A department quota: uploads past it are refused with 413, nothing stored.
+    let quota = format!("/api/v1/departments/{sales}/document-quota");
+    let used = admin.get(&quota).await.body["used_bytes"].as_i64().unwrap();
+    assert!(used > 0);
+    assert_eq!(
+        sam.put(&quota, json!({"max_bytes": 1})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let set = admin.put(&quota, json!({"max_bytes": used + 10})).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let over = upload(
+        &sam,
+        &format!("/api/v1/folders/{offers}/documents?name=big.txt"),
+        vec![b'x'; 11],
+    )
+    .await;
+    assert_eq!(over.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", over.body);
+    assert!(over.text.contains("quota"), "{}", over.text);
+    let fits = upload(
+        &sam,
+        &format!("/api/v1/folders/{offers}/documents?name=ok.txt"),
+        vec![b'y'; 10],
+    )
+    .await;
+    assert_eq!(fits.status, StatusCode::CREATED, "{}", fits.body);
+    let full = upload(
+        &sam,
+        &format!("/api/v1/documents/{doc}/versions?name=z.txt"),
+        b"z".to_vec(),
+    )
+    .await;
+    assert_eq!(full.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(admin.get(&quota).await.body["used_bytes"], used + 10);
+    admin.put(&quota, json!({"max_bytes": null})).await;
+
     // Every download is in the document's history, for admins.
     let history = admin.get(&format!("/api/v1/documents/{doc}/history")).await;
     assert_eq!(history.status, StatusCode::OK, "{}", history.body);

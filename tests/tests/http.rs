@@ -217,6 +217,8 @@ async fn the_openapi_document_lists_every_route() {
         ("/api/v1/documents/{id}/links", "post"),
         ("/api/v1/documents/{id}/links", "delete"),
         ("/api/v1/records/{object}/{id}/documents", "get"),
+        ("/api/v1/departments/{id}/document-quota", "get"),
+        ("/api/v1/departments/{id}/document-quota", "put"),
         ("/api/v1/plugins/{id}/jobs", "get"),
         ("/api/v1/plugins/{id}/jobs/{job}/retry", "post"),
         ("/api/v1/plugins/{id}/jobs/{job}", "delete"),

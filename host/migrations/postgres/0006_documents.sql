@@ -71,3 +71,9 @@ CREATE TABLE document_links (
     PRIMARY KEY (document_id, object, record_id)
 );
 CREATE INDEX document_links_record ON document_links(record_id, object);
+
+-- How many bytes of document versions a department may hold (no row: no limit).
+CREATE TABLE doc_quotas (
+    department_id TEXT PRIMARY KEY REFERENCES departments(id),
+    max_bytes     BIGINT NOT NULL
+);

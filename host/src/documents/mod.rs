@@ -131,6 +131,16 @@ pub struct DocumentQuery {
     pub cursor: Option<String>,
 }
 
+/// A department's document quota.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct Quota {
+    /// `null`: no quota.
+    pub max_bytes: Option<i64>,
+    /// The size of every version of the department's documents (trash included).
+    #[serde(default)]
+    pub used_bytes: i64,
+}
+
 /// A record a document is attached to.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -422,7 +432,7 @@ impl DocumentService {
                 .deny(&c, Action::Create, None, "add documents to this folder")
                 .await);
         }
-        let stored = self.store(body).await?;
+        let stored = self.store(body, folder.department.as_deref()).await?;
         let content_type = sniff::content_type(&stored.head, &meta.name);
         let now = db::now();
         let id = db::new_id();
@@ -485,7 +495,7 @@ impl DocumentService {
         }
         // Checked before the bytes arrive (and again when the version is written).
         check_lock(&current, actor)?;
-        let stored = self.store(body).await?;
+        let stored = self.store(body, current.department.as_deref()).await?;
         let content_type = sniff::content_type(&stored.head, &meta.name);
         self.add_version(actor, id, &meta.name, content_type, &stored, &reason)
             .await
@@ -815,12 +825,97 @@ impl DocumentService {
         Ok(docs)
     }
 
-    async fn store<S, E>(&self, body: S) -> Result<Stored, ApiError>
+    /// Streams an upload to the store, within the file size limit and what is left
+    /// of the department's quota.
+    async fn store<S, E>(&self, body: S, department: Option<&str>) -> Result<Stored, ApiError>
     where
         S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        Ok(self.store.put(body, self.max_bytes).await?)
+        let quota = match department {
+            Some(d) => self.quota(d).await?,
+            None => Quota::default(),
+        };
+        let room = quota
+            .max_bytes
+            .map(|max| (max - quota.used_bytes).max(0) as u64);
+        let limit = room.map_or(self.max_bytes, |r| r.min(self.max_bytes));
+        let quota_full = |room: u64| {
+            ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the department's document quota of {} bytes has {room} bytes left",
+                    quota.max_bytes.unwrap_or_default()
+                ),
+            )
+        };
+        if room == Some(0) {
+            return Err(quota_full(0));
+        }
+        match self.store.put(body, limit).await {
+            Err(StoreError::TooLarge(_)) if room.is_some_and(|r| r < self.max_bytes) => {
+                Err(quota_full(room.unwrap_or_default()))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// A department's quota and what its documents use (every version counts).
+    pub async fn quota(&self, department: &str) -> Result<Quota, ApiError> {
+        let max_bytes: Option<i64> =
+            sqlx::query_scalar("SELECT max_bytes FROM doc_quotas WHERE department_id = $1")
+                .bind(department)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        let used: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(SUM(v.size) AS BIGINT) FROM document_versions v JOIN documents d ON d.id = v.document_id \
+             WHERE d.department_id = $1",
+        )
+        .bind(department)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(Quota {
+            max_bytes,
+            used_bytes: used.unwrap_or(0),
+        })
+    }
+
+    /// Sets (or, with `None`, removes) a department's quota: organisation admins.
+    pub async fn set_quota(
+        &self,
+        actor: &Actor,
+        department: &str,
+        max_bytes: Option<i64>,
+    ) -> Result<Quota, ApiError> {
+        let c = self.caller(actor);
+        if !c.user.is_org_admin() {
+            return Err(self
+                .deny(&c, Action::Admin, None, "set document quotas")
+                .await);
+        }
+        if !self.access.department_tree().departments.exists(department) {
+            return Err(ApiError::not_found("there is no such department"));
+        }
+        match max_bytes {
+            Some(m) if m < 0 => return Err(invalid("max_bytes", "must be 0 or more")),
+            Some(m) => {
+                sqlx::query(
+                    "INSERT INTO doc_quotas (department_id, max_bytes) VALUES ($1, $2) \
+                     ON CONFLICT (department_id) DO UPDATE SET max_bytes = excluded.max_bytes",
+                )
+                .bind(department)
+                .bind(m)
+                .execute(&self.db.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM doc_quotas WHERE department_id = $1")
+                    .bind(department)
+                    .execute(&self.db.pool)
+                    .await?;
+            }
+        }
+        self.quota(department).await
     }
 
     /// A document the caller may read (404 otherwise, as for one that does not

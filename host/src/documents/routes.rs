@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    Document, DocumentPage, DocumentQuery, Folder, FolderInput, Link, UploadMeta, Version,
+    Document, DocumentPage, DocumentQuery, Folder, FolderInput, Link, Quota, UploadMeta, Version,
 };
 use crate::api::AppState;
 use crate::api::error::{ApiError, ApiResult, Problem};
@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(restore_document))
         .routes(routes!(list_links, add_link, remove_link))
         .routes(routes!(record_documents))
+        .routes(routes!(get_quota, set_quota))
         // Files are limited by CRM_MAX_UPLOAD_BYTES as they stream, not here.
         .layer(DefaultBodyLimit::disable())
 }
@@ -409,6 +410,45 @@ async fn record_documents(
     Path((object, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<Document>>> {
     Ok(Json(app.documents.of_record(&actor, &object, &id).await?))
+}
+
+/// A department's document quota and use (its admins, and organisation admins).
+#[utoipa::path(get, path = "/api/v1/departments/{id}/document-quota", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Quota), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn get_quota(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Quota>> {
+    app.access
+        .require_admin(&actor, Some(&id), "read this department's document quota")
+        .await?;
+    Ok(Json(app.documents.quota(&id).await?))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaInput {
+    /// Bytes of document versions the department may hold; `null` for no limit.
+    pub max_bytes: Option<i64>,
+}
+
+/// Sets a department's document quota (organisation admins); uploads past it get 413.
+#[utoipa::path(put, path = "/api/v1/departments/{id}/document-quota", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = QuotaInput,
+    responses((status = 200, body = Quota), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn set_quota(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<QuotaInput>,
+) -> ApiResult<Json<Quota>> {
+    Ok(Json(
+        app.documents
+            .set_quota(&actor, &id, input.max_bytes)
+            .await?,
+    ))
 }
 
 /// One range of `bytes=a-b`, `bytes=a-` or `bytes=-n` within `size`, as a
