@@ -281,7 +281,7 @@ async fn documents_follow_the_folders_department_and_the_shared_library_is_for_a
     let sales = department(&admin, "Sales").await;
     let support = department(&admin, "Support").await;
     let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
-    let (_, sue) = srv.member("sue@example.com", &support, "member").await;
+    let (sue_id, sue) = srv.member("sue@example.com", &support, "member").await;
     let offers = folder(&sam, json!({"name": "Offers", "department": sales})).await;
     let doc = upload(
         &sam,
@@ -331,6 +331,71 @@ async fn documents_follow_the_folders_department_and_the_shared_library_is_for_a
     );
     let denials = admin.get("/api/v1/access/denials").await;
     assert!(denials.text.contains("documents"), "{}", denials.text);
+
+    // Shared with Sue: she reads it (and lists it), but may not upload versions
+    // until the share allows writing.
+    assert_eq!(
+        sue.post(
+            &format!("/api/v1/documents/{doc}/shares"),
+            json!({"user": "x", "access": "read"})
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND,
+        "she cannot share what she cannot read"
+    );
+    let share = sam
+        .post(
+            &format!("/api/v1/documents/{doc}/shares"),
+            json!({"user": sue_id, "access": "read"}),
+        )
+        .await;
+    assert_eq!(share.status, StatusCode::CREATED, "{}", share.body);
+    assert_eq!(
+        sue.get(&format!("/api/v1/documents/{doc}")).await.status,
+        StatusCode::OK
+    );
+    let listed = sue.get("/api/v1/documents").await;
+    assert_eq!(
+        listed.body["items"][0]["id"],
+        doc.as_str(),
+        "{}",
+        listed.body
+    );
+    let (status, body, _) = bytes_of(&sue, &format!("/api/v1/documents/{doc}/content"), None).await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, PDF));
+    let refused = upload(
+        &sue,
+        &format!("/api/v1/documents/{doc}/versions?name=x.txt"),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let write = sam
+        .post(
+            &format!("/api/v1/documents/{doc}/shares"),
+            json!({"user": sue_id, "access": "write"}),
+        )
+        .await;
+    assert_eq!(write.status, StatusCode::CREATED, "{}", write.body);
+    let allowed = upload(
+        &sue,
+        &format!("/api/v1/documents/{doc}/versions?name=x.txt"),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(allowed.status, StatusCode::CREATED, "{}", allowed.body);
+    let share_id = write.body["id"].as_str().unwrap();
+    assert_eq!(
+        sam.delete(&format!("/api/v1/documents/{doc}/shares/{share_id}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        sue.get(&format!("/api/v1/documents/{doc}")).await.status,
+        StatusCode::NOT_FOUND
+    );
 
     // A member edits only its own documents (the member role: update own).
     let (_, sid) = srv.member("sid@example.com", &sales, "member").await;

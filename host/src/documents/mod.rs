@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Row};
 use utoipa::ToSchema;
 
-use crate::access::{AccessControl, Action, ObjectAccess, UserAccess};
+use crate::access::shares::{Share, ShareInput};
+use crate::access::{AccessControl, Action, ObjectAccess, ShareAccess, UserAccess};
 use crate::api::error::{ApiError, FieldError};
 use crate::auth::Actor;
 use crate::db::{self, Db};
@@ -747,6 +748,46 @@ impl DocumentService {
         Ok(())
     }
 
+    /// Who a document is shared with (anyone who reads it may see this).
+    pub async fn shares(&self, actor: &Actor, id: &str) -> Result<Vec<Share>, ApiError> {
+        self.get(actor, id).await?;
+        self.access.list_shares(OBJECT, id).await
+    }
+
+    /// Shares a document with a user or a department, or takes a share back: its
+    /// owner, or an admin of its department.
+    pub async fn share(
+        &self,
+        actor: &Actor,
+        id: &str,
+        change: Result<&ShareInput, &str>,
+    ) -> Result<Option<Share>, ApiError> {
+        let doc = self.get(actor, id).await?;
+        let c = self.caller(actor);
+        let owns = doc.owner.as_deref() == Some(actor.user_id.as_str());
+        if !owns && !c.user.is_admin_of(doc.department.as_deref()) {
+            return Err(self
+                .deny(
+                    &c,
+                    Action::Admin,
+                    Some(id),
+                    "share this document (its owner or an admin may)",
+                )
+                .await);
+        }
+        match change {
+            Ok(input) => Ok(Some(
+                self.access
+                    .put_share(&actor.user_id, OBJECT, id, input)
+                    .await?,
+            )),
+            Err(share) => {
+                self.access.delete_share(OBJECT, id, share).await?;
+                Ok(None)
+            }
+        }
+    }
+
     /// Attaches a document to a record; the caller reads both.
     pub async fn link(&self, actor: &Actor, id: &str, link: &Link) -> Result<Vec<Link>, ApiError> {
         self.get(actor, id).await?;
@@ -943,10 +984,16 @@ impl DocumentService {
             Action::Read,
             doc.owner.as_deref(),
             doc.department.as_deref(),
-        ) {
+        ) && self.share_of(&c, id).await?.is_none()
+        {
             return Err(not_found());
         }
         Ok(doc)
+    }
+
+    /// The share of this document that reaches the caller, if any.
+    async fn share_of(&self, c: &Caller<'_>, id: &str) -> Result<Option<ShareAccess>, ApiError> {
+        Ok(self.access.shared_access(&c.user, OBJECT, id).await?)
     }
 
     /// A readable document the caller may also act on with `action` (403 and an
@@ -960,7 +1007,10 @@ impl DocumentService {
     ) -> Result<Document, ApiError> {
         let doc = self.readable(actor, id).await?;
         let c = self.caller(actor);
-        if !c.may(action, doc.owner.as_deref(), doc.department.as_deref()) {
+        let allowed = c.may(action, doc.owner.as_deref(), doc.department.as_deref())
+            || (action == Action::Update
+                && self.share_of(&c, id).await? == Some(ShareAccess::Write));
+        if !allowed {
             return Err(self.deny(&c, action, Some(id), why).await);
         }
         Ok(doc)

@@ -35,6 +35,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_links, add_link, remove_link))
         .routes(routes!(record_documents))
         .routes(routes!(get_quota, set_quota))
+        .routes(routes!(list_shares, add_share))
+        .routes(routes!(remove_share))
         // Files are limited by CRM_MAX_UPLOAD_BYTES as they stream, not here.
         .layer(DefaultBodyLimit::disable())
 }
@@ -449,6 +451,49 @@ async fn set_quota(
             .set_quota(&actor, &id, input.max_bytes)
             .await?,
     ))
+}
+
+/// Who the document is shared with.
+#[utoipa::path(get, path = "/api/v1/documents/{id}/shares", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = Vec<crate::access::shares::Share>)))]
+async fn list_shares(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<crate::access::shares::Share>>> {
+    Ok(Json(app.documents.shares(&actor, &id).await?))
+}
+
+/// Shares the document with a user or a department, to read or also to upload
+/// versions (its owner, or an admin of its department).
+#[utoipa::path(post, path = "/api/v1/documents/{id}/shares", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = crate::access::shares::ShareInput,
+    responses((status = 201, body = crate::access::shares::Share), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn add_share(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<crate::access::shares::ShareInput>,
+) -> ApiResult<(StatusCode, Json<crate::access::shares::Share>)> {
+    let share = app
+        .documents
+        .share(&actor, &id, Ok(&input))
+        .await?
+        .ok_or_else(|| ApiError::internal("a share was not returned"))?;
+    Ok((StatusCode::CREATED, Json(share)))
+}
+
+/// Takes a share back.
+#[utoipa::path(delete, path = "/api/v1/documents/{id}/shares/{share}", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path), ("share" = String, Path)),
+    responses((status = 204, description = "Removed")))]
+async fn remove_share(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((id, share)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    app.documents.share(&actor, &id, Err(&share)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// One range of `bytes=a-b`, `bytes=a-` or `bytes=-n` within `size`, as a

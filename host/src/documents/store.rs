@@ -8,9 +8,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart,
+};
 use sha2::{Digest, Sha256};
 
 /// Bytes kept from the start of an upload to sniff its type.
@@ -127,15 +130,52 @@ impl BlobStore {
         &self,
         sha256: &str,
         range: Option<std::ops::Range<u64>>,
-    ) -> Result<impl Stream<Item = Result<Bytes, object_store::Error>> + use<>, StoreError> {
+    ) -> Result<BoxStream<'static, Result<Bytes, object_store::Error>>, StoreError> {
         let options = GetOptions {
             range: range.map(GetRange::Bounded),
             ..GetOptions::default()
         };
-        Ok(self
-            .store
-            .get_opts(&blob(sha256), options)
-            .await?
-            .into_stream())
+        let result = self.store.get_opts(&blob(sha256), options).await?;
+        let range = result.range.clone();
+        match result.payload {
+            // Local files are read in large chunks: the store's own stream reads
+            // 8 KiB per blocking call, which capped downloads near 170 MB/s.
+            GetResultPayload::File(file, _) => Ok(read_file(file, range).boxed()),
+            GetResultPayload::Stream(stream) => Ok(stream),
+        }
     }
+}
+
+/// Bytes read from a local file per blocking call.
+const READ_BYTES: u64 = 1 << 20;
+
+fn read_file(
+    file: std::fs::File,
+    range: std::ops::Range<u64>,
+) -> impl Stream<Item = Result<Bytes, object_store::Error>> {
+    let io_error = |e: std::io::Error| object_store::Error::Generic {
+        store: "local",
+        source: Box::new(e),
+    };
+    futures_util::stream::try_unfold(
+        (Some(file), range.start, range.end),
+        move |(file, at, end)| async move {
+            let Some(file) = file.filter(|_| at < end) else {
+                return Ok(None);
+            };
+            let want = (end - at).min(READ_BYTES) as usize;
+            let (file, chunk) = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; want];
+                file.read_exact_at(&mut buf, at).map(|()| (file, buf))
+            })
+            .await
+            .map_err(|e| io_error(std::io::Error::other(e)))?
+            .map_err(io_error)?;
+            Ok(Some((
+                Bytes::from(chunk),
+                (Some(file), at + want as u64, end),
+            )))
+        },
+    )
 }

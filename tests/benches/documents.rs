@@ -1,0 +1,184 @@
+//! Document benchmark: upload and download of a large file through a release
+//! `crm serve` (streamed to and from the local store, hashed on the way in), beside
+//! a plain copy of the same file on the same disk measured in the same run, and the
+//! server's memory growth while it does so.
+//!
+//! Run with `cargo bench -p crm-tests --bench documents` (`CRM_BENCH_DOC_MIB` sets
+//! the size, default 1024). Targets are reported as PASS or MISS, never asserted.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::*;
+use crm_tests::reqwest::StatusCode;
+use crm_tests::{Backend, Options, Server, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Upload and download each at least this share of the plain copy's throughput.
+const TARGET_RATIO: f64 = 0.7;
+/// The server's RSS may grow by less than this while moving the file.
+const TARGET_RSS_GROWTH_MB: f64 = 50.0;
+
+/// Peak resident memory of a process in MB (VmHWM).
+fn peak_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Resets the peak (VmHWM) to the current RSS, so the peak of one phase is measured.
+fn reset_peak(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let started = Instant::now();
+    let mib: u64 = std::env::var("CRM_BENCH_DOC_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let size = mib << 20;
+    println!();
+    println!("crm document benchmark: release `crm serve`, SQLite, local store, loopback HTTP");
+    println!("{}", "=".repeat(78));
+    let srv = Server::start_with(
+        Backend::Sqlite,
+        Options {
+            release: true,
+            ..Default::default()
+        }
+        .env("CRM_MAX_UPLOAD_BYTES", &(size + 1).to_string()),
+    )
+    .await;
+    let pid = srv.pid().expect("server pid");
+    let admin = srv.admin().await;
+    let folder = admin
+        .post("/api/v1/folders", json!({"name": "Bench"}))
+        .await;
+    assert_eq!(folder.status, StatusCode::CREATED, "{}", folder.body);
+    let folder = folder.body["id"].as_str().unwrap().to_string();
+
+    // The file, on the disk the server's data dir is on, of bytes no compressor or
+    // dedup would shortcut.
+    progress("writing the source file");
+    let dir = srv.data_dir.path().join("bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = dir.join("source.bin");
+    {
+        let mut rng = Rng::new();
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&source).unwrap());
+        let mut chunk = vec![0u8; 1 << 20];
+        for _ in 0..mib {
+            for word in chunk.chunks_mut(8) {
+                rng.code();
+                word.copy_from_slice(&rng.0.to_le_bytes());
+            }
+            file.write_all(&chunk).unwrap();
+        }
+        file.flush().unwrap();
+    }
+
+    println!();
+    println!("[1] Baseline: a plain copy of the {mib} MiB file on the same disk");
+    let copy_started = Instant::now();
+    std::fs::copy(&source, dir.join("copy.bin")).unwrap();
+    let copy = copy_started.elapsed();
+    std::fs::remove_file(dir.join("copy.bin")).unwrap();
+    row(
+        "std::fs::copy",
+        &format!("{:.0} MB/s", mb_per_s(size, copy)),
+        &format!("({mib} MiB in {:.2} s)   THE baseline", copy.as_secs_f64()),
+    );
+
+    let addr = srv.base.trim_start_matches("http://").to_string();
+    let token = admin.token.clone().unwrap();
+
+    println!();
+    println!("[2] Upload: POST /api/v1/folders/{{id}}/documents, the file as the body");
+    let rss_before = rss_mb(pid).unwrap_or(0.0);
+    reset_peak(pid);
+    let upload_started = Instant::now();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/folders/{folder}/documents?name=big.bin HTTP/1.1\r\nhost: {addr}\r\n\
+         authorization: Bearer {token}\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    // Read in large chunks: tokio's file reads are blocking calls, 8 KiB each by
+    // default, which would make the client the bottleneck.
+    let file = tokio::fs::File::open(&source).await.unwrap();
+    let mut file = tokio::io::BufReader::with_capacity(1 << 20, file);
+    tokio::io::copy_buf(&mut file, &mut socket).await.unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    let upload = upload_started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+    let id = doc["id"].as_str().unwrap().to_string();
+    let upload_peak = peak_mb(pid).unwrap_or(0.0) - rss_before;
+    let upload_ratio = ratio(copy, upload);
+    row(
+        "upload",
+        &format!("{:.0} MB/s", mb_per_s(size, upload)),
+        &format!(
+            "{upload_ratio:.2}x the copy  {}",
+            target(upload_ratio >= TARGET_RATIO, "at least 0.70x")
+        ),
+    );
+    row(
+        "server RSS growth (peak)",
+        &format!("{upload_peak:.1} MB"),
+        &target(upload_peak < TARGET_RSS_GROWTH_MB, "< 50 MB"),
+    );
+
+    println!();
+    println!("[3] Download: GET /api/v1/documents/{{id}}/content");
+    let rss_before = rss_mb(pid).unwrap_or(0.0);
+    reset_peak(pid);
+    let download_started = Instant::now();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "GET /api/v1/documents/{id}/content HTTP/1.1\r\nhost: {addr}\r\n\
+         authorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut received: u64 = 0;
+    loop {
+        let n = socket.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        received += n as u64;
+    }
+    let download = download_started.elapsed();
+    assert!(received >= size, "received {received} of {size} bytes");
+    let download_peak = peak_mb(pid).unwrap_or(0.0) - rss_before;
+    let download_ratio = ratio(copy, download);
+    row(
+        "download",
+        &format!("{:.0} MB/s", mb_per_s(size, download)),
+        &format!(
+            "{download_ratio:.2}x the copy  {}",
+            target(download_ratio >= TARGET_RATIO, "at least 0.70x")
+        ),
+    );
+    row(
+        "server RSS growth (peak)",
+        &format!("{download_peak:.1} MB"),
+        &target(download_peak < TARGET_RSS_GROWTH_MB, "< 50 MB"),
+    );
+
+    println!();
+    println!("whole run: {:.0} s", started.elapsed().as_secs_f64());
+}
