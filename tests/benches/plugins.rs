@@ -104,8 +104,8 @@ async fn main() {
     )
     .await;
     let admin = srv.admin().await;
-    let with_hook = department(&admin, "With the hook").await;
-    let without = department(&admin, "Without").await;
+    let with_hook = admin.department("With the hook").await;
+    let without = admin.department("Without").await;
     admin.install_plugin(package.clone(), &with_hook).await;
     let (mut plain_runs, mut hooked_runs) = (Vec::new(), Vec::new());
     for round in 0..2 {
@@ -282,14 +282,6 @@ fn file_in(package: &[u8], name: &str) -> Vec<u8> {
         }
     }
     panic!("{name} is not in the package");
-}
-
-async fn department(admin: &Client, name: &str) -> String {
-    let res = admin
-        .post("/api/v1/departments", json!({"name": name}))
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
-    res.body["id"].as_str().unwrap().to_string()
 }
 
 async fn create_load(api: &Client, department: &str, round: usize) -> Run {

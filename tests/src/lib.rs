@@ -440,7 +440,15 @@ impl Client {
         .await
     }
 
-    /// Creates a record and returns it, asserting success.
+    /// Creates a department (as an admin) and answers its id, asserting success.
+    pub async fn department(&self, name: &str) -> String {
+        let res = self
+            .post("/api/v1/departments", serde_json::json!({"name": name}))
+            .await;
+        assert_eq!(res.status, reqwest::StatusCode::CREATED, "{}", res.body);
+        res.body["id"].as_str().expect("an id").to_string()
+    }
+
     /// Uploads a plugin package, approves it and enables it in `department` (as an
     /// organisation admin); answers the plugin's id.
     pub async fn install_plugin(&self, package: Vec<u8>, department: &str) -> String {

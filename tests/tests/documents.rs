@@ -17,14 +17,6 @@ on_both_backends!(
 
 const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n";
 
-async fn department(admin: &Client, name: &str) -> String {
-    let res = admin
-        .post("/api/v1/departments", json!({"name": name}))
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
-    res.body["id"].as_str().unwrap().to_string()
-}
-
 async fn folder(api: &Client, body: serde_json::Value) -> String {
     let res = api.post("/api/v1/folders", body).await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
@@ -79,7 +71,7 @@ fn files_under(dir: &std::path::Path) -> usize {
 async fn a_document_is_uploaded_versioned_and_downloaded_whole_or_in_ranges(backend: Backend) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
-    let sales = department(&admin, "Sales").await;
+    let sales = admin.department("Sales").await;
     let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
     let offers = folder(&sam, json!({"name": "Offers", "department": sales})).await;
 
@@ -278,8 +270,8 @@ async fn documents_follow_the_folders_department_and_the_shared_library_is_for_a
 ) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
-    let sales = department(&admin, "Sales").await;
-    let support = department(&admin, "Support").await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
     let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
     let (sue_id, sue) = srv.member("sue@example.com", &support, "member").await;
     let offers = folder(&sam, json!({"name": "Offers", "department": sales})).await;
@@ -549,8 +541,8 @@ async fn bad_uploads_are_refused_and_leave_nothing_behind(backend: Backend) {
 async fn check_outs_restores_the_trash_and_record_links(backend: Backend) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
-    let sales = department(&admin, "Sales").await;
-    let support = department(&admin, "Support").await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
     let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
     let (_, mary) = srv.member("mary@example.com", &sales, "manager").await;
     let (_, sue) = srv.member("sue@example.com", &support, "member").await;

@@ -132,19 +132,11 @@ async fn install(admin: &Client, dir: &str, department: &str) -> String {
     admin.install_plugin(plugin_package(dir), department).await
 }
 
-async fn department(admin: &Client, name: &str) -> String {
-    let res = admin
-        .post("/api/v1/departments", json!({"name": name}))
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
-    res.body["id"].as_str().unwrap().to_string()
-}
-
 async fn a_plugin_cleans_contacts_only_in_departments_that_enabled_it(backend: Backend) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
-    let sales = department(&admin, "Sales").await;
-    let support = department(&admin, "Support").await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
     let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
     let (_, sue) = srv.member("sue@example.com", &support, "member").await;
 
@@ -279,8 +271,8 @@ async fn hostile_plugins_are_stopped_and_the_host_keeps_serving(backend: Backend
 async fn a_plugin_reads_only_what_it_was_granted_and_the_caller_may_read(backend: Backend) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
-    let sales = department(&admin, "Sales").await;
-    let support = department(&admin, "Support").await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
     install(&admin, "tests/plugins/hostile", sales.as_str()).await;
     let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
     let sales_deal = admin
@@ -444,8 +436,8 @@ async fn bad_packages_are_refused_with_clear_reasons(backend: Backend) {
 async fn after_save_scores_leads_and_tells_the_owner_once(backend: Backend) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
-    let sales = department(&admin, "Sales").await;
-    let support = department(&admin, "Support").await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
     let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
     let (_, sue) = srv.member("sue@example.com", &support, "member").await;
     install(&admin, "plugins/data-quality", &sales).await;
@@ -663,7 +655,7 @@ async fn a_plugin_that_keeps_failing_is_suspended_and_admins_are_told(backend: B
 async fn plugin_writes_and_storage_stay_within_its_grants(backend: Backend) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
-    let sales = department(&admin, "Sales").await;
+    let sales = admin.department("Sales").await;
     install(&admin, "tests/plugins/hostile", &sales).await;
     install(&admin, "plugins/data-quality", &sales).await;
     let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
@@ -745,8 +737,8 @@ async fn plugin_writes_and_storage_stay_within_its_grants(backend: Backend) {
 async fn plugin_routes_answer_signed_in_users_of_enabled_departments(backend: Backend) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
-    let sales = department(&admin, "Sales").await;
-    let support = department(&admin, "Support").await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
     install(&admin, "tests/plugins/hostile", sales.as_str()).await;
     let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
     let (_, sue) = srv.member("sue@example.com", &support, "member").await;
@@ -857,8 +849,8 @@ async fn plugin_routes_answer_signed_in_users_of_enabled_departments(backend: Ba
 async fn public_routes_are_only_the_declared_paths_and_are_rate_limited(backend: Backend) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
-    let sales = department(&admin, "Sales").await;
-    let support = department(&admin, "Support").await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
     install(&admin, "tests/plugins/hostile", sales.as_str()).await;
     admin
         .create("deals", json!({"name": "Sales deal", "department": sales}))
@@ -953,7 +945,7 @@ async fn hostile_routes_are_stopped_and_answered_with_clear_errors(backend: Back
 async fn jobs_run_once_due_as_the_plugin_itself_and_failures_are_kept(backend: Backend) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
-    let sales = department(&admin, "Sales").await;
+    let sales = admin.department("Sales").await;
     install(&admin, "tests/plugins/hostile", sales.as_str()).await;
     let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
 
@@ -1052,7 +1044,7 @@ async fn jobs_run_once_due_as_the_plugin_itself_and_failures_are_kept(backend: B
 async fn a_web_lead_posted_to_a_public_route_is_created_and_scored_by_a_job(backend: Backend) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
-    let sales = department(&admin, "Sales").await;
+    let sales = admin.department("Sales").await;
     install(&admin, "plugins/data-quality", sales.as_str()).await;
     let anyone = srv.anonymous();
     let refused = anyone
