@@ -507,7 +507,60 @@ async fn bad_uploads_are_refused_and_leave_nothing_behind(backend: Backend) {
         b"x".to_vec(),
     )
     .await;
-    assert_eq!(no_name.status, StatusCode::BAD_REQUEST);
+    assert_eq!(no_name.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(no_name.error_fields(), ["name"]);
+
+    // A multipart form: text fields, then the file part (its file name is the name).
+    let form = |parts: &[(&str, Option<&str>, &[u8])]| {
+        let mut body = Vec::new();
+        for (name, file, bytes) in parts {
+            body.extend_from_slice(b"--XBOUNDARYX\r\n");
+            let disposition = match file {
+                Some(f) => format!(
+                    "content-disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\ncontent-type: application/octet-stream\r\n\r\n"
+                ),
+                None => format!("content-disposition: form-data; name=\"{name}\"\r\n\r\n"),
+            };
+            body.extend_from_slice(disposition.as_bytes());
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"--XBOUNDARYX--\r\n");
+        body
+    };
+    let multipart = |body: Vec<u8>| {
+        admin.send(
+            admin
+                .request(Method::POST, &format!("/api/v1/folders/{f}/documents"))
+                .header("content-type", "multipart/form-data; boundary=XBOUNDARYX")
+                .body(body),
+        )
+    };
+    let sent = multipart(form(&[
+        ("title", None, b"Price list"),
+        ("tags", None, b"prices,2026"),
+        ("file", Some("prices.pdf"), PDF),
+    ]))
+    .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    assert_eq!(sent.body["file_name"], "prices.pdf");
+    assert_eq!(sent.body["title"], "Price list");
+    assert_eq!(sent.body["tags"], json!(["prices", "2026"]));
+    assert_eq!(sent.body["size"], PDF.len());
+    let no_file = multipart(form(&[("title", None, b"Nothing")])).await;
+    assert_eq!(no_file.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(no_file.error_fields(), ["file"]);
+    let odd = multipart(form(&[
+        ("colour", None, b"red"),
+        ("file", Some("a.txt"), b"a"),
+    ]))
+    .await;
+    assert_eq!(odd.error_fields(), ["colour"]);
+    let id = sent.body["id"].as_str().unwrap();
+    admin.delete(&format!("/api/v1/documents/{id}")).await;
+    admin
+        .delete(&format!("/api/v1/documents/{id}?purge=true"))
+        .await;
 
     // An upload cut off half-way: the client promises 50,000 bytes, sends 1,000 and
     // goes away.

@@ -98,8 +98,9 @@ pub struct Version {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadMeta {
-    /// The file's name, such as `offer.pdf`.
-    pub name: String,
+    /// The file's name, such as `offer.pdf` (with a multipart upload, the file
+    /// part's file name when this is not given).
+    pub name: Option<String>,
     /// Default: the file name.
     pub title: Option<String>,
     pub description: Option<String>,
@@ -424,6 +425,7 @@ impl DocumentService {
         let c = self.caller(actor);
         let folder = self.folder(folder).await?;
         let (title, description, tags) = check_meta(&meta)?;
+        let name = meta.name.clone().unwrap_or_default();
         if !c.may(
             Action::Create,
             Some(&actor.user_id),
@@ -434,7 +436,7 @@ impl DocumentService {
                 .await);
         }
         let stored = self.store(body, folder.department.as_deref()).await?;
-        let content_type = sniff::content_type(&stored.head, &meta.name);
+        let content_type = sniff::content_type(&stored.head, &name);
         let now = db::now();
         let id = db::new_id();
         let mut tx = self.db.pool.begin().await?;
@@ -451,7 +453,7 @@ impl DocumentService {
         .bind(serde_json::to_string(&tags).expect("tags serialise"))
         .bind(&actor.user_id)
         .bind(&folder.department)
-        .bind(&meta.name)
+        .bind(&name)
         .bind(content_type)
         .bind(stored.size as i64)
         .bind(&stored.sha256)
@@ -462,7 +464,7 @@ impl DocumentService {
             &mut tx,
             &id,
             1,
-            &meta.name,
+            &name,
             content_type,
             &stored,
             &actor.user_id,
@@ -486,7 +488,11 @@ impl DocumentService {
         S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        sniff::check_name(&meta.name).map_err(|e| invalid("name", e))?;
+        let name = meta
+            .name
+            .clone()
+            .ok_or_else(|| invalid("name", "is required, such as ?name=offer.pdf"))?;
+        sniff::check_name(&name).map_err(|e| invalid("name", e))?;
         let reason = check_reason(meta.reason.as_deref())?;
         let current = self
             .for_action(actor, id, Action::Update, "change this document")
@@ -497,8 +503,8 @@ impl DocumentService {
         // Checked before the bytes arrive (and again when the version is written).
         check_lock(&current, actor)?;
         let stored = self.store(body, current.department.as_deref()).await?;
-        let content_type = sniff::content_type(&stored.head, &meta.name);
-        self.add_version(actor, id, &meta.name, content_type, &stored, &reason)
+        let content_type = sniff::content_type(&stored.head, &name);
+        self.add_version(actor, id, &name, content_type, &stored, &reason)
             .await
     }
 
@@ -1178,12 +1184,27 @@ fn check_reason(reason: Option<&str>) -> Result<String, ApiError> {
 /// Title, description and tags of an upload, checked.
 fn check_meta(meta: &UploadMeta) -> Result<(String, String, Vec<String>), ApiError> {
     let mut errors = Vec::new();
-    if let Err(e) = sniff::check_name(&meta.name) {
-        errors.push(FieldError::new("name", e));
-    }
-    let title = meta.title.clone().unwrap_or_else(|| meta.name.clone());
-    if title.trim().is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control)
-    {
+    let name = meta.name.clone().unwrap_or_default();
+    let name_ok = match (&meta.name, sniff::check_name(&name)) {
+        (None, _) => {
+            errors.push(FieldError::new(
+                "name",
+                "is required, such as ?name=offer.pdf",
+            ));
+            false
+        }
+        (Some(_), Err(e)) => {
+            errors.push(FieldError::new("name", e));
+            false
+        }
+        (Some(_), Ok(())) => true,
+    };
+    let title = meta.title.clone().unwrap_or_else(|| name.clone());
+    // Without a title, the name stands in: a bad name's own error says enough.
+    let title_bad = title.trim().is_empty()
+        || title.chars().count() > 200
+        || title.chars().any(char::is_control);
+    if (meta.title.is_some() || name_ok) && title_bad {
         errors.push(FieldError::new(
             "title",
             "must be 1 to 200 characters without control characters",

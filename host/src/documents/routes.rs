@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
@@ -74,10 +74,12 @@ async fn create_folder(
 }
 
 /// Uploads a new document into a folder: the body is the file, as is (any content
-/// type; the stored type is sniffed from the bytes).
+/// type; the stored type is sniffed from the bytes), or a `multipart/form-data` form
+/// whose text fields (`title`, `description`, `tags`, `name`) come before its
+/// `file` part.
 #[utoipa::path(post, path = "/api/v1/folders/{id}/documents", tag = "documents", security(("bearer" = [])),
     params(("id" = String, Path), UploadMeta),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file, or a multipart form with a `file` part"),
     responses((status = 201, body = Document), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -88,11 +90,97 @@ async fn upload_document(
     meta: QueryResult<UploadMeta>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<Document>)> {
-    let meta = query(meta)?;
-    let body = request.into_body().into_data_stream();
-    Ok((
-        StatusCode::CREATED,
-        Json(app.documents.upload(&actor, &folder, meta, body).await?),
+    let document = with_body(&app, &actor, Target::Folder(&folder), query(meta)?, request).await?;
+    Ok((StatusCode::CREATED, Json(document)))
+}
+
+/// Where an upload goes.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// A new document in this folder.
+    Folder(&'a str),
+    /// A new version of this document.
+    Document(&'a str),
+}
+
+async fn upload<S, E>(
+    app: &AppState,
+    actor: &Actor,
+    target: Target<'_>,
+    meta: UploadMeta,
+    body: S,
+) -> ApiResult<Document>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    match target {
+        Target::Folder(folder) => app.documents.upload(actor, folder, meta, body).await,
+        Target::Document(id) => app.documents.new_version(actor, id, meta, body).await,
+    }
+}
+
+/// Uploads the file of a raw or multipart request body, streamed.
+async fn with_body(
+    app: &AppState,
+    actor: &Actor,
+    target: Target<'_>,
+    mut meta: UploadMeta,
+    request: Request,
+) -> ApiResult<Document> {
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !multipart {
+        let body = request.into_body().into_data_stream();
+        return upload(app, actor, target, meta, body).await;
+    }
+    let mut form = Multipart::from_request(request, app)
+        .await
+        .map_err(|e| ApiError::bad_request(e.body_text()))?;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(e.body_text()))?
+    {
+        let part = field.name().unwrap_or_default().to_string();
+        if part == "file" {
+            if meta.name.is_none() {
+                meta.name = field.file_name().map(str::to_string);
+            }
+            // The form's later parts are not read: the file is the last one that counts.
+            return upload(app, actor, target, meta, field).await;
+        }
+        let text = field
+            .text()
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let slot = match part.as_str() {
+            "name" => &mut meta.name,
+            "title" => &mut meta.title,
+            "description" => &mut meta.description,
+            "tags" => &mut meta.tags,
+            "reason" => &mut meta.reason,
+            other => {
+                return Err(ApiError::invalid(
+                    "the form is not valid",
+                    vec![crate::api::error::FieldError::new(
+                        other,
+                        "is not a field of an upload",
+                    )],
+                ));
+            }
+        };
+        *slot = Some(text);
+    }
+    Err(ApiError::invalid(
+        "the form is not valid",
+        vec![crate::api::error::FieldError::new(
+            "file",
+            "is missing: add a part named file",
+        )],
     ))
 }
 
@@ -142,12 +230,8 @@ async fn upload_version(
     meta: QueryResult<UploadMeta>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<Document>)> {
-    let meta = query(meta)?;
-    let body = request.into_body().into_data_stream();
-    Ok((
-        StatusCode::CREATED,
-        Json(app.documents.new_version(&actor, &id, meta, body).await?),
-    ))
+    let document = with_body(&app, &actor, Target::Document(&id), query(meta)?, request).await?;
+    Ok((StatusCode::CREATED, Json(document)))
 }
 
 /// The current version's content (supports `Range: bytes=...`). Audited.
