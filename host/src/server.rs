@@ -76,6 +76,7 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
             .context("cannot open the document store")?,
         config.max_upload_bytes,
     );
+    documents.spawn_sweeper();
     Ok(Arc::new(App {
         documents,
         config,

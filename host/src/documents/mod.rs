@@ -26,6 +26,13 @@ use crate::db::{self, Db};
 use crate::records::query::{Bind, SqlBuilder, bind_all};
 use store::{BlobStore, StoreError, Stored};
 
+/// A temporary upload this old is one a stopped host left behind (uploads of the
+/// largest files at slow links take far less).
+pub const SWEEP_TMP_AFTER: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+/// Content stored this long ago without a committed version is an orphan.
+pub const SWEEP_BLOBS_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The access policy's object for documents.
 pub const OBJECT: &str = "documents";
 
@@ -1151,6 +1158,51 @@ impl DocumentService {
                 .await);
         }
         Ok(crate::audit::history(&self.db, OBJECT, id, None, 1_000).await?)
+    }
+
+    /// Removes what failed uploads and failed commits left in the store:
+    /// temporary uploads older than [`SWEEP_TMP_AFTER`], and blobs no
+    /// `doc_blobs` row names that are older than [`SWEEP_BLOBS_AFTER`] (the
+    /// window between storing content and committing its version). Answers how
+    /// many objects it removed.
+    pub async fn sweep(&self) -> Result<usize, ApiError> {
+        let (tmp, _) = self.store.stale(SWEEP_TMP_AFTER).await?;
+        let (_, blobs) = self.store.stale(SWEEP_BLOBS_AFTER).await?;
+        let mut removed = 0;
+        for path in tmp {
+            self.store.delete_tmp(&path).await?;
+            removed += 1;
+        }
+        for sha in blobs {
+            let known: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM doc_blobs WHERE sha256 = $1")
+                    .bind(&sha)
+                    .fetch_optional(&self.db.pool)
+                    .await?;
+            if known.is_none() {
+                self.store.delete(&sha).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Sweeps the store now and then every [`SWEEP_EVERY`].
+    pub fn spawn_sweeper(&self) {
+        let documents = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tick.tick().await;
+                match documents.sweep().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "swept the document store"),
+                    Err(e) => {
+                        tracing::warn!(error = ?e.detail, "sweeping the document store failed")
+                    }
+                }
+            }
+        });
     }
 
     pub fn blobs(&self) -> &BlobStore {

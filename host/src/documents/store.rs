@@ -120,6 +120,40 @@ impl BlobStore {
         Ok(Stored { sha256, size, head })
     }
 
+    /// Temporary uploads and blobs last written more than `older_than` ago:
+    /// `(temporary paths, blob hashes)`, for the sweeper to check and remove.
+    pub async fn stale(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<(Vec<Path>, Vec<String>), StoreError> {
+        let cutoff = chrono::Utc::now()
+            - chrono::TimeDelta::from_std(older_than).unwrap_or(chrono::TimeDelta::MAX);
+        let mut tmp = Vec::new();
+        let mut listed = self.store.list(Some(&Path::from("tmp")));
+        while let Some(meta) = listed.next().await {
+            let meta = meta?;
+            if meta.last_modified <= cutoff {
+                tmp.push(meta.location);
+            }
+        }
+        let mut blobs = Vec::new();
+        let mut listed = self.store.list(Some(&Path::from("blobs")));
+        while let Some(meta) = listed.next().await {
+            let meta = meta?;
+            if meta.last_modified <= cutoff
+                && let Some(sha) = meta.location.filename()
+            {
+                blobs.push(sha.to_string());
+            }
+        }
+        Ok((tmp, blobs))
+    }
+
+    /// Deletes a temporary upload left behind (a host stopped mid-upload).
+    pub async fn delete_tmp(&self, path: &Path) -> Result<(), StoreError> {
+        Ok(self.store.delete(path).await?)
+    }
+
     /// Deletes a blob no version holds any more.
     pub async fn delete(&self, sha256: &str) -> Result<(), StoreError> {
         Ok(self.store.delete(&blob(sha256)).await?)
@@ -178,4 +212,45 @@ fn read_file(
             )))
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stale_lists_old_temporary_uploads_and_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        let body =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"hello"))]);
+        let stored = store.put(body, 100).await.unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        std::fs::write(dir.path().join("tmp/left-behind"), b"half").unwrap();
+        let (tmp, blobs) = store.stale(std::time::Duration::ZERO).await.unwrap();
+        assert_eq!(blobs, vec![stored.sha256.clone()]);
+        assert_eq!(tmp.len(), 1);
+        let (tmp, blobs) = store
+            .stale(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert!(
+            tmp.is_empty() && blobs.is_empty(),
+            "nothing is an hour old yet"
+        );
+        store.delete(&stored.sha256).await.unwrap();
+        store
+            .delete_tmp(&Path::from("tmp/left-behind"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .stale(std::time::Duration::ZERO)
+                .await
+                .unwrap()
+                .0
+                .len(),
+            0
+        );
+    }
 }

@@ -829,7 +829,7 @@ impl v0_1::crm::plugin::notify::Host for CallState {
     }
 }
 
-/// Pending jobs a plugin may have at once, and the size of their names and payloads.
+/// Jobs (pending or failed) a plugin may have at once, and the size of their names and payloads.
 pub const MAX_PENDING_JOBS: i64 = 1_000;
 const MAX_JOB_NAME_CHARS: usize = 100;
 const MAX_JOB_PAYLOAD_BYTES: usize = 64 << 10;
@@ -861,7 +861,8 @@ impl CallState {
         }
         let pool = &self.host.db.pool;
         let pending: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM plugin_jobs WHERE plugin_id = $1 AND status = 'scheduled'",
+            // Failed jobs count too: they hold storage until an admin deletes them.
+            "SELECT COUNT(*) FROM plugin_jobs WHERE plugin_id = $1",
         )
         .bind(&self.host.plugin_id)
         .fetch_one(pool)
@@ -869,7 +870,7 @@ impl CallState {
         .map_err(|e| e.to_string())?;
         if pending >= MAX_PENDING_JOBS {
             return Err(format!(
-                "the plugin already has {MAX_PENDING_JOBS} pending jobs"
+                "the plugin already has {MAX_PENDING_JOBS} pending or failed jobs (an admin deletes failed ones)"
             ));
         }
         let id = db::new_id();
