@@ -87,15 +87,50 @@ async fn main() {
     }
 
     println!();
-    println!("[1] Baseline: a plain copy of the {mib} MiB file on the same disk");
-    let copy_started = Instant::now();
-    std::fs::copy(&source, dir.join("copy.bin")).unwrap();
-    let copy = copy_started.elapsed();
-    std::fs::remove_file(dir.join("copy.bin")).unwrap();
+    println!("[1] Baseline: copies of the {mib} MiB file on the same disk");
+    // A copy through user space, 1 MiB at a time (read, then write): what a server
+    // moving the bytes itself can aim for. `std::fs::copy` lets the kernel copy
+    // page-cached data without it ever reaching user space; shown beside it.
+    // Written back first, so no copy competes with the source's own writeback; the
+    // best of two runs, as the server's figures are measured warm too.
+    let _ = std::process::Command::new("sync").status();
+    let copy = (0..2)
+        .map(|_| {
+            use std::io::Read;
+            let started = Instant::now();
+            let mut from = std::fs::File::open(&source).unwrap();
+            let mut to = std::fs::File::create(dir.join("copy.bin")).unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = from.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                to.write_all(&buf[..n]).unwrap();
+            }
+            to.flush().unwrap();
+            drop(to);
+            let took = started.elapsed();
+            std::fs::remove_file(dir.join("copy.bin")).unwrap();
+            let _ = std::process::Command::new("sync").status();
+            took
+        })
+        .min()
+        .unwrap();
     row(
-        "std::fs::copy",
+        "read/write copy, 1 MiB buffer",
         &format!("{:.0} MB/s", mb_per_s(size, copy)),
         &format!("({mib} MiB in {:.2} s)   THE baseline", copy.as_secs_f64()),
+    );
+    let kernel_started = Instant::now();
+    std::fs::copy(&source, dir.join("copy.bin")).unwrap();
+    let kernel = kernel_started.elapsed();
+    std::fs::remove_file(dir.join("copy.bin")).unwrap();
+    let _ = std::process::Command::new("sync").status();
+    row(
+        "std::fs::copy (in the kernel)",
+        &format!("{:.0} MB/s", mb_per_s(size, kernel)),
+        "(info)",
     );
 
     let addr = srv.base.trim_start_matches("http://").to_string();
@@ -131,7 +166,8 @@ async fn main() {
         "upload",
         &format!("{:.0} MB/s", mb_per_s(size, upload)),
         &format!(
-            "{upload_ratio:.2}x the copy  {}",
+            "{upload_ratio:.2}x the copy ({:.2}x the kernel's)  {}",
+            ratio(kernel, upload),
             target(upload_ratio >= TARGET_RATIO, "at least 0.70x")
         ),
     );
@@ -169,7 +205,8 @@ async fn main() {
         "download",
         &format!("{:.0} MB/s", mb_per_s(size, download)),
         &format!(
-            "{download_ratio:.2}x the copy  {}",
+            "{download_ratio:.2}x the copy ({:.2}x the kernel's)  {}",
+            ratio(kernel, download),
             target(download_ratio >= TARGET_RATIO, "at least 0.70x")
         ),
     );
