@@ -16,6 +16,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `CRM_MAX_UPLOAD_BYTES`: the largest document file, default 2 GiB.
     pub max_upload_bytes: u64,
+    /// `CRM_DOCUMENT_STORE`: `local` (default: files under the data dir) or
+    /// `s3://bucket[/prefix]` (with `CRM_S3_ENDPOINT` for S3-compatible servers and
+    /// the usual `AWS_*` variables for credentials and region).
+    pub document_store: String,
     /// `CRM_SESSION_HOURS`: lifetime of a login token, default 12 hours.
     pub session_hours: i64,
     /// `CRM_LOG_FORMAT`: `json` for structured logs, anything else for human-readable ones.
@@ -44,6 +48,7 @@ impl Config {
                 .filter(|s| !s.is_empty()),
             max_body_bytes,
             max_upload_bytes,
+            document_store: env_or("CRM_DOCUMENT_STORE", "local"),
             session_hours,
             log_json: std::env::var("CRM_LOG_FORMAT").is_ok_and(|v| v == "json"),
         })

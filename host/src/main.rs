@@ -12,7 +12,8 @@ use crm_host::server;
     long_about = "The CRM server.\n\n\
 Configured by the environment: CRM_LISTEN (default 127.0.0.1:8080), CRM_DATA_DIR (default ./data), \
 CRM_DATABASE_URL (default: SQLite in the data dir; postgres://... for PostgreSQL), CRM_MAX_BODY_BYTES \
-(default 1048576), CRM_MAX_UPLOAD_BYTES (default 2147483648), CRM_SESSION_HOURS (default 12), CRM_LOG_FORMAT=json, RUST_LOG; and on first start \
+(default 1048576), CRM_MAX_UPLOAD_BYTES (default 2147483648), \
+CRM_DOCUMENT_STORE (local, or s3://bucket[/prefix] with CRM_S3_ENDPOINT and AWS_*), CRM_SESSION_HOURS (default 12), CRM_LOG_FORMAT=json, RUST_LOG; and on first start \
 CRM_ADMIN_EMAIL and CRM_ADMIN_PASSWORD to create the first admin."
 )]
 struct Cli {

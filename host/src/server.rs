@@ -72,8 +72,8 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         db.clone(),
         access.clone(),
         records.clone(),
-        crate::documents::store::BlobStore::local(&config.data_dir.join("documents"))
-            .context("cannot open the document store")?,
+        crate::documents::store::BlobStore::open(&config.document_store, &config.data_dir)
+            .context("cannot open the document store (CRM_DOCUMENT_STORE)")?,
         config.max_upload_bytes,
     );
     documents.spawn_sweeper();

@@ -214,6 +214,7 @@ async fn hook_calls(package: &[u8]) -> Duration {
         database_url: None,
         max_body_bytes: 1 << 20,
         max_upload_bytes: 1 << 30,
+        document_store: "local".into(),
         session_hours: 12,
         log_json: false,
     };

@@ -13,6 +13,7 @@ on_both_backends!(
     documents_follow_the_folders_department_and_the_shared_library_is_for_all,
     bad_uploads_are_refused_and_leave_nothing_behind,
     check_outs_restores_the_trash_and_record_links,
+    documents_live_in_s3_compatible_storage,
 );
 
 const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n";
@@ -768,4 +769,164 @@ async fn check_outs_restores_the_trash_and_record_links(backend: Backend) {
         admin.get(&format!("/api/v1/documents/{doc}")).await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+/// A moto S3 server on a free port, stopped when dropped.
+struct Moto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn moto() -> Option<Moto> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = std::process::Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let moto = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let http = crm_tests::reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(&moto.url).send().await.is_ok() {
+            return Some(moto);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+async fn documents_live_in_s3_compatible_storage(backend: Backend) {
+    let Some(moto) = moto().await else {
+        eprintln!(
+            "SKIPPED documents_live_in_s3_compatible_storage: no S3-compatible server \
+             (`python3 -m pip install 'moto[server]'` provides moto_server; .ci/run installs it)"
+        );
+        return;
+    };
+    let http = crm_tests::reqwest::Client::new();
+    let bucket = http
+        .put(format!("{}/crm-docs", moto.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        bucket.status().is_success(),
+        "creating the bucket: {}",
+        bucket.status()
+    );
+    let srv = Server::start_with(
+        backend,
+        Options::default()
+            .env("CRM_DOCUMENT_STORE", "s3://crm-docs/tenant-a")
+            .env("CRM_S3_ENDPOINT", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1"),
+    )
+    .await;
+    let admin = srv.admin().await;
+    let f = folder(&admin, json!({"name": "Contracts"})).await;
+    let created = upload(
+        &admin,
+        &format!("/api/v1/folders/{f}/documents?name=contract.pdf"),
+        PDF.to_vec(),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let doc = created.body["id"].as_str().unwrap().to_string();
+    let again = upload(
+        &admin,
+        &format!("/api/v1/folders/{f}/documents?name=copy.pdf"),
+        PDF.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        again.status,
+        StatusCode::CREATED,
+        "identical content: {}",
+        again.body
+    );
+    let second = upload(
+        &admin,
+        &format!("/api/v1/documents/{doc}/versions?name=v2.txt&reason=signed"),
+        b"signed copy".to_vec(),
+    )
+    .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
+    let (status, body, _) = bytes_of(
+        &admin,
+        &format!("/api/v1/documents/{doc}/versions/1/content"),
+        None,
+    )
+    .await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, PDF));
+    let (status, body, _) = bytes_of(
+        &admin,
+        &format!("/api/v1/documents/{doc}/content"),
+        Some("bytes=7-10"),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, &b"copy"[..])
+    );
+
+    // The content is in the bucket, below the prefix, once per distinct content;
+    // nothing went to the local data dir.
+    let listing = http
+        .get(format!(
+            "{}/crm-docs?list-type=2&prefix=tenant-a/",
+            moto.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        listing.matches("<Key>tenant-a/blobs/").count(),
+        2,
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("tenant-a/tmp/"),
+        "no temporary upload is left: {listing}"
+    );
+    assert_eq!(files_under(&srv.data_dir.path().join("documents")), 0);
+    // A cut-off upload leaves nothing in the bucket either.
+    let big = upload(
+        &admin,
+        &format!("/api/v1/folders/{f}/documents?name=empty.bin"),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(big.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let listing = http
+        .get(format!(
+            "{}/crm-docs?list-type=2&prefix=tenant-a/tmp/",
+            moto.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!listing.contains("<Key>"), "{listing}");
 }

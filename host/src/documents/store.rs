@@ -53,6 +53,36 @@ fn blob(sha256: &str) -> Path {
 }
 
 impl BlobStore {
+    /// The store `CRM_DOCUMENT_STORE` names: `local` (files under `data_dir`) or
+    /// `s3://bucket[/prefix]`.
+    pub fn open(setting: &str, data_dir: &std::path::Path) -> anyhow::Result<BlobStore> {
+        if setting == "local" {
+            return BlobStore::local(&data_dir.join("documents"));
+        }
+        let Some(rest) = setting.strip_prefix("s3://") else {
+            anyhow::bail!(
+                "CRM_DOCUMENT_STORE is `local` or `s3://bucket[/prefix]`, not `{setting}`"
+            );
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Ok(endpoint) = std::env::var("CRM_S3_ENDPOINT") {
+            builder = builder
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_endpoint(endpoint);
+        }
+        let s3 = builder.build()?;
+        let store: Arc<dyn ObjectStore> = if prefix.trim_matches('/').is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(
+                s3,
+                prefix.trim_matches('/'),
+            ))
+        };
+        Ok(BlobStore { store })
+    }
+
     /// Files under `dir` (created when missing).
     pub fn local(dir: &std::path::Path) -> anyhow::Result<BlobStore> {
         std::fs::create_dir_all(dir)?;
@@ -106,16 +136,19 @@ impl BlobStore {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        match self.store.rename_if_not_exists(&tmp, &blob(&sha256)).await {
-            Ok(()) => {}
-            // The same content is stored already: keep one copy.
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                let _ = self.store.delete(&tmp).await;
-            }
-            Err(e) => {
-                let _ = self.store.delete(&tmp).await;
-                return Err(e.into());
-            }
+        // Content-addressed: a blob of this name holds these very bytes, so when it
+        // exists the upload is dropped, and when two identical uploads race, the
+        // second rename replaces the first with the same content. (S3 has no
+        // conditional rename; this works on every store.)
+        let target = blob(&sha256);
+        let stored = match self.store.head(&target).await {
+            Ok(_) => self.store.delete(&tmp).await,
+            Err(object_store::Error::NotFound { .. }) => self.store.rename(&tmp, &target).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            let _ = self.store.delete(&tmp).await;
+            return Err(e.into());
         }
         Ok(Stored { sha256, size, head })
     }
