@@ -23,7 +23,7 @@ use crate::access::{AccessControl, Action, ObjectAccess, ShareAccess, UserAccess
 use crate::api::error::{ApiError, FieldError};
 use crate::auth::Actor;
 use crate::db::{self, Db};
-use crate::records::query::{Bind, SqlBuilder, bind_all};
+use crate::records::query::{Bind, SqlBuilder, bind_all, escape_like};
 use store::{BlobStore, StoreError, Stored};
 
 /// A temporary upload this old is one a stopped host left behind (uploads of the
@@ -169,6 +169,8 @@ pub struct DocumentService {
 
 const DOCUMENT_COLUMNS: &str = "id, folder_id, title, description, tags, owner_id, department_id, current_version, \
      file_name, content_type, size, sha256, lock_owner, lock_until, deleted_at, created_at, updated_at";
+const FOLDER_COLUMNS: &str =
+    "id, parent_id, name, department_id, created_by, created_at, updated_at";
 const VERSION_COLUMNS: &str =
     "version, file_name, content_type, size, sha256, uploaded_by, reason, created_at";
 
@@ -307,9 +309,9 @@ impl DocumentService {
     }
 
     async fn folder(&self, id: &str) -> Result<Folder, ApiError> {
-        let row = sqlx::query(
-            "SELECT id, parent_id, name, department_id, created_by, created_at, updated_at FROM doc_folders WHERE id = $1",
-        )
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {FOLDER_COLUMNS} FROM doc_folders WHERE id = $1"
+        )))
         .bind(id)
         .fetch_optional(&self.db.pool)
         .await?
@@ -389,27 +391,27 @@ impl DocumentService {
     /// where it may read or add documents).
     pub async fn folders(&self, actor: &Actor) -> Result<Vec<Folder>, ApiError> {
         let c = self.caller(actor);
-        let rows = sqlx::query(
-            "SELECT id, parent_id, name, department_id, created_by, created_at, updated_at FROM doc_folders ORDER BY name, id",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {FOLDER_COLUMNS} FROM doc_folders ORDER BY name, id"
+        )))
         .fetch_all(&self.db.pool)
         .await?;
+        let tree = self.access.department_tree();
+        let grants: Vec<&crate::access::Grant> = [Action::Read, Action::Create]
+            .into_iter()
+            .flat_map(|a| c.rights.grants(a))
+            .collect();
         let mut folders = Vec::new();
         for r in &rows {
             let f = folder_of(r)?;
-            let d = f.department.as_deref();
-            let sees = d.is_none()
-                || [Action::Read, Action::Create].into_iter().any(|a| {
-                    c.rights.grants(a).iter().any(|g| {
-                        g.scope == crate::access::Scope::All
-                            || g.department == d.unwrap_or_default()
-                            || self
-                                .access
-                                .department_tree()
-                                .departments
-                                .is_within(d.unwrap_or_default(), &g.department)
-                    })
-                });
+            let sees = match f.department.as_deref() {
+                None => true,
+                Some(d) => grants.iter().any(|g| {
+                    g.scope == crate::access::Scope::All
+                        || g.department == d
+                        || tree.departments.is_within(d, &g.department)
+                }),
+            };
             if sees {
                 folders.push(f);
             }
@@ -431,8 +433,7 @@ impl DocumentService {
     {
         let c = self.caller(actor);
         let folder = self.folder(folder).await?;
-        let (title, description, tags) = check_meta(&meta)?;
-        let name = meta.name.clone().unwrap_or_default();
+        let (name, title, description, tags) = check_meta(&meta)?;
         if !c.may(
             Action::Create,
             Some(&actor.user_id),
@@ -1063,11 +1064,7 @@ impl DocumentService {
             ));
         }
         if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-            let escaped = q
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
+            let escaped = escape_like(&q.to_lowercase());
             let p = b.bind(Bind::Text(format!("%{escaped}%")));
             conditions.push(format!(
                 "(lower(title) LIKE {p} ESCAPE '\\' OR lower(description) LIKE {p} ESCAPE '\\' \
@@ -1233,8 +1230,8 @@ fn check_reason(reason: Option<&str>) -> Result<String, ApiError> {
     Ok(reason)
 }
 
-/// Title, description and tags of an upload, checked.
-fn check_meta(meta: &UploadMeta) -> Result<(String, String, Vec<String>), ApiError> {
+/// Name, title, description and tags of an upload, checked.
+fn check_meta(meta: &UploadMeta) -> Result<(String, String, String, Vec<String>), ApiError> {
     let mut errors = Vec::new();
     let name = meta.name.clone().unwrap_or_default();
     let name_ok = match (&meta.name, sniff::check_name(&name)) {
@@ -1284,7 +1281,7 @@ fn check_meta(meta: &UploadMeta) -> Result<(String, String, Vec<String>), ApiErr
         ));
     }
     if errors.is_empty() {
-        Ok((title, description, tags))
+        Ok((name, title, description, tags))
     } else {
         Err(ApiError::invalid("the upload is not valid", errors))
     }

@@ -515,7 +515,8 @@ fn decode_cursor(
     Ok((bind, id))
 }
 
-fn escape_like(s: &str) -> String {
+/// `s` as literal text inside a `LIKE` pattern with `ESCAPE '\\'`.
+pub(crate) fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
