@@ -9,7 +9,8 @@
 //!   what, and the records service asks it on every path;
 //! - [`auth`]: users, password hashes, sessions and API tokens;
 //! - [`plugins`]: plugin packages, their lifecycle, and the Wasmtime sandbox their
-//!   hooks run in;
+//!   hooks, routes, jobs and steps run in;
+//! - [`documents`]: the document library (folders, versions, content storage);
 //! - [`api`]: shared HTTP plumbing (errors, extractors, OpenAPI, the router);
 //! - [`db`]: the database handle that serves SQLite and PostgreSQL with one code path.
 
@@ -25,3 +26,8 @@ pub mod notifications;
 pub mod plugins;
 pub mod records;
 pub mod server;
+
+/// Lower-case hex of bytes, as SHA-256 digests are stored and shown.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -492,8 +492,7 @@ fn user_from_row(r: &sqlx::any::AnyRow) -> User {
 }
 
 pub fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// argon2 takes tens of milliseconds of CPU: keep it off the async workers.

@@ -131,11 +131,7 @@ impl BlobStore {
             return Err(failure);
         }
         writer.finish().await?;
-        let sha256: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha256 = crate::hex(&hasher.finalize());
         // Content-addressed: a blob of this name holds these very bytes, so when it
         // exists the upload is dropped, and when two identical uploads race, the
         // second rename replaces the first with the same content. (S3 has no

@@ -112,17 +112,7 @@ impl JobRunner {
 
     /// Runs the jobs due now of running plugins; answers how many ran.
     pub async fn round(&self) -> Result<usize, sqlx::Error> {
-        let running: Vec<String> = self
-            .plugins
-            .list()
-            .into_iter()
-            .filter(|p| {
-                self.plugins
-                    .installed(&p.id)
-                    .is_some_and(|i| i.is_running())
-            })
-            .map(|p| p.id)
-            .collect();
+        let running = self.plugins.running();
         if running.is_empty() {
             return Ok(0);
         }

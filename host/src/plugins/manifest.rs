@@ -237,10 +237,7 @@ mod tests {
         let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
         for (file, sha) in FROZEN {
             let text = std::fs::read(wit.join(file)).expect("the WIT file");
-            let now: String = Sha256::digest(&text)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let now = crate::hex(&Sha256::digest(&text));
             assert_eq!(
                 &now, sha,
                 "wit/{file} is released and frozen: put changes in a new version folder \

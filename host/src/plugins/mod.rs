@@ -391,10 +391,7 @@ impl PluginService {
         manifest
             .validate(&self.schema.get())
             .map_err(|e| ApiError::invalid("plugin.toml is not valid", e))?;
-        let sha256: String = Sha256::digest(&wasm)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha256 = crate::hex(&Sha256::digest(&wasm));
         let runtime = self.runtime.clone();
         let (check_api, check_wasm, check_sha) =
             (manifest.api.clone(), wasm.clone(), sha256.clone());
@@ -645,6 +642,16 @@ impl PluginService {
             .collect();
         plugins.sort_by(|a, b| a.info.id.cmp(&b.info.id));
         plugins
+    }
+
+    /// The ids of the plugins that run somewhere (approved, not suspended, enabled).
+    pub fn running(&self) -> Vec<String> {
+        let installed = self.installed.read().expect("lock");
+        installed
+            .values()
+            .filter(|p| p.is_running())
+            .map(|p| p.info.id.clone())
+            .collect()
     }
 
     pub fn installed(&self, id: &str) -> Option<Arc<Installed>> {
