@@ -77,6 +77,7 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         config.max_upload_bytes,
     );
     documents.spawn_sweeper();
+    plugins.attach_documents(documents.clone());
     Ok(Arc::new(App {
         documents,
         config,

@@ -1,10 +1,11 @@
 //! # crm-plugin-sdk
 //!
 //! Write a CRM plugin as a WebAssembly component (`wasm32-wasip2`) against the WIT
-//! package `crm:plugin@0.1.0` in `wit/`. Implement [`Plugin`] for a type (every hook
-//! has a default that lets the write through) and export it with
-//! [`export_plugin!`]. Host services: [`records`], [`kv`], [`notify`], [`jobs`],
-//! [`log`]; HTTP helpers for routes in [`http`].
+//! package `crm:plugin@0.1.1` in `wit/` (set `api = "0.1.1"` in `plugin.toml`).
+//! Implement [`Plugin`] for a type (every hook has a default that lets the write
+//! through) and export it with [`export_plugin!`]. Host services: [`records`],
+//! [`documents`], [`kv`], [`notify`], [`jobs`], [`log`]; HTTP helpers for routes in
+//! [`http`].
 //!
 //! ```no_run
 //! use crm_plugin_sdk::{Plugin, Record, SaveContext, HookError, invalid};
@@ -33,7 +34,7 @@
 /// not cover yet).
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/crm-plugin-0.1.0",
+        path: "../wit/crm-plugin-0.1.1",
         world: "plugin",
         pub_export_macro: true,
         default_bindings_module: "crm_plugin_sdk::bindings",
@@ -193,6 +194,123 @@ pub mod records {
             id,
             &Value::Object(patch.clone()).to_string(),
         )?)
+    }
+}
+
+/// The document library (capability `documents`), read with the rights of the user
+/// the plugin acts for, in the departments where the plugin is enabled and the
+/// shared library.
+pub mod documents {
+    use crate::bindings::crm::plugin::documents as host;
+    use serde::Deserialize;
+
+    /// A document, as `GET /api/v1/documents/{id}` shows it.
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct Document {
+        pub id: String,
+        pub folder: String,
+        pub title: String,
+        #[serde(default)]
+        pub description: String,
+        #[serde(default)]
+        pub tags: Vec<String>,
+        pub owner: Option<String>,
+        /// `None` in the shared library.
+        pub department: Option<String>,
+        /// The current version's number.
+        pub version: i64,
+        pub file_name: String,
+        /// Sniffed from the content by the host.
+        pub content_type: String,
+        pub size: i64,
+        pub sha256: String,
+        pub created_at: String,
+        pub updated_at: String,
+    }
+
+    /// One version of a document.
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct Version {
+        pub version: i64,
+        pub file_name: String,
+        pub content_type: String,
+        pub size: i64,
+        pub sha256: String,
+        pub uploaded_by: Option<String>,
+        pub reason: String,
+        pub created_at: String,
+    }
+
+    /// The most bytes one [`read`] answers.
+    pub const MAX_READ: u32 = 1 << 20;
+
+    fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+        serde_json::from_str(text)
+            .map_err(|e| format!("the host sent JSON that was not expected: {e}"))
+    }
+
+    /// One document; `Err("there is no such document")` when it does not exist, is
+    /// in the trash or may not be read.
+    pub fn get(id: &str) -> Result<Document, String> {
+        decode(&host::get(id)?)
+    }
+
+    /// One page of documents, newest first. `query` is the REST list query, such as
+    /// `q=contract&limit=20` or `folder=F`; answers the documents and the cursor of
+    /// the next page (pass it as `cursor=...`).
+    pub fn list(query: &str) -> Result<(Vec<Document>, Option<String>), String> {
+        #[derive(Deserialize)]
+        struct Page {
+            items: Vec<Document>,
+            next_cursor: Option<String>,
+        }
+        let page: Page = decode(&host::list(query)?)?;
+        Ok((page.items, page.next_cursor))
+    }
+
+    /// Every version, newest first.
+    pub fn versions(id: &str) -> Result<Vec<Version>, String> {
+        decode(&host::versions(id)?)
+    }
+
+    /// The documents attached to a record (the object must be in the plugin's
+    /// `read` grants).
+    pub fn of_record(object: &str, id: &str) -> Result<Vec<Document>, String> {
+        decode(&host::of_record(object, id)?)
+    }
+
+    /// Up to `length` bytes (at most [`MAX_READ`]) of a version's content from
+    /// `offset` (`version` `None`: the current one); fewer near the end, none past
+    /// it. Reading from offset 0 counts as a download in the document's history.
+    pub fn read(
+        id: &str,
+        version: Option<u32>,
+        offset: u64,
+        length: u32,
+    ) -> Result<Vec<u8>, String> {
+        host::read(id, version, offset, length)
+    }
+
+    /// The whole content of the current version, refused above `max` bytes (a
+    /// plugin has little memory: read larger files in parts with [`read`]). The
+    /// version is pinned first, so a version uploaded meanwhile does not mix in.
+    pub fn read_all(id: &str, max: usize) -> Result<Vec<u8>, String> {
+        let doc = get(id)?;
+        if doc.size as u64 > max as u64 {
+            return Err(format!(
+                "the document has {} bytes, more than the {max} asked for",
+                doc.size
+            ));
+        }
+        let version = u32::try_from(doc.version).map_err(|e| e.to_string())?;
+        let mut content = Vec::with_capacity(doc.size as usize);
+        loop {
+            let part = host::read(id, Some(version), content.len() as u64, MAX_READ)?;
+            if part.is_empty() {
+                return Ok(content);
+            }
+            content.extend_from_slice(&part);
+        }
     }
 }
 

@@ -63,7 +63,7 @@ async fn main() {
     let runtime = Runtime::new(cache.path(), Limits::default()).expect("runtime");
     let t = Instant::now();
     runtime
-        .load("0.1.0", &wasm, "bench")
+        .load(crm_host::plugins::manifest::CURRENT_API, &wasm, "bench")
         .expect("the plugin loads");
     let compile = t.elapsed();
     row("first compile (cold cache)", &ms(compile), "baseline");
@@ -73,7 +73,7 @@ async fn main() {
         let runtime = Runtime::new(cache.path(), Limits::default()).expect("runtime");
         let t = Instant::now();
         runtime
-            .load("0.1.0", &wasm, "bench")
+            .load(crm_host::plugins::manifest::CURRENT_API, &wasm, "bench")
             .expect("the plugin loads");
         cached.push(t.elapsed());
     }

@@ -14,6 +14,7 @@ on_both_backends!(
     bad_uploads_are_refused_and_leave_nothing_behind,
     check_outs_restores_the_trash_and_record_links,
     documents_live_in_s3_compatible_storage,
+    plugins_read_documents_as_their_caller_where_they_are_enabled,
 );
 
 const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n";
@@ -929,4 +930,267 @@ async fn documents_live_in_s3_compatible_storage(backend: Backend) {
         .await
         .unwrap();
     assert!(!listing.contains("<Key>"), "{listing}");
+}
+
+/// Downloads recorded in a document's history by `actor`.
+async fn downloads_by(admin: &Client, doc: &str, actor: &str) -> usize {
+    let history = admin.get(&format!("/api/v1/documents/{doc}/history")).await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.body);
+    history
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "downloaded" && e["actor"] == actor)
+        .count()
+}
+
+/// Plugins read the library through `crm:plugin/documents` (WIT 0.1.1): as whoever
+/// they act for (rights and shares), only in departments that enabled them and the
+/// shared library, in reads of at most 1 MiB; a read from the start is audited.
+/// The test plugin's routes (tests/plugins/hostile) and data-quality's attachment
+/// check call it.
+async fn plugins_read_documents_as_their_caller_where_they_are_enabled(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
+    admin
+        .install_plugin(crm_tests::plugin_package("tests/plugins/hostile"), &sales)
+        .await;
+    admin
+        .install_plugin(crm_tests::plugin_package("plugins/data-quality"), &sales)
+        .await;
+    let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let (pat_id, pat) = srv.member("pat@example.com", &sales, "partner").await;
+
+    let offers = folder(&admin, json!({"name": "Offers", "department": sales})).await;
+    let tickets = folder(&admin, json!({"name": "Tickets", "department": support})).await;
+    let handbook = folder(&admin, json!({"name": "Handbook"})).await;
+    let id_of = |res: crm_tests::Response| {
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        res.body["id"].as_str().unwrap().to_string()
+    };
+    let offer = id_of(
+        upload(
+            &admin,
+            &format!("/api/v1/folders/{offers}/documents?name=offer.pdf&title=Offer"),
+            PDF.to_vec(),
+        )
+        .await,
+    );
+    // Version 2: 3 MB, more than one read can carry.
+    let scan: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let v2 = upload(
+        &admin,
+        &format!("/api/v1/documents/{offer}/versions?name=offer-scan.bin&reason=scanned"),
+        scan.clone(),
+    )
+    .await;
+    assert_eq!(v2.status, StatusCode::CREATED, "{}", v2.body);
+    let ticket = id_of(
+        upload(
+            &admin,
+            &format!("/api/v1/folders/{tickets}/documents?name=ticket.txt"),
+            b"support only".to_vec(),
+        )
+        .await,
+    );
+    let guide = id_of(
+        upload(
+            &admin,
+            &format!("/api/v1/folders/{handbook}/documents?name=guide.txt&title=Guide"),
+            b"for everyone".to_vec(),
+        )
+        .await,
+    );
+
+    // Lists: sales' documents and the shared library, never support's, even for
+    // an admin who reads support's library over REST.
+    for caller in [&sam, &admin] {
+        let listed = caller.get("/api/v1/x/hostile/documents").await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+        let ids = listed.body["ids"].to_string();
+        assert!(ids.contains(&offer) && ids.contains(&guide), "{ids}");
+        assert!(!ids.contains(&ticket), "support's document leaked: {ids}");
+    }
+    assert_eq!(
+        admin
+            .get(&format!("/api/v1/documents/{ticket}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let hidden = admin
+        .get(&format!("/api/v1/x/hostile/documents/{ticket}"))
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.body);
+    assert!(
+        hidden.text.contains("there is no such document"),
+        "{}",
+        hidden.text
+    );
+    // The REST list query passes through: search, pages, and a clear refusal.
+    let found = sam.get("/api/v1/x/hostile/documents?q=guide").await;
+    assert_eq!(found.body["ids"], json!([guide]), "{}", found.body);
+    let page = sam.get("/api/v1/x/hostile/documents?limit=1").await;
+    assert_eq!(page.body["ids"].as_array().unwrap().len(), 1);
+    assert!(page.body["next_cursor"].is_string(), "{}", page.body);
+    let bad = sam.get("/api/v1/x/hostile/documents?limit=lots").await;
+    assert_eq!(bad.status, StatusCode::NOT_FOUND);
+    assert!(bad.text.contains("the query is not valid"), "{}", bad.text);
+    let smuggled = sam.get("/api/v1/x/hostile/documents?within=x").await;
+    assert!(
+        smuggled.text.contains("the query is not valid"),
+        "{}",
+        smuggled.text
+    );
+
+    // Metadata and versions.
+    let meta = sam
+        .get(&format!("/api/v1/x/hostile/documents/{offer}"))
+        .await;
+    assert_eq!(meta.body["version"], 2, "{}", meta.body);
+    assert_eq!(meta.body["size"], scan.len());
+    let versions = sam
+        .get(&format!("/api/v1/x/hostile/documents/{offer}/versions"))
+        .await;
+    assert_eq!(versions.body, json!([2, 1]));
+
+    // Content: any version, by parts, nothing past the end, at most 1 MiB a read.
+    let content = |path: String| {
+        let (sam, url) = (&sam, format!("/api/v1/x/hostile/documents/{offer}/{path}"));
+        async move { bytes_of(sam, &url, None).await }
+    };
+    let (status, body, _) = content("content?version=1".into()).await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, PDF));
+    let (status, body, _) = content("content?offset=1048576&length=1000".into()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, &scan[1_048_576..1_049_576]);
+    let (status, body, _) = content("content?offset=2999990".into()).await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, &scan[2_999_990..])
+    );
+    let (status, body, _) = content("content?offset=3000000".into()).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, 0));
+    let (status, body, _) = content("content?length=2000000".into()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        String::from_utf8_lossy(&body).contains("at most 1048576 bytes"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _, _) = content("content?version=7".into()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The whole current version in three reads: one download in the history.
+    let before = downloads_by(&admin, &offer, &sam_id).await;
+    let all = sam
+        .get(&format!("/api/v1/x/hostile/documents/{offer}/all"))
+        .await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    let sum: u64 = scan.iter().map(|b| u64::from(*b)).sum();
+    assert_eq!(all.body, json!({"bytes": scan.len(), "sum": sum}));
+    assert_eq!(downloads_by(&admin, &offer, &sam_id).await, before + 1);
+
+    // A partner in sales reads only the shared library and what is shared with it.
+    let listed = pat.get("/api/v1/x/hostile/documents").await;
+    assert_eq!(listed.body["ids"], json!([guide]), "{}", listed.body);
+    assert_eq!(
+        pat.get(&format!("/api/v1/x/hostile/documents/{offer}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let shared = admin
+        .post(
+            &format!("/api/v1/documents/{offer}/shares"),
+            json!({"user": pat_id, "access": "read"}),
+        )
+        .await;
+    assert_eq!(shared.status, StatusCode::CREATED, "{}", shared.body);
+    let (status, body, _) = bytes_of(
+        &pat,
+        &format!("/api/v1/x/hostile/documents/{offer}/content?version=1"),
+        None,
+    )
+    .await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, PDF));
+
+    // Documents of a record: the record must be where the plugin is enabled.
+    let link = |doc: String, record: String| {
+        let admin = &admin;
+        async move {
+            let res = admin
+                .post(
+                    &format!("/api/v1/documents/{doc}/links"),
+                    json!({"object": "deals", "record_id": record}),
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        }
+    };
+    let deal = admin
+        .create("deals", json!({"name": "Acme", "department": sales}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let support_deal = admin
+        .create("deals", json!({"name": "Help", "department": support}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    link(offer.clone(), deal.clone()).await;
+    link(ticket.clone(), support_deal.clone()).await;
+    let attached = sam
+        .get(&format!("/api/v1/x/hostile/attached/deals/{deal}"))
+        .await;
+    assert_eq!(attached.body, json!([offer]), "{}", attached.body);
+    let refused = admin
+        .get(&format!("/api/v1/x/hostile/attached/deals/{support_deal}"))
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
+
+    // data-quality checks a lead's attachments: a name that lies about its content,
+    // and the same content attached twice.
+    let lead = sam
+        .create(
+            "leads",
+            json!({"first_name": "Ana", "last_name": "Lima", "email": "ana@acme.example", "source": "Referral"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for name in ["notes.pdf", "notes-copy.txt"] {
+        let doc = id_of(
+            upload(
+                &sam,
+                &format!("/api/v1/folders/{offers}/documents?name={name}"),
+                b"call back on Monday".to_vec(),
+            )
+            .await,
+        );
+        let res = sam
+            .post(
+                &format!("/api/v1/documents/{doc}/links"),
+                json!({"object": "leads", "record_id": lead}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    }
+    let checked = sam
+        .get(&format!("/api/v1/x/data-quality/attachments/leads/{lead}"))
+        .await;
+    assert_eq!(checked.status, StatusCode::OK, "{}", checked.body);
+    assert_eq!(checked.body["documents"], 2);
+    let problems = checked.body["problems"].to_string();
+    assert!(
+        problems.contains("named notes.pdf but holds text/plain"),
+        "{problems}"
+    );
+    assert!(problems.contains("the same content as"), "{problems}");
 }

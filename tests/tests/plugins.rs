@@ -113,6 +113,7 @@ on_both_backends!(
     plugins_offer_process_steps_an_admin_can_try,
     crm_plugin_install_installs_into_a_running_servers_database,
     an_upgrade_needs_no_restart_and_calls_in_flight_finish_on_the_old_version,
+    a_plugin_built_against_an_older_0_1_api_still_runs,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -365,7 +366,7 @@ async fn bad_packages_are_refused_with_clear_reasons(backend: Backend) {
             package_of(&[
                 (
                     "plugin.toml",
-                    text.replace("api = \"0.1.0\"", "api = \"9.9.9\"")
+                    text.replace("api = \"0.1.1\"", "api = \"9.9.9\"")
                         .as_bytes(),
                 ),
                 ("plugin.wasm", &wasm),
@@ -399,7 +400,32 @@ async fn bad_packages_are_refused_with_clear_reasons(backend: Backend) {
         (
             "a component missing exports of the world",
             plugin_package("tests/plugins/partial"),
-            "crm:plugin/routes@0.1.0",
+            "crm:plugin/routes@0.1",
+        ),
+        (
+            "a manifest claiming an older API than the component's",
+            package_of(&[
+                (
+                    "plugin.toml",
+                    text.replace("api = \"0.1.1\"", "api = \"0.1.0\"")
+                        .replace("documents = true\n", "")
+                        .as_bytes(),
+                ),
+                ("plugin.wasm", &wasm),
+            ]),
+            "but its manifest says api = \\\"0.1.0\\\"",
+        ),
+        (
+            "documents asked for on an API without them",
+            package_of(&[
+                (
+                    "plugin.toml",
+                    text.replace("api = \"0.1.1\"", "api = \"0.1.0\"")
+                        .as_bytes(),
+                ),
+                ("plugin.wasm", &wasm),
+            ]),
+            "capabilities.documents",
         ),
         (
             "a deadline above the ceiling",
@@ -1282,5 +1308,33 @@ async fn an_upgrade_needs_no_restart_and_calls_in_flight_finish_on_the_old_versi
         admin.get("/api/v1/x/hostile/echo").await.status,
         StatusCode::OK,
         "no restart"
+    );
+}
+
+/// tests/plugins/legacy is built against the frozen crm:plugin@0.1.0 (no SDK): its
+/// imports and exports say `@0.1.0` while the host binds 0.1.1. It installs, its
+/// hook patches records, its route calls the host's `records.get`.
+async fn a_plugin_built_against_an_older_0_1_api_still_runs(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let installed = install(&admin, "tests/plugins/legacy", &sales).await;
+    let info = admin.get(&format!("/api/v1/plugins/{installed}")).await;
+    assert_eq!(info.body["api"], "0.1.0", "{}", info.body);
+
+    let company = admin
+        .create("companies", json!({"name": "Acme", "department": sales}))
+        .await;
+    assert_eq!(
+        company["description"], "checked by a crm:plugin@0.1.0 plugin",
+        "{company}"
+    );
+    let id = company["id"].as_str().unwrap();
+    let read = admin.get(&format!("/api/v1/x/legacy/company/{id}")).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+    assert!(read.text.contains("\"name\":\"Acme\""), "{}", read.text);
+    assert_eq!(
+        admin.get("/api/v1/x/legacy/about").await.text,
+        "crm:plugin@0.1.0"
     );
 }

@@ -138,6 +138,11 @@ pub struct DocumentQuery {
     /// 1 to 200, default 50.
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+    /// Only documents of these departments or of the shared library: set by the
+    /// host for plugins (where they are enabled), never from a query string.
+    #[serde(skip)]
+    #[param(ignore)]
+    pub within: Option<Vec<String>>,
 }
 
 /// A department's document quota.
@@ -1044,8 +1049,8 @@ impl DocumentService {
         let mut b = SqlBuilder::default();
         let mut conditions = Vec::new();
         let scope = c.user.read_scope(&c.rights);
-        // Shares of documents come with their own endpoints later; the shared
-        // library is readable by everyone.
+        // The scope holds the caller's shares too; the shared library is readable
+        // by everyone.
         if let Some(readable) = scope.sql(OBJECT, &mut b) {
             conditions.push(format!("({readable} OR department_id IS NULL)"));
         }
@@ -1057,6 +1062,20 @@ impl DocumentService {
             }
             .to_string(),
         );
+        if let Some(within) = &query.within {
+            let params: Vec<String> = within
+                .iter()
+                .map(|d| b.bind(Bind::Text(d.clone())))
+                .collect();
+            conditions.push(if params.is_empty() {
+                "department_id IS NULL".to_string()
+            } else {
+                format!(
+                    "(department_id IS NULL OR department_id IN ({}))",
+                    params.join(", ")
+                )
+            });
+        }
         if let Some(folder) = &query.folder {
             conditions.push(format!(
                 "folder_id = {}",
@@ -1115,29 +1134,46 @@ impl DocumentService {
         id: &str,
         version: Option<i64>,
     ) -> Result<(Document, Version), ApiError> {
+        let (doc, v) = self.readable_version(actor, id, version).await?;
+        self.audit_download(actor, id, v.version).await?;
+        Ok((doc, v))
+    }
+
+    /// A readable document and one of its versions (the current one when `None`).
+    pub async fn readable_version(
+        &self,
+        actor: &Actor,
+        id: &str,
+        version: Option<i64>,
+    ) -> Result<(Document, Version), ApiError> {
         let doc = self.get(actor, id).await?;
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {VERSION_COLUMNS} FROM document_versions WHERE document_id = $1 AND version = $2"
-        )))
-        .bind(id)
-        .bind(version.unwrap_or(doc.version))
-        .fetch_optional(&self.db.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found("the document has no such version"))?;
-        let v = version_of(&row)?;
+        let v = self
+            .version(id, version.unwrap_or(doc.version))
+            .await?
+            .ok_or_else(|| ApiError::not_found("the document has no such version"))?;
+        Ok((doc, v))
+    }
+
+    /// Records that `actor` read a version of the document (its history shows it).
+    pub async fn audit_download(
+        &self,
+        actor: &Actor,
+        id: &str,
+        version: i64,
+    ) -> Result<(), ApiError> {
         let entry = crate::audit::AuditEntry {
             id: db::new_id(),
             object: OBJECT.into(),
             record_id: id.into(),
             action: crate::audit::AuditAction::Downloaded,
             actor: Some(actor.user_id.clone()),
-            version: v.version,
+            version,
             at: db::now(),
             changes: serde_json::Map::new(),
         };
         let mut conn = self.db.pool.acquire().await?;
         crate::audit::insert(&mut conn, self.db.dialect, &[&entry]).await?;
-        Ok((doc, v))
+        Ok(())
     }
 
     /// The audit trail of a document (its downloads), oldest first, for admins of

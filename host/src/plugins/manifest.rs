@@ -7,7 +7,9 @@ use crate::api::error::FieldError;
 use crate::records::schema::Schema;
 
 /// WIT package versions this host runs plugins for.
-pub const SUPPORTED_APIS: &[&str] = &["0.1.0"];
+pub const SUPPORTED_APIS: &[&str] = &["0.1.0", "0.1.1"];
+/// The newest of them: what the SDK builds against and `crm plugin new` writes.
+pub const CURRENT_API: &str = "0.1.1";
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +71,9 @@ pub struct Capabilities {
     /// Scheduling jobs (durable callbacks).
     #[serde(default)]
     pub jobs: bool,
+    /// Reading the document library (api 0.1.1 and later).
+    #[serde(default)]
+    pub documents: bool,
     /// Routes under `/api/v1/x/{plugin}/...` for signed-in users.
     #[serde(default)]
     pub routes: bool,
@@ -87,6 +92,7 @@ impl Capabilities {
             && (!self.kv || approved.kv)
             && (!self.notify || approved.notify)
             && (!self.jobs || approved.jobs)
+            && (!self.documents || approved.documents)
             && (!self.routes || approved.routes)
             && subset(&self.public_routes, &approved.public_routes)
     }
@@ -175,6 +181,12 @@ impl Manifest {
                 ),
             ));
         }
+        if self.capabilities.documents && self.api == "0.1.0" {
+            errors.push(FieldError::new(
+                "capabilities.documents",
+                "the documents interface arrived in crm:plugin@0.1.1; build against it and set api = \"0.1.1\"",
+            ));
+        }
         for (key, objects) in [
             ("capabilities.read", &self.capabilities.read),
             ("capabilities.write", &self.capabilities.write),
@@ -227,10 +239,16 @@ mod tests {
 
     /// Released WIT versions and the SHA-256 of their files: plugins built against
     /// them must keep loading, so their contract never changes.
-    const FROZEN: &[(&str, &str)] = &[(
-        "crm-plugin-0.1.0/plugin.wit",
-        "bcb39fb8f30962491c1abb0e26ff0e1a9eceef549b962bf464b0dfae05a94514",
-    )];
+    const FROZEN: &[(&str, &str)] = &[
+        (
+            "crm-plugin-0.1.0/plugin.wit",
+            "bcb39fb8f30962491c1abb0e26ff0e1a9eceef549b962bf464b0dfae05a94514",
+        ),
+        (
+            "crm-plugin-0.1.1/plugin.wit",
+            "1b72867492f1df797ceb701ed17009c829e0fe3759a0f82c31936dfe40d048ad",
+        ),
+    ];
 
     #[test]
     fn released_wit_versions_are_frozen() {
@@ -244,6 +262,18 @@ mod tests {
                  with a host adapter (docs/plugins.md, How versions evolve)"
             );
         }
+    }
+
+    #[test]
+    fn the_sdk_builds_against_the_current_api() {
+        let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk/src/lib.rs");
+        let text = std::fs::read_to_string(sdk).expect("the SDK's source");
+        let folder = format!("\"../wit/crm-plugin-{}\"", super::CURRENT_API);
+        assert!(
+            text.contains(&folder),
+            "the SDK should generate its bindings from {folder}"
+        );
+        assert_eq!(super::SUPPORTED_APIS.last(), Some(&super::CURRENT_API));
     }
 
     #[test]

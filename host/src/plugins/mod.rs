@@ -19,7 +19,7 @@ pub mod scaffold;
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -30,6 +30,7 @@ use crate::access::AccessControl;
 use crate::api::error::{ApiError, FieldError};
 use crate::auth::Actor;
 use crate::db::{self, Db};
+use crate::documents::DocumentService;
 use crate::records::schema::SchemaCache;
 use crate::records::service::RecordService;
 use manifest::Manifest;
@@ -92,6 +93,7 @@ impl Installed {
             label: format!("{} {}", self.info.id, self.info.version),
             plugin_id: self.info.id.clone(),
             records: records.clone(),
+            documents: records.plugins().documents(),
             db: records.db().clone(),
             actor,
             grants: self.grants.clone(),
@@ -154,6 +156,10 @@ pub struct PluginService {
     /// Consecutive failures per plugin id (reset by any success).
     failures: Arc<Mutex<HashMap<String, u32>>>,
     rates: Arc<gateway::RateLimits>,
+    /// The document library plugins read through `documents`; it is built after this
+    /// service (it stands on the records service, which stands on this one), so it
+    /// is attached once the server has it.
+    documents: Arc<OnceLock<DocumentService>>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
@@ -203,6 +209,16 @@ fn unpack(package: &[u8]) -> Result<(String, Vec<u8>), ApiError> {
 }
 
 impl PluginService {
+    /// Makes the document library readable by plugins (once, at start).
+    pub fn attach_documents(&self, documents: DocumentService) {
+        let _ = self.documents.set(documents);
+    }
+
+    /// The document library, once attached (`None` in `crm plugin install`).
+    pub fn documents(&self) -> Option<DocumentService> {
+        self.documents.get().cloned()
+    }
+
     /// Opens the runtime and loads every installed plugin.
     pub async fn start(
         db: Db,
@@ -218,6 +234,7 @@ impl PluginService {
             installed: Arc::default(),
             failures: Arc::default(),
             rates: Arc::default(),
+            documents: Arc::default(),
         };
         service.reload().await?;
         Ok(service)

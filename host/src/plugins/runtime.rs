@@ -12,6 +12,8 @@
 //!   Rust's std imports `wasi:io` and `wasi:cli` for its panic path and nothing else
 //!   is allowed at install.
 
+mod documents;
+
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,12 +32,14 @@ use crate::db::{self, Db};
 use crate::records::RecordError;
 use crate::records::service::RecordService;
 
-/// Bindings of `crm:plugin@0.1.0` (wit/crm-plugin-0.1.0). A new API version gets a
-/// module of its own beside this one.
+/// Bindings of `crm:plugin@0.1.1` (wit/crm-plugin-0.1.1), which serve every 0.1.x
+/// component: 0.1.1 only adds to 0.1.0, and Wasmtime matches a component's
+/// `@0.1.0` imports and exports to these `@0.1.1` ones by semver. A breaking
+/// version (0.2.0) gets a module of its own beside this one.
 pub mod v0_1 {
     wasmtime::component::bindgen!({
         world: "plugin",
-        path: "../wit/crm-plugin-0.1.0",
+        path: "../wit/crm-plugin-0.1.1",
         imports: { default: async | trappable },
         exports: { default: async },
     });
@@ -166,9 +170,10 @@ impl Runtime {
     /// version `api`, with that version's adapter: the checks of the install step.
     /// Every refusal says what is wrong in the plugin author's terms.
     pub fn load(&self, api: &str, wasm: &[u8], sha256: &str) -> Result<Loaded, String> {
-        // One arm per supported version (`manifest::SUPPORTED_APIS`); a new version
-        // adds its bindings module, its linker and its arm here.
-        if api != "0.1.0" {
+        // Every supported version is 0.1.x, served by the `v0_1` bindings
+        // (`manifest::SUPPORTED_APIS`); a breaking version adds its bindings module,
+        // its linker and its arm here.
+        if !super::manifest::SUPPORTED_APIS.contains(&api) || !api.starts_with("0.1.") {
             return Err(format!("crm:plugin@{api} is not supported by this host"));
         }
         match wasm.get(0..8) {
@@ -181,19 +186,36 @@ impl Runtime {
         let component = self
             .compile_cached(wasm, sha256)
             .map_err(|e| format!("the component does not compile: {e:#}"))?;
-        for (name, _) in component.component_type().imports(&self.engine) {
+        let ty = component.component_type();
+        for (name, _) in ty.imports(&self.engine) {
             if !ALLOWED_IMPORTS.iter().any(|p| name.starts_with(p)) {
                 return Err(format!(
                     "the component imports {name}, which plugins may not use (allowed: crm:plugin, wasi:io, wasi:cli)"
                 ));
             }
         }
+        // The manifest's `api` must be the version the component was built against:
+        // it decides what the plugin may ask for (the `documents` capability needs
+        // 0.1.1), so it has to tell the truth.
+        let names = ty.imports(&self.engine).chain(ty.exports(&self.engine));
+        for (name, _) in names {
+            if let Some(version) = name
+                .strip_prefix("crm:plugin/")
+                .and_then(|n| n.split_once('@'))
+                .map(|(_, v)| v)
+                && version != api
+            {
+                return Err(format!(
+                    "the component uses {name} but its manifest says api = \"{api}\"; set api = \"{version}\""
+                ));
+            }
+        }
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| format!("the component does not fit the crm:plugin@0.1.0 world: {e:#}"))?;
+            .map_err(|e| format!("the component does not fit the crm:plugin@{api} world: {e:#}"))?;
         let pre = v0_1::PluginPre::new(pre).map_err(|e| {
-            format!("the component does not export what crm:plugin@0.1.0 asks for: {e:#}")
+            format!("the component does not export what crm:plugin@{api} asks for: {e:#}")
         })?;
         Ok(Loaded { pre })
     }
@@ -440,6 +462,9 @@ pub struct HostContext {
     pub label: String,
     pub plugin_id: String,
     pub records: RecordService,
+    /// The document library (`None` where the host has none, as in `crm plugin
+    /// install`).
+    pub documents: Option<crate::documents::DocumentService>,
     pub db: Db,
     pub actor: Actor,
     pub grants: Arc<Capabilities>,

@@ -46,7 +46,10 @@ pub fn new_plugin(id: &str, dir: &Path, sdk: &Path) -> anyhow::Result<()> {
             "Cargo.toml",
             CARGO_TOML.replace("{sdk}", &sdk.display().to_string()),
         ),
-        ("plugin.toml", PLUGIN_TOML.to_string()),
+        (
+            "plugin.toml",
+            PLUGIN_TOML.replace("{api}", super::manifest::CURRENT_API),
+        ),
         ("src/lib.rs", LIB_RS.replace("{Type}", &type_name)),
         (".gitignore", "/target\n*.crmplugin\n".to_string()),
     ];
@@ -85,8 +88,8 @@ const PLUGIN_TOML: &str = r#"# What the CRM reads when an admin installs the plu
 id = "{id}"
 name = "{id}"
 version = "0.1.0"
-# The crm:plugin WIT version this plugin is built against.
-api = "0.1.0"
+# The crm:plugin WIT version this plugin is built against (the SDK's).
+api = "{api}"
 description = "Trims names and refuses a contact without a way to reach it."
 
 [capabilities]
@@ -97,6 +100,7 @@ write = []
 kv = false
 notify = false
 # jobs = true                    # jobs::schedule_in / run_job
+# documents = true               # documents::list / get / read (the document library)
 # routes = true                  # handle() under /api/v1/x/{id}/...
 # public_routes = ["/form"]      # handle() under /public/{id}/form... without sign-in
 

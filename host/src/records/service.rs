@@ -93,6 +93,10 @@ impl RecordService {
         &self.db
     }
 
+    pub fn plugins(&self) -> &PluginService {
+        &self.plugins
+    }
+
     /// Notified after each committed batch of writes.
     pub fn committed(&self) -> Arc<tokio::sync::Notify> {
         self.writer.committed()

@@ -10,11 +10,15 @@
 //! Routes: `POST /api/v1/x/data-quality/check` answers how a signed-in user's email
 //! and phone would be stored; `POST /public/data-quality/web-lead` is a web-to-lead
 //! form anyone may post to: the plugin creates the lead as itself and schedules a
-//! job that scores it. Process steps: `normalise-phone` and `check-email`.
+//! job that scores it; `GET /api/v1/x/data-quality/attachments/leads/{id}` checks
+//! the documents attached to a lead (the same content attached twice, a file name
+//! whose extension does not match its content). Process steps: `normalise-phone`
+//! and `check-email`.
 
 use crm_plugin_sdk::{
     Committed, HookError, HttpRequest, HttpResponse, Job, Plugin, Record, SaveContext, StepInput,
-    StepOutcome, StepType, Value, http, invalid, jobs, json, kv, notify, records, serde_json,
+    StepOutcome, StepType, Value, documents, http, invalid, jobs, json, kv, notify, records,
+    serde_json,
 };
 
 pub struct DataQuality;
@@ -79,7 +83,13 @@ impl Plugin for DataQuality {
         match (request.method.as_str(), request.path.as_str()) {
             ("POST", "/check") => check(request),
             ("POST", "/web-lead") => web_lead(request),
-            _ => http::problem(404, "data-quality serves POST /check and POST /web-lead"),
+            ("GET", path) if path.starts_with("/attachments/leads/") => {
+                attachments(&path["/attachments/leads/".len()..])
+            }
+            _ => http::problem(
+                404,
+                "data-quality serves POST /check, POST /web-lead and GET /attachments/leads/{id}",
+            ),
         }
     }
 
@@ -161,6 +171,45 @@ fn check(request: &HttpRequest) -> HttpResponse {
             "phone": phone.map(normalise_phone),
         }),
     )
+}
+
+/// `GET /attachments/leads/{id}`: problems with the documents attached to a lead,
+/// as the caller may read them.
+fn attachments(lead: &str) -> HttpResponse {
+    let docs = match documents::of_record("leads", lead) {
+        Ok(docs) => docs,
+        Err(e) => return http::problem(404, &e),
+    };
+    let mut problems = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        if let Some(first) = docs[..i].iter().find(|d| d.sha256 == doc.sha256) {
+            problems.push(json!({
+                "document": doc.id,
+                "problem": format!("the same content as '{}'", first.title),
+            }));
+        }
+        if let Some(expected) = expected_type(&doc.file_name)
+            && !doc.content_type.starts_with(expected)
+        {
+            problems.push(json!({
+                "document": doc.id,
+                "problem": format!("named {} but holds {}", doc.file_name, doc.content_type),
+            }));
+        }
+    }
+    http::json(200, &json!({"documents": docs.len(), "problems": problems}))
+}
+
+/// The content type a file name's extension promises, for the common office types.
+fn expected_type(file_name: &str) -> Option<&'static str> {
+    let extension = file_name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match extension.as_str() {
+        "pdf" => "application/pdf",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "txt" | "csv" => "text/",
+        _ => return None,
+    })
 }
 
 /// `POST /web-lead`: a lead from a web form, created by the plugin itself.

@@ -2,8 +2,8 @@
 //! that the host stops it, reports a clear error and keeps serving.
 
 use crm_plugin_sdk::{
-    Committed, HookError, HttpRequest, HttpResponse, Job, Plugin, Record, SaveContext, Value, http,
-    jobs, json, kv, records,
+    Committed, HookError, HttpRequest, HttpResponse, Job, Plugin, Record, SaveContext, Value,
+    documents, http, jobs, json, kv, records,
 };
 
 struct Hostile;
@@ -164,6 +164,29 @@ impl Plugin for Hostile {
                 Ok(v) => http::json(200, &json!({ "value": v })),
                 Err(e) => http::problem(500, &e),
             },
+            // The document library, as whoever it acts for.
+            "/documents" => match documents::list(&request.query) {
+                Ok((docs, next)) => http::json(
+                    200,
+                    &json!({
+                        "ids": docs.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+                        "next_cursor": next,
+                    }),
+                ),
+                Err(e) => http::problem(404, &e),
+            },
+            p if p.starts_with("/documents/") => {
+                document(&p["/documents/".len()..], &request.query)
+            }
+            p if p.starts_with("/attached/deals/") => {
+                match documents::of_record("deals", &p["/attached/deals/".len()..]) {
+                    Ok(docs) => http::json(
+                        200,
+                        &json!(docs.iter().map(|d| d.id.clone()).collect::<Vec<_>>()),
+                    ),
+                    Err(e) => http::problem(404, &e),
+                }
+            }
             _ => http::problem(404, "no such hostile route"),
         }
     }
@@ -203,3 +226,48 @@ fn deep(n: u64) -> Record {
 }
 
 crm_plugin_sdk::export_plugin!(Hostile);
+
+/// `{id}`, `{id}/versions`, `{id}/content?version=&offset=&length=` (one read) and
+/// `{id}/all` (the whole current version, read in parts: its size and byte sum).
+fn document(rest: &str, query: &str) -> HttpResponse {
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+    };
+    let bytes = |content: Vec<u8>| HttpResponse {
+        status: 200,
+        headers: vec![("content-type".into(), "application/octet-stream".into())],
+        body: content,
+    };
+    let answer = match rest.split_once('/') {
+        None => documents::get(rest).map(|d| {
+            http::json(
+                200,
+                &json!({"id": d.id, "title": d.title, "version": d.version, "department": d.department, "size": d.size}),
+            )
+        }),
+        Some((id, "versions")) => documents::versions(id).map(|versions| {
+            http::json(
+                200,
+                &json!(versions.iter().map(|v| v.version).collect::<Vec<_>>()),
+            )
+        }),
+        Some((id, "content")) => documents::read(
+            id,
+            param("version").map(|v| v as u32),
+            param("offset").unwrap_or(0),
+            param("length").unwrap_or(u64::from(documents::MAX_READ)) as u32,
+        )
+        .map(bytes),
+        // Answers are at most 1 MiB: the size and a checksum of what was read.
+        Some((id, "all")) => documents::read_all(id, 8 << 20).map(|content| {
+            let sum = content.iter().map(|b| u64::from(*b)).sum::<u64>();
+            http::json(200, &json!({"bytes": content.len(), "sum": sum}))
+        }),
+        _ => return http::problem(404, "no such document route"),
+    };
+    answer.unwrap_or_else(|e| http::problem(404, &e))
+}
