@@ -34,6 +34,69 @@ fn reset_peak(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
 
+/// How long SHA-256 (the `sha2` crate the server uses, SHA-NI where the CPU has
+/// it) takes over `bytes` bytes held in memory, on one core: no upload that hashes
+/// its content as it arrives can be faster.
+fn sha256_alone(bytes: u64) -> Duration {
+    use sha2::Digest;
+    let buf: Vec<u8> = (0..64u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let rounds = (bytes / buf.len() as u64).max(1);
+    let started = Instant::now();
+    let mut hasher = sha2::Sha256::new();
+    for _ in 0..rounds {
+        hasher.update(&buf);
+    }
+    std::hint::black_box(hasher.finalize());
+    started
+        .elapsed()
+        .mul_f64(bytes as f64 / (rounds * buf.len() as u64) as f64)
+}
+
+/// Moves `source` over loopback TCP between two threads, 1 MiB per call, as a
+/// client and server without HTTP would: the sender reads the file and sends it;
+/// the receiver writes what it gets to `sink`, or drops it when `sink` is `None`.
+/// The floor a network upload or download stands on, on the same two cores.
+fn loopback(source: &std::path::Path, sink: Option<&std::path::Path>) -> Duration {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let started = Instant::now();
+    let source = source.to_path_buf();
+    let sender = std::thread::spawn(move || {
+        let mut file = std::fs::File::open(source).unwrap();
+        let mut socket = std::net::TcpStream::connect(addr).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            socket.write_all(&buf[..n]).unwrap();
+        }
+    });
+    let (mut socket, _) = listener.accept().unwrap();
+    let mut out = sink.map(|p| std::fs::File::create(p).unwrap());
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = socket.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        if let Some(out) = out.as_mut() {
+            out.write_all(&buf[..n]).unwrap();
+        }
+    }
+    sender.join().unwrap();
+    let took = started.elapsed();
+    if let Some(p) = sink {
+        std::fs::remove_file(p).unwrap();
+        let _ = std::process::Command::new("sync").status();
+    }
+    took
+}
+
 fn mb_per_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
 }
@@ -133,41 +196,70 @@ async fn main() {
         "(info)",
     );
 
+    // Information beside the baseline (the targets stay against the copy): moving
+    // the file over loopback TCP without HTTP or the store, on the same two cores,
+    // and SHA-256 alone, which every upload must also do once per byte.
+    let tcp_in = loopback(&source, Some(&dir.join("received.bin")));
+    let tcp_out = loopback(&source, None);
+    let sha256 = sha256_alone(size);
+    for (what, took, note) in [
+        ("loopback TCP in, written", tcp_in, "info: no HTTP, no hash"),
+        ("loopback TCP out, dropped", tcp_out, "info: no HTTP"),
+        (
+            "SHA-256 alone, one core",
+            sha256,
+            "info: an upload's ceiling",
+        ),
+    ] {
+        row(
+            what,
+            &format!("{:.0} MB/s", mb_per_s(size, took)),
+            &format!("{:.2}x the copy ({note})", ratio(copy, took)),
+        );
+    }
+
     let addr = srv.base.trim_start_matches("http://").to_string();
     let token = admin.token.clone().unwrap();
 
     println!();
-    println!("[2] Upload: POST /api/v1/folders/{{id}}/documents, the file as the body");
-    let rss_before = rss_mb(pid).unwrap_or(0.0);
-    reset_peak(pid);
-    let upload_started = Instant::now();
-    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let head = format!(
-        "POST /api/v1/folders/{folder}/documents?name=big.bin HTTP/1.1\r\nhost: {addr}\r\n\
-         authorization: Bearer {token}\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n"
-    );
-    socket.write_all(head.as_bytes()).await.unwrap();
-    // Read in large chunks: tokio's file reads are blocking calls, 8 KiB each by
-    // default, which would make the client the bottleneck.
-    let file = tokio::fs::File::open(&source).await.unwrap();
-    let mut file = tokio::io::BufReader::with_capacity(1 << 20, file);
-    tokio::io::copy_buf(&mut file, &mut socket).await.unwrap();
-    let mut answer = Vec::new();
-    socket.read_to_end(&mut answer).await.unwrap();
-    let upload = upload_started.elapsed();
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
-    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
-    let doc: serde_json::Value = serde_json::from_str(body).unwrap();
-    let id = doc["id"].as_str().unwrap().to_string();
-    let upload_peak = peak_mb(pid).unwrap_or(0.0) - rss_before;
+    println!("[2] Upload: POST /api/v1/folders/{{id}}/documents, the file as the body (best of 2)");
+    // Best of two, as the copy is (the second upload finds its content stored and
+    // drops its temporary file instead of renaming it); memory: the larger peak.
+    let mut upload = Duration::MAX;
+    let mut upload_peak: f64 = 0.0;
+    let mut id = String::new();
+    for round in 0..2 {
+        let rss_before = rss_mb(pid).unwrap_or(0.0);
+        reset_peak(pid);
+        let started = Instant::now();
+        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /api/v1/folders/{folder}/documents?name=big-{round}.bin HTTP/1.1\r\nhost: {addr}\r\n\
+             authorization: Bearer {token}\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n"
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        // Read in large chunks: tokio's file reads are blocking calls, 8 KiB each by
+        // default, which would make the client the bottleneck.
+        let file = tokio::fs::File::open(&source).await.unwrap();
+        let mut file = tokio::io::BufReader::with_capacity(1 << 20, file);
+        tokio::io::copy_buf(&mut file, &mut socket).await.unwrap();
+        let mut answer = Vec::new();
+        socket.read_to_end(&mut answer).await.unwrap();
+        upload = upload.min(started.elapsed());
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+        let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+        id = doc["id"].as_str().unwrap().to_string();
+        upload_peak = upload_peak.max(peak_mb(pid).unwrap_or(0.0) - rss_before);
+    }
     let upload_ratio = ratio(copy, upload);
     row(
         "upload",
         &format!("{:.0} MB/s", mb_per_s(size, upload)),
         &format!(
-            "{upload_ratio:.2}x the copy ({:.2}x the kernel's)  {}",
-            ratio(kernel, upload),
+            "{upload_ratio:.2}x the copy ({:.2}x SHA-256 alone)  {}",
+            ratio(sha256, upload),
             target(upload_ratio >= TARGET_RATIO, "at least 0.70x")
         ),
     );
@@ -178,35 +270,39 @@ async fn main() {
     );
 
     println!();
-    println!("[3] Download: GET /api/v1/documents/{{id}}/content");
-    let rss_before = rss_mb(pid).unwrap_or(0.0);
-    reset_peak(pid);
-    let download_started = Instant::now();
-    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let head = format!(
-        "GET /api/v1/documents/{id}/content HTTP/1.1\r\nhost: {addr}\r\n\
-         authorization: Bearer {token}\r\nconnection: close\r\n\r\n"
-    );
-    socket.write_all(head.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut received: u64 = 0;
-    loop {
-        let n = socket.read(&mut buf).await.unwrap();
-        if n == 0 {
-            break;
+    println!("[3] Download: GET /api/v1/documents/{{id}}/content (best of 2)");
+    let mut download = Duration::MAX;
+    let mut download_peak: f64 = 0.0;
+    for _ in 0..2 {
+        let rss_before = rss_mb(pid).unwrap_or(0.0);
+        reset_peak(pid);
+        let started = Instant::now();
+        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "GET /api/v1/documents/{id}/content HTTP/1.1\r\nhost: {addr}\r\n\
+             authorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut received: u64 = 0;
+        loop {
+            let n = socket.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            received += n as u64;
         }
-        received += n as u64;
+        download = download.min(started.elapsed());
+        assert!(received >= size, "received {received} of {size} bytes");
+        download_peak = download_peak.max(peak_mb(pid).unwrap_or(0.0) - rss_before);
     }
-    let download = download_started.elapsed();
-    assert!(received >= size, "received {received} of {size} bytes");
-    let download_peak = peak_mb(pid).unwrap_or(0.0) - rss_before;
     let download_ratio = ratio(copy, download);
     row(
         "download",
         &format!("{:.0} MB/s", mb_per_s(size, download)),
         &format!(
-            "{download_ratio:.2}x the copy ({:.2}x the kernel's)  {}",
-            ratio(kernel, download),
+            "{download_ratio:.2}x the copy ({:.2}x TCP out)  {}",
+            ratio(tcp_out, download),
             target(download_ratio >= TARGET_RATIO, "at least 0.70x")
         ),
     );

@@ -46,6 +46,10 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    /// The directory of a local store: uploads are written there by a thread of
+    /// their own (hashing and writing beside the socket reads, without copying
+    /// chunks into parts), and downloads are read ahead of the socket.
+    local: Option<Arc<std::path::Path>>,
 }
 
 fn blob(sha256: &str) -> Path {
@@ -80,7 +84,7 @@ impl BlobStore {
                 prefix.trim_matches('/'),
             ))
         };
-        Ok(BlobStore { store })
+        Ok(BlobStore { store, local: None })
     }
 
     /// Files under `dir` (created when missing).
@@ -89,49 +93,29 @@ impl BlobStore {
         let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
         Ok(BlobStore {
             store: Arc::new(store),
+            local: Some(Arc::from(dir.canonicalize()?)),
         })
     }
 
     /// Streams `body` into the store; 1 to `max` bytes.
-    pub async fn put<S, E>(&self, mut body: S, max: u64) -> Result<Stored, StoreError>
+    pub async fn put<S, E>(&self, body: S, max: u64) -> Result<Stored, StoreError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let tmp = Path::from(format!("tmp/{}", crate::db::new_id()));
-        let upload = self.store.put_multipart(&tmp).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-        let mut hasher = Sha256::new();
-        let mut size: u64 = 0;
-        let mut head = Vec::with_capacity(HEAD_BYTES);
-        let failure = loop {
-            let chunk = match body.next().await {
-                None => break None,
-                Some(Ok(chunk)) => chunk,
-                Some(Err(e)) => break Some(StoreError::CutOff(e.to_string())),
-            };
-            size += chunk.len() as u64;
-            if size > max {
-                break Some(StoreError::TooLarge(max));
-            }
-            if head.len() < HEAD_BYTES {
-                let take = (HEAD_BYTES - head.len()).min(chunk.len());
-                head.extend_from_slice(&chunk[..take]);
-            }
-            hasher.update(&chunk);
-            if let Err(e) = writer.wait_for_capacity(2).await {
-                break Some(e.into());
-            }
-            writer.write(&chunk);
+        let id = crate::db::new_id();
+        let tmp = Path::from(format!("tmp/{id}"));
+        let written = match &self.local {
+            Some(dir) => put_local(dir.join("tmp").join(&id), body, max).await,
+            None => self.put_multipart(&tmp, body, max).await,
         };
-        let failure = failure.or((size == 0).then_some(StoreError::Empty));
-        if let Some(failure) = failure {
-            let _ = writer.abort().await;
-            let _ = self.store.delete(&tmp).await;
-            return Err(failure);
-        }
-        writer.finish().await?;
-        let sha256 = crate::hex(&hasher.finalize());
+        let (sha256, size, head) = match written {
+            Ok(written) => written,
+            Err(e) => {
+                let _ = self.store.delete(&tmp).await;
+                return Err(e);
+            }
+        };
         // Content-addressed: a blob of this name holds these very bytes, so when it
         // exists the upload is dropped, and when two identical uploads race, the
         // second rename replaces the first with the same content. (S3 has no
@@ -147,6 +131,42 @@ impl BlobStore {
             return Err(e.into());
         }
         Ok(Stored { sha256, size, head })
+    }
+
+    /// Writes `body` to `tmp` through the store's multipart upload (S3): parts of
+    /// [`PART_BYTES`], hashed on the way. Answers `(sha256, size, head)`.
+    async fn put_multipart<S, E>(
+        &self,
+        tmp: &Path,
+        mut body: S,
+        max: u64,
+    ) -> Result<(String, u64, Vec<u8>), StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let upload = self.store.put_multipart(tmp).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut hasher = Sha256::new();
+        let mut received = Received::default();
+        let failure = loop {
+            let chunk = match received.next(&mut body, max).await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            };
+            hasher.update(&chunk);
+            if let Err(e) = writer.wait_for_capacity(2).await {
+                break Some(e.into());
+            }
+            writer.write(&chunk);
+        };
+        if let Some(failure) = failure.or(received.empty()) {
+            let _ = writer.abort().await;
+            return Err(failure);
+        }
+        writer.finish().await?;
+        Ok((crate::hex(&hasher.finalize()), received.size, received.head))
     }
 
     /// Temporary uploads and blobs last written more than `older_than` ago:
@@ -209,38 +229,163 @@ impl BlobStore {
     }
 }
 
-/// Bytes read from a local file per blocking call.
-const READ_BYTES: u64 = 1 << 20;
+/// What an upload has brought so far: its size and first bytes.
+#[derive(Default)]
+struct Received {
+    size: u64,
+    head: Vec<u8>,
+}
 
+impl Received {
+    /// The next chunk of `body`, counted against `max`.
+    async fn next<S, E>(&mut self, body: &mut S, max: u64) -> Result<Option<Bytes>, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let chunk = match body.next().await {
+            None => return Ok(None),
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => return Err(StoreError::CutOff(e.to_string())),
+        };
+        self.size += chunk.len() as u64;
+        if self.size > max {
+            return Err(StoreError::TooLarge(max));
+        }
+        if self.head.len() < HEAD_BYTES {
+            let take = (HEAD_BYTES - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        Ok(Some(chunk))
+    }
+
+    fn empty(&self) -> Option<StoreError> {
+        (self.size == 0).then_some(StoreError::Empty)
+    }
+}
+
+/// Chunks in flight between the socket and a local upload's writer thread (hyper
+/// hands over up to about 400 KiB per chunk: at most twice this many are held, in
+/// the channel and in the batch being written).
+const CHUNKS_IN_FLIGHT: usize = 16;
+
+/// Writes `body` to the local file `path`: this task receives chunks, a blocking
+/// thread hashes them and writes them with vectored writes, so receiving, hashing
+/// and writing overlap and no chunk is copied into a part buffer. Memory is bounded
+/// by the chunks in flight. Answers `(sha256, size, head)`; on failure the caller
+/// deletes the file.
+async fn put_local<S, E>(
+    path: std::path::PathBuf,
+    mut body: S,
+    max: u64,
+) -> Result<(String, u64, Vec<u8>), StoreError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let (chunks, mut inbox) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::Write;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::File::create(&path)?;
+        let mut hasher = Sha256::new();
+        let mut batch: Vec<Bytes> = Vec::with_capacity(CHUNKS_IN_FLIGHT);
+        while let Some(first) = inbox.blocking_recv() {
+            batch.push(first);
+            while batch.len() < CHUNKS_IN_FLIGHT {
+                match inbox.try_recv() {
+                    Ok(chunk) => batch.push(chunk),
+                    Err(_) => break,
+                }
+            }
+            for chunk in &batch {
+                hasher.update(chunk);
+            }
+            let mut slices: Vec<std::io::IoSlice<'_>> =
+                batch.iter().map(|c| std::io::IoSlice::new(c)).collect();
+            let mut slices = &mut slices[..];
+            while !slices.is_empty() {
+                let n = file.write_vectored(slices)?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                std::io::IoSlice::advance_slices(&mut slices, n);
+            }
+            batch.clear();
+        }
+        Ok(crate::hex(&hasher.finalize()))
+    });
+    let mut received = Received::default();
+    let failure = loop {
+        match received.next(&mut body, max).await {
+            Ok(Some(chunk)) => {
+                // A closed inbox means the writer failed: its error is reported below.
+                if chunks.send(chunk).await.is_err() {
+                    break None;
+                }
+            }
+            Ok(None) => break received.empty(),
+            Err(e) => break Some(e),
+        }
+    };
+    drop(chunks);
+    let written = writer.await.map_err(|e| io_error(std::io::Error::other(e)));
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    let sha256 = written?.map_err(io_error)?;
+    Ok((sha256, received.size, received.head))
+}
+
+fn io_error(e: std::io::Error) -> StoreError {
+    StoreError::Store(object_store::Error::Generic {
+        store: "local",
+        source: Box::new(e),
+    })
+}
+
+/// Bytes read from a local file per read, and reads kept ready ahead of the socket
+/// (a download holds at most their product).
+const READ_BYTES: u64 = 1 << 20;
+const READS_AHEAD: usize = 4;
+
+/// A local file's `range`, read by a blocking thread of its own ahead of the socket,
+/// so reading the file and sending to the client overlap. A client that goes away
+/// drops the stream, which stops the reader.
 fn read_file(
     file: std::fs::File,
     range: std::ops::Range<u64>,
 ) -> impl Stream<Item = Result<Bytes, object_store::Error>> {
-    let io_error = |e: std::io::Error| object_store::Error::Generic {
-        store: "local",
-        source: Box::new(e),
-    };
-    futures_util::stream::try_unfold(
-        (Some(file), range.start, range.end),
-        move |(file, at, end)| async move {
-            let Some(file) = file.filter(|_| at < end) else {
-                return Ok(None);
-            };
-            let want = (end - at).min(READ_BYTES) as usize;
-            let (file, chunk) = tokio::task::spawn_blocking(move || {
-                use std::os::unix::fs::FileExt;
-                let mut buf = vec![0u8; want];
-                file.read_exact_at(&mut buf, at).map(|()| (file, buf))
-            })
-            .await
-            .map_err(|e| io_error(std::io::Error::other(e)))?
-            .map_err(io_error)?;
-            Ok(Some((
-                Bytes::from(chunk),
-                (Some(file), at + want as u64, end),
-            )))
-        },
-    )
+    let (ready, inbox) =
+        tokio::sync::mpsc::channel::<Result<Bytes, object_store::Error>>(READS_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let mut at = range.start;
+        while at < range.end {
+            let want = (range.end - at).min(READ_BYTES) as usize;
+            let mut buf = vec![0u8; want];
+            let read = file
+                .read_exact_at(&mut buf, at)
+                .map_err(|e| object_store::Error::Generic {
+                    store: "local",
+                    source: Box::new(e),
+                });
+            let failed = read.is_err();
+            if ready
+                .blocking_send(read.map(|()| Bytes::from(buf)))
+                .is_err()
+                || failed
+            {
+                return;
+            }
+            at += want as u64;
+        }
+    });
+    futures_util::stream::unfold(inbox, |mut inbox| async move {
+        inbox.recv().await.map(|chunk| (chunk, inbox))
+    })
 }
 
 #[cfg(test)]
