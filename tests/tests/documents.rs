@@ -15,6 +15,7 @@ on_both_backends!(
     check_outs_restores_the_trash_and_record_links,
     documents_live_in_s3_compatible_storage,
     plugins_read_documents_as_their_caller_where_they_are_enabled,
+    a_quota_holds_when_uploads_race_for_its_last_bytes,
 );
 
 const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n";
@@ -1193,4 +1194,44 @@ async fn plugins_read_documents_as_their_caller_where_they_are_enabled(backend: 
         "{problems}"
     );
     assert!(problems.contains("the same content as"), "{problems}");
+}
+
+/// Uploads that each fit what is left of a quota, but not together: whichever
+/// commit comes second is refused (the commit holds the quota), however they
+/// interleave.
+async fn a_quota_holds_when_uploads_race_for_its_last_bytes(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let offers = folder(&admin, json!({"name": "Offers", "department": sales})).await;
+    let quota = format!("/api/v1/departments/{sales}/document-quota");
+    let set = admin.put(&quota, json!({"max_bytes": 1000})).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+
+    let mut uploads = tokio::task::JoinSet::new();
+    for i in 0..6u8 {
+        let admin = admin.clone();
+        let path = format!("/api/v1/folders/{offers}/documents?name=part-{i}.bin");
+        uploads.spawn(async move { upload(&admin, &path, vec![i; 600]).await });
+    }
+    let answers = uploads.join_all().await;
+    let created = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::CREATED)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::PAYLOAD_TOO_LARGE)
+        .count();
+    assert_eq!(
+        (created, refused),
+        (1, 5),
+        "{:?}",
+        answers.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
+    assert_eq!(admin.get(&quota).await.body["used_bytes"], 600);
+    let listed = admin
+        .get(&format!("/api/v1/documents?folder={offers}"))
+        .await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
 }

@@ -452,41 +452,57 @@ impl DocumentService {
         let content_type = sniff::content_type(&stored.head, &name);
         let now = db::now();
         let id = db::new_id();
-        let mut tx = self.db.pool.begin().await?;
-        remember_blob(&mut tx, &stored, &now).await?;
-        sqlx::query(
-            "INSERT INTO documents (id, folder_id, title, description, tags, owner_id, department_id, current_version, \
-             file_name, content_type, size, sha256, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $11, $12, $12)",
-        )
-        .bind(&id)
-        .bind(&folder.id)
-        .bind(&title)
-        .bind(&description)
-        .bind(serde_json::to_string(&tags).expect("tags serialise"))
-        .bind(&actor.user_id)
-        .bind(&folder.department)
-        .bind(&name)
-        .bind(content_type)
-        .bind(stored.size as i64)
-        .bind(&stored.sha256)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        insert_version(
-            &mut tx,
-            &id,
-            1,
-            &name,
-            content_type,
-            &stored,
-            &actor.user_id,
-            "",
-            &now,
-        )
-        .await?;
-        tx.commit().await?;
+        let written = async {
+            let mut tx = self.db.pool.begin().await?;
+            remember_blob(&mut tx, &stored, &now).await?;
+            sqlx::query(
+                "INSERT INTO documents (id, folder_id, title, description, tags, owner_id, department_id, current_version, \
+                 file_name, content_type, size, sha256, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $11, $12, $12)",
+            )
+            .bind(&id)
+            .bind(&folder.id)
+            .bind(&title)
+            .bind(&description)
+            .bind(serde_json::to_string(&tags).expect("tags serialise"))
+            .bind(&actor.user_id)
+            .bind(&folder.department)
+            .bind(&name)
+            .bind(content_type)
+            .bind(stored.size as i64)
+            .bind(&stored.sha256)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            insert_version(
+                &mut tx,
+                &id,
+                1,
+                &name,
+                content_type,
+                &stored,
+                &actor.user_id,
+                "",
+                &now,
+            )
+            .await?;
+            hold_quota(&mut tx, folder.department.as_deref()).await?;
+            Ok::<_, ApiError>(tx.commit().await?)
+        }
+        .await;
+        self.settle(&stored, written).await?;
         self.get(actor, &id).await
+    }
+
+    /// Settles stored content after the commit that names it (`written`): its
+    /// upload's temporary copy is dropped, or moved into place when the content
+    /// was removed meanwhile; after a failed commit it is discarded.
+    async fn settle(&self, stored: &Stored, written: Result<(), ApiError>) -> Result<(), ApiError> {
+        if let Err(e) = written {
+            self.store.discard(stored).await;
+            return Err(e);
+        }
+        Ok(self.store.settle(stored).await?)
     }
 
     /// Stores a new current version; the caller needs the update right.
@@ -517,7 +533,7 @@ impl DocumentService {
         check_lock(&current, actor)?;
         let stored = self.store(body, current.department.as_deref()).await?;
         let content_type = sniff::content_type(&stored.head, &name);
-        self.add_version(actor, id, &name, content_type, &stored, &reason)
+        self.add_version(actor, &current, &name, content_type, &stored, &reason)
             .await
     }
 
@@ -542,11 +558,7 @@ impl DocumentService {
             .version(id, version)
             .await?
             .ok_or_else(|| ApiError::not_found("the document has no such version"))?;
-        let stored = Stored {
-            sha256: old.sha256.clone(),
-            size: old.size as u64,
-            head: Vec::new(),
-        };
+        let stored = Stored::existing(old.sha256.clone(), old.size as u64);
         let reason = if reason.is_empty() {
             format!("restored version {version}")
         } else {
@@ -554,7 +566,7 @@ impl DocumentService {
         };
         self.add_version(
             actor,
-            id,
+            &current,
             &old.file_name,
             &old.content_type,
             &stored,
@@ -564,58 +576,64 @@ impl DocumentService {
     }
 
     /// Writes the next version and makes it current, unless someone else checked
-    /// the document out meanwhile.
+    /// the document out meanwhile or the department's quota is full.
     async fn add_version(
         &self,
         actor: &Actor,
-        id: &str,
+        current: &Document,
         name: &str,
         content_type: &str,
         stored: &Stored,
         reason: &str,
     ) -> Result<Document, ApiError> {
+        let id = current.id.as_str();
         let now = db::now();
-        let mut tx = self.db.pool.begin().await?;
-        remember_blob(&mut tx, stored, &now).await?;
-        // The row lock taken by this UPDATE orders concurrent uploads: each gets the
-        // next number, and both are kept.
-        let updated = sqlx::query(
-            "UPDATE documents SET current_version = current_version + 1, file_name = $1, content_type = $2, \
-             size = $3, sha256 = $4, updated_at = $5 WHERE id = $6 \
-             AND (lock_owner IS NULL OR lock_owner = $7 OR lock_until < $5)",
-        )
-        .bind(name)
-        .bind(content_type)
-        .bind(stored.size as i64)
-        .bind(&stored.sha256)
-        .bind(&now)
-        .bind(id)
-        .bind(&actor.user_id)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Err(ApiError::conflict(
-                "someone else checked the document out meanwhile; try again when it is released",
-            ));
+        let written = async {
+            let mut tx = self.db.pool.begin().await?;
+            remember_blob(&mut tx, stored, &now).await?;
+            // The row lock taken by this UPDATE orders concurrent uploads: each gets
+            // the next number, and both are kept.
+            let updated = sqlx::query(
+                "UPDATE documents SET current_version = current_version + 1, file_name = $1, content_type = $2, \
+                 size = $3, sha256 = $4, updated_at = $5 WHERE id = $6 \
+                 AND (lock_owner IS NULL OR lock_owner = $7 OR lock_until < $5)",
+            )
+            .bind(name)
+            .bind(content_type)
+            .bind(stored.size as i64)
+            .bind(&stored.sha256)
+            .bind(&now)
+            .bind(id)
+            .bind(&actor.user_id)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                return Err(ApiError::conflict(
+                    "someone else checked the document out meanwhile; try again when it is released",
+                ));
+            }
+            let version: i64 =
+                sqlx::query_scalar("SELECT current_version FROM documents WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            insert_version(
+                &mut tx,
+                id,
+                version,
+                name,
+                content_type,
+                stored,
+                &actor.user_id,
+                reason,
+                &now,
+            )
+            .await?;
+            hold_quota(&mut tx, current.department.as_deref()).await?;
+            Ok(tx.commit().await?)
         }
-        let version: i64 =
-            sqlx::query_scalar("SELECT current_version FROM documents WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-        insert_version(
-            &mut tx,
-            id,
-            version,
-            name,
-            content_type,
-            stored,
-            &actor.user_id,
-            reason,
-            &now,
-        )
-        .await?;
-        tx.commit().await?;
+        .await;
+        self.settle(stored, written).await?;
         self.get(actor, id).await
     }
 
@@ -741,29 +759,10 @@ impl DocumentService {
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
-        let mut orphans = Vec::new();
         for sha in shas {
-            let held: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM document_versions WHERE sha256 = $1")
-                    .bind(&sha)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if held == 0 {
-                sqlx::query("DELETE FROM doc_blobs WHERE sha256 = $1")
-                    .bind(&sha)
-                    .execute(&mut *tx)
-                    .await?;
-                orphans.push(sha);
-            }
+            forget_blob(&mut tx, &self.store, &sha).await?;
         }
         tx.commit().await?;
-        // After the commit: a failure here leaves unreferenced content, never a
-        // version without its content.
-        for sha in orphans {
-            if let Err(e) = self.store.delete(&sha).await {
-                tracing::warn!(%sha, error = %e, "could not delete purged content");
-            }
-        }
         Ok(())
     }
 
@@ -927,13 +926,10 @@ impl DocumentService {
                 .bind(department)
                 .fetch_optional(&self.db.pool)
                 .await?;
-        let used: Option<i64> = sqlx::query_scalar(
-            "SELECT CAST(SUM(v.size) AS BIGINT) FROM document_versions v JOIN documents d ON d.id = v.document_id \
-             WHERE d.department_id = $1",
-        )
-        .bind(department)
-        .fetch_one(&self.db.pool)
-        .await?;
+        let used: Option<i64> = sqlx::query_scalar(USED_BYTES)
+            .bind(department)
+            .fetch_one(&self.db.pool)
+            .await?;
         Ok(Quota {
             max_bytes,
             used_bytes: used.unwrap_or(0),
@@ -1207,15 +1203,21 @@ impl DocumentService {
             removed += 1;
         }
         for sha in blobs {
-            let known: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM doc_blobs WHERE sha256 = $1")
-                    .bind(&sha)
-                    .fetch_optional(&self.db.pool)
-                    .await?;
-            if known.is_none() {
-                self.store.delete(&sha).await?;
+            // Claim the name first: an upload of the same bytes committing now waits
+            // for this transaction, then finds the content gone and puts its own
+            // copy in place (`BlobStore::settle`).
+            let mut tx = self.db.pool.begin().await?;
+            let claimed = sqlx::query(
+                "INSERT INTO doc_blobs (sha256, size, created_at) VALUES ($1, 0, $2) ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(&sha)
+            .bind(db::now())
+            .execute(&mut *tx)
+            .await?;
+            if claimed.rows_affected() == 1 && forget_blob(&mut tx, &self.store, &sha).await? {
                 removed += 1;
             }
+            tx.commit().await?;
         }
         Ok(removed)
     }
@@ -1338,6 +1340,74 @@ async fn remember_blob(
     .await?;
     Ok(())
 }
+
+/// Inside a transaction: deletes content no version holds any more, its
+/// `doc_blobs` row and then its bytes, before the commit. An upload of the same
+/// bytes that found them stored commits its version only after this transaction
+/// (its insert waits on the row), so it finds them gone and restores them from its
+/// own copy. Should the commit fail after the bytes went, only content that no
+/// version held is lost. Answers whether it deleted.
+async fn forget_blob(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    store: &BlobStore,
+    sha256: &str,
+) -> Result<bool, ApiError> {
+    let deleted = sqlx::query(
+        "DELETE FROM doc_blobs WHERE sha256 = $1 \
+         AND NOT EXISTS (SELECT 1 FROM document_versions WHERE sha256 = $1)",
+    )
+    .bind(sha256)
+    .execute(&mut **tx)
+    .await?;
+    if deleted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    store.delete(sha256).await?;
+    Ok(true)
+}
+
+/// Inside the commit of new content: holds the department's quota row (a row lock
+/// on PostgreSQL, the write lock on SQLite), so uploads to one department commit
+/// one at a time, and refuses the version when, with it, the department uses more
+/// than its quota. The check before the upload tells the client early; this one
+/// holds when uploads race for the last bytes.
+async fn hold_quota(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    department: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(department) = department else {
+        return Ok(());
+    };
+    let held = sqlx::query("UPDATE doc_quotas SET max_bytes = max_bytes WHERE department_id = $1")
+        .bind(department)
+        .execute(&mut **tx)
+        .await?;
+    if held.rows_affected() == 0 {
+        return Ok(());
+    }
+    let max: i64 = sqlx::query_scalar("SELECT max_bytes FROM doc_quotas WHERE department_id = $1")
+        .bind(department)
+        .fetch_one(&mut **tx)
+        .await?;
+    let used: Option<i64> = sqlx::query_scalar(USED_BYTES)
+        .bind(department)
+        .fetch_one(&mut **tx)
+        .await?;
+    let used = used.unwrap_or(0);
+    if used > max {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the department's document quota of {max} bytes is used up by uploads that finished first"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes a department's documents use: every version counts.
+const USED_BYTES: &str = "SELECT CAST(SUM(v.size) AS BIGINT) FROM document_versions v \
+     JOIN documents d ON d.id = v.document_id WHERE d.department_id = $1";
 
 #[allow(clippy::too_many_arguments)]
 async fn insert_version(

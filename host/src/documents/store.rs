@@ -29,6 +29,23 @@ pub struct Stored {
     pub size: u64,
     /// The first bytes, to sniff the content type from.
     pub head: Vec<u8>,
+    /// The upload's temporary copy, kept when the content was already stored:
+    /// until the version naming it is committed, a purge or the sweeper may still
+    /// remove that content, and [`BlobStore::settle`] then puts this copy in its
+    /// place.
+    pub pending: Option<Path>,
+}
+
+impl Stored {
+    /// Content already in the store (a restored version): nothing to settle.
+    pub fn existing(sha256: String, size: u64) -> Stored {
+        Stored {
+            sha256,
+            size,
+            head: Vec::new(),
+            pending: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +114,8 @@ impl BlobStore {
         })
     }
 
-    /// Streams `body` into the store; 1 to `max` bytes.
+    /// Streams `body` into the store; 1 to `max` bytes. After the commit that
+    /// names the content, call [`BlobStore::settle`]; when it fails, [`BlobStore::discard`].
     pub async fn put<S, E>(&self, body: S, max: u64) -> Result<Stored, StoreError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -116,21 +134,57 @@ impl BlobStore {
                 return Err(e);
             }
         };
-        // Content-addressed: a blob of this name holds these very bytes, so when it
-        // exists the upload is dropped, and when two identical uploads race, the
-        // second rename replaces the first with the same content. (S3 has no
-        // conditional rename; this works on every store.)
+        // Content-addressed: a blob of this name holds these very bytes. New
+        // content moves into place now; content already stored keeps its
+        // temporary copy until the version is committed (see `settle`). When two
+        // identical new uploads race, the second rename replaces the first with the
+        // same bytes. (S3 has no conditional rename; this works on every store.)
         let target = blob(&sha256);
-        let stored = match self.store.head(&target).await {
-            Ok(_) => self.store.delete(&tmp).await,
-            Err(object_store::Error::NotFound { .. }) => self.store.rename(&tmp, &target).await,
+        let pending = match self.store.head(&target).await {
+            Ok(_) => Ok(Some(tmp.clone())),
+            Err(object_store::Error::NotFound { .. }) => {
+                self.store.rename(&tmp, &target).await.map(|()| None)
+            }
             Err(e) => Err(e),
         };
-        if let Err(e) = stored {
-            let _ = self.store.delete(&tmp).await;
-            return Err(e.into());
+        match pending {
+            Ok(pending) => Ok(Stored {
+                sha256,
+                size,
+                head,
+                pending,
+            }),
+            Err(e) => {
+                let _ = self.store.delete(&tmp).await;
+                Err(e.into())
+            }
         }
-        Ok(Stored { sha256, size, head })
+    }
+
+    /// After the version naming `stored` was committed: drops the upload's
+    /// temporary copy when the content is still stored, or moves the copy into
+    /// place when a purge or the sweeper removed the content meanwhile (they delete
+    /// content only while holding its `doc_blobs` row, which the commit waited for).
+    pub async fn settle(&self, stored: &Stored) -> Result<(), StoreError> {
+        let Some(tmp) = &stored.pending else {
+            return Ok(());
+        };
+        let target = blob(&stored.sha256);
+        match self.store.head(&target).await {
+            Ok(_) => Ok(self.store.delete(tmp).await?),
+            Err(object_store::Error::NotFound { .. }) => {
+                tracing::info!(sha256 = %stored.sha256, "content removed during an upload of the same bytes; restored from the upload");
+                Ok(self.store.rename(tmp, &target).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// After a failed commit: drops the upload's temporary copy, if it kept one.
+    pub async fn discard(&self, stored: &Stored) {
+        if let Some(tmp) = &stored.pending {
+            let _ = self.store.delete(tmp).await;
+        }
     }
 
     /// Writes `body` to `tmp` through the store's multipart upload (S3): parts of
@@ -203,9 +257,12 @@ impl BlobStore {
         Ok(self.store.delete(path).await?)
     }
 
-    /// Deletes a blob no version holds any more.
+    /// Deletes a blob no version holds any more (one already gone is fine).
     pub async fn delete(&self, sha256: &str) -> Result<(), StoreError> {
-        Ok(self.store.delete(&blob(sha256)).await?)
+        match self.store.delete(&blob(sha256)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The content of a blob, or the byte range `range` of it.
@@ -425,6 +482,51 @@ mod tests {
                 .0
                 .len(),
             0
+        );
+    }
+
+    fn body(bytes: &'static [u8]) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+        futures_util::stream::iter([Ok(Bytes::from_static(bytes))])
+    }
+
+    /// An upload of content already stored keeps its copy until the commit, and
+    /// puts it in place when the content was removed meanwhile (a purge or the
+    /// sweeper between the upload and its commit).
+    #[tokio::test]
+    async fn an_upload_of_stored_content_survives_its_removal_before_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        let first = store.put(body(b"same bytes"), 100).await.unwrap();
+        assert!(
+            first.pending.is_none(),
+            "new content moves into place at once"
+        );
+        let blob_file = dir.path().join("blobs").join(&first.sha256);
+        assert!(blob_file.exists());
+
+        let second = store.put(body(b"same bytes"), 100).await.unwrap();
+        let copy = second.pending.clone().expect("a temporary copy is kept");
+        store.delete(&second.sha256).await.unwrap();
+        store.settle(&second).await.unwrap();
+        assert_eq!(std::fs::read(&blob_file).unwrap(), b"same bytes");
+        assert!(!dir.path().join(copy.as_ref()).exists(), "the copy moved");
+
+        let third = store.put(body(b"same bytes"), 100).await.unwrap();
+        let copy = third.pending.clone().expect("a temporary copy is kept");
+        store.settle(&third).await.unwrap();
+        assert!(blob_file.exists());
+        assert!(
+            !dir.path().join(copy.as_ref()).exists(),
+            "the copy is dropped"
+        );
+
+        let failed = store.put(body(b"same bytes"), 100).await.unwrap();
+        let copy = failed.pending.clone().expect("a temporary copy is kept");
+        store.discard(&failed).await;
+        assert!(!dir.path().join(copy.as_ref()).exists());
+        assert!(
+            blob_file.exists(),
+            "a failed commit leaves stored content alone"
         );
     }
 }
