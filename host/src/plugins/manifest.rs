@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::error::FieldError;
+use crate::records::metadata::Field;
 use crate::records::schema::Schema;
 
 /// WIT package versions this host runs plugins for.
@@ -29,6 +30,11 @@ pub struct Manifest {
     pub hooks: Hooks,
     #[serde(default)]
     pub limits: ManifestLimits,
+    /// Fields the plugin adds to objects, by object (`[[fields.deals]]` tables with
+    /// the keys of `POST /api/v1/objects/{object}/fields`): created when an admin
+    /// approves the plugin, unless the object already has them with the same type.
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, Vec<Field>>,
 }
 
 /// Limits a plugin asks for (times in milliseconds), within the host's ceilings
@@ -118,6 +124,21 @@ impl Hooks {
     }
 }
 
+impl Manifest {
+    /// True when the fields asked for are all among `approved`'s (an upgrade that
+    /// adds one waits for approval again).
+    pub fn fields_within(&self, approved: &Manifest) -> bool {
+        self.fields.iter().all(|(object, fields)| {
+            fields.iter().all(|f| {
+                approved
+                    .fields
+                    .get(object)
+                    .is_some_and(|old| old.iter().any(|o| o.name == f.name && o.kind == f.kind))
+            })
+        })
+    }
+}
+
 fn subset(new: &[String], old: &[String]) -> bool {
     new.iter().all(|n| old.contains(n))
 }
@@ -196,6 +217,25 @@ impl Manifest {
             for object in objects {
                 if schema.object(object).is_none() {
                     errors.push(FieldError::new(key, format!("'{object}' is not an object")));
+                }
+            }
+        }
+        for (object, fields) in &self.fields {
+            if schema.object(object).is_none() {
+                errors.push(FieldError::new(
+                    "fields",
+                    format!("'{object}' is not an object"),
+                ));
+                continue;
+            }
+            for field in fields {
+                let mut field = field.clone();
+                field.normalise();
+                for e in field.check_definition(&schema.object_names()) {
+                    errors.push(FieldError::new(
+                        format!("fields.{object}.{}", field.name),
+                        format!("{}: {}", e.field, e.message),
+                    ));
                 }
             }
         }

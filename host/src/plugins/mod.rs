@@ -455,7 +455,8 @@ impl PluginService {
                 let old: Manifest = serde_json::from_str(&old_manifest)
                     .map_err(|e| ApiError::internal(format!("stored manifest: {e}")))?;
                 let asks_more = !manifest.capabilities.within(&old.capabilities)
-                    || !manifest.hooks.within(&old.hooks);
+                    || !manifest.hooks.within(&old.hooks)
+                    || !manifest.fields_within(&old);
                 let approved = approved == 1 && !asks_more;
                 sqlx::query(
                     "UPDATE plugins SET version = $1, manifest = $2, sha256 = $3, approved = $4, component = $5, updated_at = $6 WHERE id = $7",
@@ -477,7 +478,8 @@ impl PluginService {
 
     /// An admin accepts what the plugin asks for.
     pub async fn approve(&self, id: &str) -> Result<PluginInfo, ApiError> {
-        self.get(id)?;
+        let plugin = self.get(id)?;
+        self.add_fields(&plugin.manifest).await?;
         sqlx::query("UPDATE plugins SET approved = 1, updated_at = $1 WHERE id = $2")
             .bind(db::now())
             .bind(id)
@@ -485,6 +487,33 @@ impl PluginService {
             .await?;
         self.reload().await.map_err(ApiError::internal)?;
         self.get(id)
+    }
+
+    /// Adds the fields the manifest asks for to their objects, through the same
+    /// metadata service admins use (so they validate and index the same way); a
+    /// field that exists with the same type is left as it is, one with another type
+    /// stops the approval.
+    async fn add_fields(&self, manifest: &Manifest) -> Result<(), ApiError> {
+        let metadata =
+            crate::records::objects::MetadataService::new(self.db.clone(), self.schema.clone());
+        for (object, fields) in &manifest.fields {
+            for field in fields {
+                let current = metadata.object(object)?;
+                match current.field(&field.name) {
+                    Some(existing) if existing.kind == field.kind => {}
+                    Some(existing) => {
+                        return Err(ApiError::conflict(format!(
+                            "{object} already has a field '{}' of type {:?}; {} asks for one of type {:?}",
+                            field.name, existing.kind, manifest.id, field.kind
+                        )));
+                    }
+                    None => {
+                        metadata.add_field(object, field.clone()).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs the plugin's hooks and routes for `department`, and gives its own identity

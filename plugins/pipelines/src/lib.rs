@@ -1,0 +1,385 @@
+//! Sales pipelines: a deal moves through the stages of its pipeline (the fields
+//! `pipeline` and `stage`, which the manifest adds to deals when an admin approves
+//! the plugin).
+//!
+//! - Before a deal is saved, its stage's rules apply: the stage must be one of the
+//!   pipeline's, the move from the previous stage must be allowed, and the fields
+//!   the stage needs must be filled; a refusal names the fields. A deal without a
+//!   stage (new, or saved before the plugin was enabled) starts in the first stage,
+//!   or in the won or lost stage when its status says so. The stage sets the deal's
+//!   `probability` and `status`.
+//! - After a deal entered a stage, the move is added to its history (who, when);
+//!   `GET /api/v1/x/pipelines/deals/{id}/history` answers it with the time spent in
+//!   each stage, to anyone who may read the deal.
+//! - `GET /api/v1/x/pipelines/board` groups the deals the caller may read by stage,
+//!   with counts, amounts and probability-weighted amounts (`?owner=` and
+//!   `?department=` narrow it).
+//! - `GET /api/v1/x/pipelines/pipelines` describes the pipelines.
+//!
+//! Built only with the public SDK, like any partner's plugin.
+
+use crm_plugin_sdk::{
+    Committed, FieldError, HookError, HttpRequest, HttpResponse, Plugin, Record, SaveContext,
+    Value, http, json, kv, records,
+};
+
+pub mod pipeline;
+pub mod time;
+
+use pipeline::{Kind, Pipeline, Stage};
+
+pub struct Pipelines;
+
+/// Moves kept per deal (a history holds well under the 64 KiB of a kv value).
+const MAX_HISTORY: usize = 300;
+
+impl Plugin for Pipelines {
+    fn before_save(context: &SaveContext, record: &Record) -> Result<Option<Record>, HookError> {
+        let mut patch = Record::new();
+        let pipeline_name = match text(record, "pipeline") {
+            Some(name) => name,
+            None => {
+                patch.insert("pipeline".into(), pipeline::DEFAULT.into());
+                pipeline::DEFAULT.to_string()
+            }
+        };
+        let Some(pipeline) = pipeline::find(&pipeline_name) else {
+            return Err(HookError::Invalid(vec![FieldError {
+                field: "pipeline".into(),
+                message: format!(
+                    "is not a pipeline; pipelines: {}",
+                    pipeline::names().join(", ")
+                ),
+            }]));
+        };
+        let stage = match text(record, "stage") {
+            Some(name) => name,
+            None => {
+                let start = pipeline.start_for(text(record, "status").as_deref());
+                patch.insert("stage".into(), start.into());
+                start.to_string()
+            }
+        };
+        let previous = if context.operation == "update" {
+            previous_stage(record)?
+        } else {
+            None
+        };
+        let stage = check_move(pipeline, previous.as_deref(), &stage, record)
+            .map_err(HookError::Invalid)?;
+        let probability = Value::from(stage.probability);
+        if record.get("probability") != Some(&probability) {
+            patch.insert("probability".into(), probability);
+        }
+        let status = Value::from(stage.status(pipeline));
+        if record.get("status") != Some(&status) {
+            patch.insert("status".into(), status);
+        }
+        Ok((!patch.is_empty()).then_some(patch))
+    }
+
+    fn after_save(change: &Committed) -> Result<(), String> {
+        if change.object != "deals" {
+            return Ok(());
+        }
+        let key = format!("history/{}", change.record_id);
+        if change.topic == "record.deleted" {
+            return kv::delete(&key);
+        }
+        if change.topic != "record.created" && !change.changed("stage") {
+            return Ok(());
+        }
+        let Some(stage) = text(&change.record, "stage") else {
+            return Ok(());
+        };
+        let at = text(&change.record, "updated_at").unwrap_or_default();
+        let mut history: Vec<Move> = kv::get_json(&key)?.unwrap_or_default();
+        // After-save may run twice for one change: a move already there is not added.
+        if history
+            .last()
+            .is_some_and(|m| m.stage == stage && m.at == at)
+        {
+            return Ok(());
+        }
+        history.push(Move {
+            stage,
+            at,
+            by: change.actor.clone(),
+        });
+        if history.len() > MAX_HISTORY {
+            history.drain(..history.len() - MAX_HISTORY);
+        }
+        kv::set_json(&key, &history)
+    }
+
+    fn handle(request: &HttpRequest) -> HttpResponse {
+        let path = request.path.as_str();
+        match (request.method.as_str(), path) {
+            ("GET", "/pipelines") => http::json(200, &pipeline::describe()),
+            ("GET", "/board") => board(&request.query),
+            ("GET", p) if p.starts_with("/deals/") && p.ends_with("/history") => {
+                history(&p["/deals/".len()..p.len() - "/history".len()])
+            }
+            _ => http::problem(
+                404,
+                "pipelines serves GET /pipelines, GET /board and GET /deals/{id}/history",
+            ),
+        }
+    }
+}
+
+crm_plugin_sdk::export_plugin!(Pipelines);
+
+/// One stage a deal entered.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Move {
+    pub stage: String,
+    /// When (the deal's `updated_at` of that change).
+    pub at: String,
+    /// Who moved it.
+    pub by: Option<String>,
+}
+
+fn text(record: &Record, field: &str) -> Option<String> {
+    record
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_string)
+}
+
+/// The stage the deal is in now, before this update (read as the caller).
+fn previous_stage(record: &Record) -> Result<Option<String>, HookError> {
+    let Some(id) = text(record, "id") else {
+        return Ok(None);
+    };
+    let stored = records::get("deals", &id).map_err(HookError::Failed)?;
+    Ok(text(&stored, "stage"))
+}
+
+/// The rules of a move to `to` (from `from`, when the deal had a stage): answers
+/// the stage, or the field errors that refuse the move.
+pub fn check_move<'p>(
+    pipeline: &'p Pipeline,
+    from: Option<&str>,
+    to: &str,
+    record: &Record,
+) -> Result<&'p Stage, Vec<FieldError>> {
+    let error = |field: &str, message: String| FieldError {
+        field: field.to_string(),
+        message,
+    };
+    let Some(stage) = pipeline.stage(to) else {
+        return Err(vec![error(
+            "stage",
+            format!(
+                "'{to}' is not a stage of the {} pipeline; stages: {}",
+                pipeline.name,
+                pipeline.stage_names().join(", ")
+            ),
+        )]);
+    };
+    if let Some(from) = from.and_then(|f| pipeline.stage(f))
+        && from.name != stage.name
+        && !from.allows(stage.name)
+    {
+        return Err(vec![error(
+            "stage",
+            format!(
+                "a deal in '{}' cannot move to '{}'; it may move to: {}",
+                from.name,
+                stage.name,
+                pipeline.moves_from(from).join(", ")
+            ),
+        )]);
+    }
+    let missing: Vec<FieldError> = stage
+        .required
+        .iter()
+        .filter(|f| record.get(**f).is_none_or(|v| v.is_null() || v == ""))
+        .map(|f| error(f, format!("is required in stage '{}'", stage.name)))
+        .collect();
+    if missing.is_empty() {
+        Ok(stage)
+    } else {
+        Err(missing)
+    }
+}
+
+/// `GET /deals/{id}/history`: the moves of a deal the caller may read, each with
+/// when it left the stage and the seconds spent in it.
+fn history(id: &str) -> HttpResponse {
+    if let Err(e) = records::get("deals", id) {
+        return http::problem(404, &e);
+    }
+    let moves: Vec<Move> = match kv::get_json(&format!("history/{id}")) {
+        Ok(moves) => moves.unwrap_or_default(),
+        Err(e) => return http::problem(500, &e),
+    };
+    let entries: Vec<Value> = moves
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let left = moves.get(i + 1).map(|next| next.at.clone());
+            let seconds = left
+                .as_deref()
+                .and_then(|l| time::seconds_between(&m.at, l));
+            json!({
+                "stage": m.stage,
+                "entered_at": m.at,
+                "left_at": left,
+                "seconds_in_stage": seconds,
+                "moved_by": m.by,
+            })
+        })
+        .collect();
+    http::json(200, &json!({ "deal": id, "moves": entries }))
+}
+
+/// Deals read for one board at most (pages of 200).
+const MAX_BOARD_PAGES: usize = 50;
+
+/// `GET /board[?pipeline=&owner=&department=]`: the deals the caller may read, by
+/// stage, in stage order.
+fn board(query: &str) -> HttpResponse {
+    let mut pipeline_name = pipeline::DEFAULT.to_string();
+    let mut filters = String::new();
+    for (key, value) in query.split('&').filter_map(|p| p.split_once('=')) {
+        match key {
+            "pipeline" => pipeline_name = value.to_string(),
+            "owner" | "department" => filters.push_str(&format!("&filter[{key}]={value}")),
+            _ => {
+                return http::problem(
+                    400,
+                    &format!("'{key}' is not a board filter; use pipeline, owner or department"),
+                );
+            }
+        }
+    }
+    let Some(pipeline) = pipeline::find(&pipeline_name) else {
+        return http::problem(404, &format!("there is no pipeline '{pipeline_name}'"));
+    };
+    let mut columns: Vec<Column> = pipeline.stages.iter().map(Column::new).collect();
+    let mut cursor: Option<String> = None;
+    let mut truncated = false;
+    for page in 0.. {
+        if page == MAX_BOARD_PAGES {
+            truncated = true;
+            break;
+        }
+        let mut list = format!("filter[pipeline]={}&limit=200{filters}", pipeline.name);
+        if let Some(c) = &cursor {
+            list.push_str(&format!("&cursor={c}"));
+        }
+        let (deals, next) = match records::list("deals", &list) {
+            Ok(page) => page,
+            Err(e) => return http::problem(400, &e),
+        };
+        for deal in &deals {
+            let stage = text(deal, "stage").unwrap_or_default();
+            if let Some(column) = columns.iter_mut().find(|c| c.stage == stage) {
+                column.add(deal);
+            }
+        }
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let open: Vec<&Column> = columns.iter().filter(|c| c.kind == Kind::Open).collect();
+    http::json(
+        200,
+        &json!({
+            "pipeline": pipeline.name,
+            "stages": columns.iter().map(Column::to_json).collect::<Vec<_>>(),
+            "open": {
+                "count": open.iter().map(|c| c.count).sum::<u64>(),
+                "amount": open.iter().map(|c| c.amount).sum::<f64>(),
+                "weighted": open.iter().map(|c| c.weighted).sum::<f64>(),
+            },
+            "truncated": truncated,
+        }),
+    )
+}
+
+/// One stage of the board.
+struct Column {
+    stage: &'static str,
+    label: &'static str,
+    kind: Kind,
+    probability: u8,
+    count: u64,
+    amount: f64,
+    weighted: f64,
+}
+
+impl Column {
+    fn new(stage: &Stage) -> Column {
+        Column {
+            stage: stage.name,
+            label: stage.label,
+            kind: stage.kind,
+            probability: stage.probability,
+            count: 0,
+            amount: 0.0,
+            weighted: 0.0,
+        }
+    }
+
+    fn add(&mut self, deal: &Record) {
+        let amount = deal.get("amount").and_then(Value::as_f64).unwrap_or(0.0);
+        self.count += 1;
+        self.amount += amount;
+        self.weighted += amount * f64::from(self.probability) / 100.0;
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "stage": self.stage,
+            "label": self.label,
+            "kind": self.kind.as_str(),
+            "probability": self.probability,
+            "count": self.count,
+            "amount": round2(self.amount),
+            "weighted": round2(self.weighted),
+        })
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deal(fields: Value) -> Record {
+        fields.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn a_stage_asks_for_its_fields() {
+        let sales = pipeline::find("sales").unwrap();
+        let refused =
+            check_move(sales, Some("qualified"), "proposal", &deal(json!({}))).unwrap_err();
+        assert_eq!(refused[0].field, "amount");
+        let ok = check_move(
+            sales,
+            Some("qualified"),
+            "proposal",
+            &deal(json!({"amount": 10})),
+        );
+        assert_eq!(ok.unwrap().probability, 50);
+    }
+
+    #[test]
+    fn won_deals_stay_won_and_lost_ones_may_be_reopened() {
+        let sales = pipeline::find("sales").unwrap();
+        let full = deal(json!({"amount": 5, "close_date": "2026-12-01", "company": "c"}));
+        assert!(check_move(sales, Some("won"), "negotiation", &full).is_err());
+        assert!(check_move(sales, Some("lost"), "lead-in", &full).is_ok());
+        assert!(check_move(sales, Some("lost"), "won", &full).is_err());
+        assert!(check_move(sales, None, "nowhere", &full).is_err());
+    }
+}

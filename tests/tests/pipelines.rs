@@ -1,0 +1,224 @@
+//! The pipelines plugin (plugins/pipelines) through the real host: installed from
+//! its package, approved (which adds its fields to deals), enabled in one
+//! department; deals moved over the REST API, refused with field errors, their
+//! history and the board read through the plugin's routes as the caller.
+
+use crm_tests::reqwest::StatusCode;
+use crm_tests::{Backend, Client, Server, json, on_both_backends, plugin_package};
+
+on_both_backends!(
+    deals_move_through_stages_by_their_rules_and_keep_a_history,
+    the_board_shows_what_the_caller_may_read,
+);
+
+/// A deal's id after a create that must succeed.
+async fn deal(api: &Client, body: serde_json::Value) -> String {
+    api.create("deals", body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn move_to(api: &Client, id: &str, body: serde_json::Value) -> crm_tests::Response {
+    api.patch(&format!("/api/v1/records/deals/{id}"), body)
+        .await
+}
+
+async fn deals_move_through_stages_by_their_rules_and_keep_a_history(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    admin
+        .install_plugin(plugin_package("plugins/pipelines"), &sales)
+        .await;
+    // Approving the plugin added its fields to deals.
+    let deals = admin.get("/api/v1/objects/deals").await;
+    let fields = deals.body["fields"].to_string();
+    assert!(
+        fields.contains("\"pipeline\"") && fields.contains("\"stage\""),
+        "{fields}"
+    );
+    let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let acme = sam.create("companies", json!({"name": "Acme"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A new deal starts in the first stage of the default pipeline.
+    let created = sam.create("deals", json!({"name": "Acme renewal"})).await;
+    assert_eq!(created["pipeline"], "sales");
+    assert_eq!(created["stage"], "lead-in");
+    assert_eq!(created["probability"], 10);
+    assert_eq!(created["status"], "new");
+    let id = created["id"].as_str().unwrap().to_string();
+
+    // Each stage asks for its fields; the refusal names them.
+    let refused = move_to(&sam, &id, json!({"stage": "negotiation"})).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    let fields = refused.error_fields();
+    assert!(
+        fields.contains(&"amount".to_string()) && fields.contains(&"close_date".to_string()),
+        "{}",
+        refused.body
+    );
+    let unknown = move_to(&sam, &id, json!({"stage": "signed"})).await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        unknown
+            .text
+            .contains("is not a stage of the sales pipeline"),
+        "{}",
+        unknown.text
+    );
+    let wrong_type = move_to(&sam, &id, json!({"stage": "proposal", "amount": "lots"})).await;
+    assert_eq!(wrong_type.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong_type.error_fields().contains(&"amount".to_string()));
+
+    for (body, stage, probability, status) in [
+        (
+            json!({"stage": "qualified", "company": acme}),
+            "qualified",
+            25,
+            "in progress",
+        ),
+        (
+            json!({"stage": "proposal", "amount": 12000}),
+            "proposal",
+            50,
+            "in progress",
+        ),
+        (
+            json!({"stage": "won", "close_date": "2026-12-15"}),
+            "won",
+            100,
+            "won",
+        ),
+    ] {
+        let moved = move_to(&sam, &id, body).await;
+        assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+        assert_eq!(moved.body["stage"], stage);
+        assert_eq!(moved.body["probability"], probability);
+        assert_eq!(moved.body["status"], status);
+    }
+    // A won deal stays won.
+    let reopened = move_to(&sam, &id, json!({"stage": "negotiation"})).await;
+    assert_eq!(reopened.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        reopened.text.contains("cannot move to 'negotiation'"),
+        "{}",
+        reopened.text
+    );
+    // Clearing a field its stage needs is refused too.
+    let cleared = move_to(&sam, &id, json!({"amount": null})).await;
+    assert_eq!(cleared.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The history, from the outbox: every stage entered, by whom, how long.
+    let history = crm_tests::eventually(
+        std::time::Duration::from_secs(10),
+        "the history",
+        || async {
+            let h = sam
+                .get(&format!("/api/v1/x/pipelines/deals/{id}/history"))
+                .await;
+            (h.body["moves"].as_array().map_or(0, Vec::len) == 4).then_some(h)
+        },
+    )
+    .await;
+    let moves = history.body["moves"].as_array().unwrap();
+    let stages: Vec<&str> = moves.iter().map(|m| m["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["lead-in", "qualified", "proposal", "won"]);
+    assert!(moves.iter().all(|m| m["moved_by"] == sam_id.as_str()));
+    assert!(
+        moves[0]["seconds_in_stage"]
+            .as_i64()
+            .is_some_and(|s| s >= 0)
+    );
+    assert!(moves[3]["left_at"].is_null(), "still in its last stage");
+
+    // Someone who may not read the deal gets no history.
+    let support = admin.department("Support").await;
+    let (_, sue) = srv.member("sue@example.com", &support, "member").await;
+    assert_eq!(
+        sue.get(&format!("/api/v1/x/pipelines/deals/{id}/history"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN,
+        "the plugin is not enabled for support"
+    );
+
+    let pipelines = sam.get("/api/v1/x/pipelines/pipelines").await;
+    assert_eq!(pipelines.body[0]["name"], "sales");
+    assert_eq!(pipelines.body[0]["stages"][4]["moves_to"], json!([]));
+}
+
+async fn the_board_shows_what_the_caller_may_read(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    admin
+        .install_plugin(plugin_package("plugins/pipelines"), &sales)
+        .await;
+    let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let (pat_id, pat) = srv.member("pat@example.com", &sales, "partner").await;
+    deal(&sam, json!({"name": "A", "amount": 1000})).await;
+    deal(
+        &sam,
+        json!({"name": "B", "amount": 3000, "stage": "proposal"}),
+    )
+    .await;
+    let shared = deal(
+        &admin,
+        json!({"name": "C", "amount": 500, "department": sales}),
+    )
+    .await;
+    deal(
+        &admin,
+        json!({"name": "D", "amount": 7000, "close_date": "2026-12-01", "stage": "won", "department": sales}),
+    )
+    .await;
+
+    let board = sam.get("/api/v1/x/pipelines/board").await;
+    assert_eq!(board.status, StatusCode::OK, "{}", board.body);
+    let stage = |b: &serde_json::Value, name: &str| {
+        b["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(stage(&board.body, "lead-in")["count"], 2);
+    assert_eq!(stage(&board.body, "lead-in")["amount"], 1500.0);
+    assert_eq!(stage(&board.body, "proposal")["weighted"], 1500.0);
+    assert_eq!(stage(&board.body, "won")["count"], 1);
+    assert_eq!(board.body["open"]["count"], 3);
+    assert_eq!(board.body["open"]["amount"], 4500.0);
+    let mine = sam
+        .get(&format!("/api/v1/x/pipelines/board?owner={sam_id}"))
+        .await;
+    assert_eq!(mine.body["open"]["count"], 2, "{}", mine.body);
+
+    // A partner sees only what is shared with it.
+    let empty = pat.get("/api/v1/x/pipelines/board").await;
+    assert_eq!(empty.body["open"]["count"], 0, "{}", empty.body);
+    let share = admin
+        .post(
+            &format!("/api/v1/records/deals/{shared}/shares"),
+            json!({"user": pat_id, "access": "read"}),
+        )
+        .await;
+    assert_eq!(share.status, StatusCode::CREATED, "{}", share.body);
+    let one = pat.get("/api/v1/x/pipelines/board").await;
+    assert_eq!(one.body["open"]["count"], 1, "{}", one.body);
+    assert_eq!(one.body["open"]["amount"], 500.0);
+
+    let bad = sam.get("/api/v1/x/pipelines/board?colour=red").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("not a board filter"), "{}", bad.text);
+}
