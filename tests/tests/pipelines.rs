@@ -9,6 +9,7 @@ use crm_tests::{Backend, Client, Server, json, on_both_backends, plugin_package}
 on_both_backends!(
     deals_move_through_stages_by_their_rules_and_keep_a_history,
     the_board_shows_what_the_caller_may_read,
+    approval_stops_when_a_field_exists_with_another_type,
 );
 
 /// A deal's id after a create that must succeed.
@@ -221,4 +222,38 @@ async fn the_board_shows_what_the_caller_may_read(backend: Backend) {
     let bad = sam.get("/api/v1/x/pipelines/board?colour=red").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.text.contains("not a board filter"), "{}", bad.text);
+}
+
+/// The fields a manifest declares are created on approval; one that exists with
+/// another type stops the approval with a 409, and nothing is enabled.
+async fn approval_stops_when_a_field_exists_with_another_type(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let added = admin
+        .post(
+            "/api/v1/objects/deals/fields",
+            json!({"name": "stage", "type": "integer"}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    let uploaded = admin
+        .raw(
+            crm_tests::reqwest::Method::POST,
+            "/api/v1/plugins",
+            "application/x-tar",
+            plugin_package("plugins/pipelines"),
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    let approved = admin
+        .post("/api/v1/plugins/pipelines/approve", json!({}))
+        .await;
+    assert_eq!(approved.status, StatusCode::CONFLICT, "{}", approved.body);
+    assert!(
+        approved.text.contains("already has a field 'stage'"),
+        "{}",
+        approved.text
+    );
+    let info = admin.get("/api/v1/plugins/pipelines").await;
+    assert_eq!(info.body["approved"], false);
 }

@@ -416,6 +416,30 @@ async fn bad_packages_are_refused_with_clear_reasons(backend: Backend) {
             "but its manifest says api = \\\"0.1.0\\\"",
         ),
         (
+            "a field with a bad definition",
+            package_of(&[
+                (
+                    "plugin.toml",
+                    format!("{text}\n[[fields.deals]]\nname = \"Bad Name\"\ntype = \"text\"\n")
+                        .as_bytes(),
+                ),
+                ("plugin.wasm", &wasm),
+            ]),
+            "fields.deals.Bad Name",
+        ),
+        (
+            "a field on an unknown object",
+            package_of(&[
+                (
+                    "plugin.toml",
+                    format!("{text}\n[[fields.secrets]]\nname = \"code\"\ntype = \"text\"\n")
+                        .as_bytes(),
+                ),
+                ("plugin.wasm", &wasm),
+            ]),
+            "'secrets' is not an object",
+        ),
+        (
             "documents asked for on an API without them",
             package_of(&[
                 (

@@ -496,9 +496,11 @@ impl PluginService {
     async fn add_fields(&self, manifest: &Manifest) -> Result<(), ApiError> {
         let metadata =
             crate::records::objects::MetadataService::new(self.db.clone(), self.schema.clone());
+        // Every conflict is found before anything is added.
+        let mut missing = Vec::new();
         for (object, fields) in &manifest.fields {
+            let current = metadata.object(object)?;
             for field in fields {
-                let current = metadata.object(object)?;
                 match current.field(&field.name) {
                     Some(existing) if existing.kind == field.kind => {}
                     Some(existing) => {
@@ -507,11 +509,12 @@ impl PluginService {
                             field.name, existing.kind, manifest.id, field.kind
                         )));
                     }
-                    None => {
-                        metadata.add_field(object, field.clone()).await?;
-                    }
+                    None => missing.push((object, field)),
                 }
             }
+        }
+        for (object, field) in missing {
+            metadata.add_field(object, field.clone()).await?;
         }
         Ok(())
     }
