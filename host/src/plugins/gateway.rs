@@ -158,6 +158,12 @@ async fn serve_signed_in(
         .rates()
         .take(&plugin, &actor.user_id, SIGNED_IN_RATE)
         .map_err(too_many)?;
+    // What the host vouches for about the caller, as headers no client can set.
+    let admin = app.access.user(&actor).is_admin_of(Some(&home));
+    let vouched = vec![
+        ("x-crm-department".to_string(), home.clone()),
+        ("x-crm-admin".to_string(), admin.to_string()),
+    ];
     let host = installed.host_context(&app.records, &actor, Some(home), true);
     call(
         &app.plugins,
@@ -165,6 +171,7 @@ async fn serve_signed_in(
         host,
         path,
         Some(actor.user_id.clone()),
+        vouched,
         request,
     )
     .await
@@ -216,7 +223,16 @@ async fn public(State(app): State<AppState>, request: Request) -> Result<Respons
         .take(&plugin, &client, PUBLIC_RATE)
         .map_err(too_many)?;
     let host = installed.own_context(&app.records);
-    call(&app.plugins, &installed, host, path, None, request).await
+    call(
+        &app.plugins,
+        &installed,
+        host,
+        path,
+        None,
+        Vec::new(),
+        request,
+    )
+    .await
 }
 
 /// `.` or `..` segments, or encoded separators and dots, which a plugin decoding
@@ -241,6 +257,10 @@ fn too_many(wait: Duration) -> ApiError {
 
 /// Headers a plugin never sees.
 const WITHHELD: &[&str] = &["authorization", "cookie", "proxy-authorization"];
+/// Headers only the host sets (a client's are dropped): `x-crm-department`, where
+/// the signed-in caller meets the plugin, and `x-crm-admin`, whether the caller
+/// administers that department.
+const VOUCHED_PREFIX: &str = "x-crm-";
 /// Headers a plugin may set (and any `x-` header): describing its content and its
 /// caching, nothing that acts on the CRM's origin (cookies, site data, security
 /// policies, authentication, framing).
@@ -263,6 +283,7 @@ async fn call(
     host: super::runtime::HostContext,
     path: String,
     user: Option<String>,
+    vouched: Vec<(String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
@@ -276,10 +297,13 @@ async fn call(
     let headers = parts
         .headers
         .iter()
-        .filter(|(name, _)| !WITHHELD.contains(&name.as_str()))
+        .filter(|(name, _)| {
+            !WITHHELD.contains(&name.as_str()) && !name.as_str().starts_with(VOUCHED_PREFIX)
+        })
         .filter_map(|(name, value)| {
             Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
         })
+        .chain(vouched)
         .collect();
     let request = HttpRequest {
         method: parts.method.to_string(),
