@@ -146,7 +146,7 @@ async fn bootstrap_admin(app: &App) -> anyhow::Result<()> {
 }
 
 /// `CRM_DEMO=1`: sample records owned by the first admin, on an empty CRM.
-async fn seed_demo(app: &App) -> anyhow::Result<()> {
+async fn seed_demo(app: &Arc<App>) -> anyhow::Result<()> {
     let users = app.auth.list_users().await?;
     let Some(admin) = users.into_iter().find(|u| u.is_admin) else {
         tracing::warn!("CRM_DEMO is set but there is no admin to own the sample records");
@@ -165,7 +165,67 @@ async fn seed_demo(app: &App) -> anyhow::Result<()> {
     if count > 0 {
         tracing::info!(records = count, "added demo records");
     }
+    if std::env::var("CRM_DEMO_PLUGINS").map_or(true, |v| v != "0") {
+        let app = app.clone();
+        tokio::spawn(async move { install_demo_plugins(&app).await });
+    }
     Ok(())
+}
+
+/// First-party plugins the demo enables for the organisation (where its records
+/// live).
+const DEMO_PLUGINS: &[&str] = &["data-quality", "pipelines", "forms"];
+
+/// `CRM_DEMO=1` from a source checkout: packs the first-party plugins in
+/// `plugins/` (a cargo build for wasm32-wasip2, a minute or so the first time),
+/// installs, approves and enables them for the organisation, in the background
+/// while the server already answers. Plugins already installed are left alone;
+/// a build that fails is logged with what to do.
+async fn install_demo_plugins(app: &App) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    for id in DEMO_PLUGINS {
+        let dir = root.join(id);
+        if app.plugins.installed(id).is_some() || !dir.join("plugin.toml").exists() {
+            continue;
+        }
+        let out =
+            std::env::temp_dir().join(format!("crm-demo-{id}-{}.crmplugin", crate::db::new_id()));
+        let packed = {
+            let (dir, out) = (dir.clone(), out.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::plugins::pack::pack(&dir, None, Some(out.clone()))?;
+                Ok::<_, anyhow::Error>(std::fs::read(&out)?)
+            })
+            .await
+        };
+        let _ = std::fs::remove_file(&out);
+        let package = match packed {
+            Ok(Ok(package)) => package,
+            Ok(Err(e)) => {
+                tracing::warn!(plugin = id, error = %e, "the demo could not build a plugin (rustup target add wasm32-wasip2?)");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(plugin = id, error = %e, "the demo could not build a plugin");
+                continue;
+            }
+        };
+        let installed = async {
+            app.plugins.install(&package).await?;
+            app.plugins.approve(id).await?;
+            app.plugins.enable(id, crate::access::ROOT_DEPARTMENT).await
+        }
+        .await;
+        match installed {
+            Ok(_) => tracing::info!(
+                plugin = id,
+                "the demo enabled a plugin for the organisation"
+            ),
+            Err(e) => {
+                tracing::warn!(plugin = id, error = %e.detail, "the demo could not install a plugin")
+            }
+        }
+    }
 }
 
 /// `crm serve`.

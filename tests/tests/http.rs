@@ -397,4 +397,32 @@ async fn demo_mode_fills_an_empty_crm_once() {
         history.body[0]["action"], "created",
         "demo data goes through the write path and is audited"
     );
+
+    // The first-party plugins are built, installed and enabled for the
+    // organisation in the background (a cargo build the first time).
+    crm_tests::eventually(
+        std::time::Duration::from_secs(300),
+        "the demo enabled its plugins",
+        || async {
+            let plugins = api.get("/api/v1/plugins").await;
+            let enabled = plugins
+                .body
+                .as_array()?
+                .iter()
+                .filter(|p| {
+                    p["approved"] == true
+                        && p["departments"] == json!(["00000000-0000-0000-0000-000000000001"])
+                })
+                .count();
+            (enabled == 3).then_some(())
+        },
+    )
+    .await;
+    let deal = api.create("deals", json!({"name": "Demo roll-out"})).await;
+    assert_eq!(
+        deal["stage"], "lead-in",
+        "the pipelines plugin runs: {deal}"
+    );
+    let board = api.get("/api/v1/x/pipelines/board").await;
+    assert_eq!(board.status, StatusCode::OK, "{}", board.body);
 }
