@@ -8,7 +8,7 @@ use crm_tests::{Backend, Client, Server, json, on_both_backends, plugin_package}
 
 on_both_backends!(
     deals_move_through_stages_by_their_rules_and_keep_a_history,
-    the_board_shows_what_the_caller_may_read,
+    the_board_forecast_funnel_and_targets_show_what_the_caller_may_read,
     approval_stops_when_a_field_exists_with_another_type,
 );
 
@@ -157,7 +157,7 @@ async fn deals_move_through_stages_by_their_rules_and_keep_a_history(backend: Ba
     assert_eq!(pipelines.body[0]["stages"][4]["moves_to"], json!([]));
 }
 
-async fn the_board_shows_what_the_caller_may_read(backend: Backend) {
+async fn the_board_forecast_funnel_and_targets_show_what_the_caller_may_read(backend: Backend) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
     let sales = admin.department("Sales").await;
@@ -169,7 +169,7 @@ async fn the_board_shows_what_the_caller_may_read(backend: Backend) {
     deal(&sam, json!({"name": "A", "amount": 1000})).await;
     deal(
         &sam,
-        json!({"name": "B", "amount": 3000, "stage": "proposal"}),
+        json!({"name": "B", "amount": 3000, "stage": "proposal", "close_date": "2026-12-20"}),
     )
     .await;
     let shared = deal(
@@ -221,7 +221,92 @@ async fn the_board_shows_what_the_caller_may_read(backend: Backend) {
 
     let bad = sam.get("/api/v1/x/pipelines/board?colour=red").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.text.contains("not a board filter"), "{}", bad.text);
+    assert!(bad.text.contains("not a filter here"), "{}", bad.text);
+
+    // The forecast: open deals by close month, weighted by their stage.
+    let forecast = sam.get("/api/v1/x/pipelines/forecast").await;
+    assert_eq!(
+        forecast.body["months"],
+        json!([
+            {"month": "2026-12", "count": 1, "amount": 3000.0, "weighted": 1500.0},
+            {"month": "unscheduled", "count": 2, "amount": 1500.0, "weighted": 150.0},
+        ]),
+        "{}",
+        forecast.body
+    );
+    // The funnel: A and C in lead-in, B in proposal, D won.
+    let funnel = sam.get("/api/v1/x/pipelines/funnel").await;
+    let reached: Vec<i64> = funnel.body["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reached"].as_i64().unwrap())
+        .collect();
+    assert_eq!(reached, [4, 2, 2, 1, 1], "{}", funnel.body);
+    assert_eq!(funnel.body["stages"][0]["went_on_percent"], 50.0);
+
+    // Targets: admins set them, anyone the plugin serves reads the progress.
+    let activity = sam
+        .post(
+            "/api/v1/records/activities",
+            json!({"kind": "meeting", "topic": "Kick-off", "status": "completed", "starts_at": "2026-12-03T10:00:00Z", "assigned_to": sam_id}),
+        )
+        .await;
+    assert_eq!(activity.status, StatusCode::CREATED, "{}", activity.body);
+    for (id, goal) in [
+        (
+            "sales-deals",
+            json!({"metric": "deals_won", "target": 10, "period": "2026-12", "department": sales}),
+        ),
+        (
+            "sales-amount",
+            json!({"metric": "amount_won", "target": 50000, "period": "2026-Q4", "department": sales}),
+        ),
+        (
+            "sam-meetings",
+            json!({"metric": "meetings_held", "target": 30, "period": "2026-12", "user": sam_id}),
+        ),
+    ] {
+        let set = admin
+            .put(&format!("/api/v1/x/pipelines/targets/{id}"), goal)
+            .await;
+        assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    }
+    let refused = sam
+        .put(
+            "/api/v1/x/pipelines/targets/mine",
+            json!({"metric": "deals_won", "target": 1, "period": "2026-12"}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let bad = admin
+        .put(
+            "/api/v1/x/pipelines/targets/bad",
+            json!({"metric": "smiles", "target": 0, "period": "next week"}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.error_fields(), ["metric", "target", "period"]);
+    let progress = sam.get("/api/v1/x/pipelines/targets").await;
+    let summaries: Vec<&str> = progress
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["summary"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            "7000 of 50000 won in 2026-Q4",
+            "1 of 10 deals won in 2026-12",
+            "1 of 30 meetings held in 2026-12",
+        ],
+        "{}",
+        progress.body
+    );
+    let december = sam.get("/api/v1/x/pipelines/targets?period=2026-12").await;
+    assert_eq!(december.body.as_array().unwrap().len(), 2);
 }
 
 /// The fields a manifest declares are created on approval; one that exists with

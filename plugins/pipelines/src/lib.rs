@@ -14,6 +14,12 @@
 //! - `GET /api/v1/x/pipelines/board` groups the deals the caller may read by stage,
 //!   with counts, amounts and probability-weighted amounts (`?owner=` and
 //!   `?department=` narrow it).
+//! - `GET /api/v1/x/pipelines/forecast`: open deals' amounts weighted by
+//!   probability, by close month; `GET .../funnel`: how many deals reached each
+//!   stage and how many of them went on.
+//! - Targets: admins set goals per user or department and period (deals won,
+//!   amount won, meetings held, calls made); `GET .../targets?period=2026-11`
+//!   answers the progress ("5 of 10 deals won").
 //! - `GET /api/v1/x/pipelines/pipelines` describes the pipelines.
 //!
 //! Built only with the public SDK, like any partner's plugin.
@@ -24,9 +30,11 @@ use crm_plugin_sdk::{
 };
 
 pub mod pipeline;
+pub mod reports;
+pub mod targets;
 pub mod time;
 
-use pipeline::{Kind, Pipeline, Stage};
+use pipeline::{Pipeline, Stage};
 
 pub struct Pipelines;
 
@@ -116,13 +124,19 @@ impl Plugin for Pipelines {
         let path = request.path.as_str();
         match (request.method.as_str(), path) {
             ("GET", "/pipelines") => http::json(200, &pipeline::describe()),
-            ("GET", "/board") => board(&request.query),
+            ("GET", "/board") => reports::board(&request.query),
+            ("GET", "/forecast") => reports::forecast(&request.query),
+            ("GET", "/funnel") => reports::funnel(&request.query),
+            ("GET", "/targets") => targets::progress(&request.query),
+            (_, p) if p.starts_with("/targets/") => {
+                targets::route(request, &p["/targets/".len()..])
+            }
             ("GET", p) if p.starts_with("/deals/") && p.ends_with("/history") => {
                 history(&p["/deals/".len()..p.len() - "/history".len()])
             }
             _ => http::problem(
                 404,
-                "pipelines serves GET /pipelines, GET /board and GET /deals/{id}/history",
+                "pipelines serves /pipelines, /board, /forecast, /funnel, /targets[/{id}] and /deals/{id}/history",
             ),
         }
     }
@@ -140,7 +154,7 @@ pub struct Move {
     pub by: Option<String>,
 }
 
-fn text(record: &Record, field: &str) -> Option<String> {
+pub fn text(record: &Record, field: &str) -> Option<String> {
     record
         .get(field)
         .and_then(Value::as_str)
@@ -234,120 +248,6 @@ fn history(id: &str) -> HttpResponse {
         })
         .collect();
     http::json(200, &json!({ "deal": id, "moves": entries }))
-}
-
-/// Deals read for one board at most (pages of 200).
-const MAX_BOARD_PAGES: usize = 50;
-
-/// `GET /board[?pipeline=&owner=&department=]`: the deals the caller may read, by
-/// stage, in stage order.
-fn board(query: &str) -> HttpResponse {
-    let mut pipeline_name = pipeline::DEFAULT.to_string();
-    let mut filters = String::new();
-    for (key, value) in query.split('&').filter_map(|p| p.split_once('=')) {
-        match key {
-            "pipeline" => pipeline_name = value.to_string(),
-            "owner" | "department" => filters.push_str(&format!("&filter[{key}]={value}")),
-            _ => {
-                return http::problem(
-                    400,
-                    &format!("'{key}' is not a board filter; use pipeline, owner or department"),
-                );
-            }
-        }
-    }
-    let Some(pipeline) = pipeline::find(&pipeline_name) else {
-        return http::problem(404, &format!("there is no pipeline '{pipeline_name}'"));
-    };
-    let mut columns: Vec<Column> = pipeline.stages.iter().map(Column::new).collect();
-    let mut cursor: Option<String> = None;
-    let mut truncated = false;
-    for page in 0.. {
-        if page == MAX_BOARD_PAGES {
-            truncated = true;
-            break;
-        }
-        let mut list = format!("filter[pipeline]={}&limit=200{filters}", pipeline.name);
-        if let Some(c) = &cursor {
-            list.push_str(&format!("&cursor={c}"));
-        }
-        let (deals, next) = match records::list("deals", &list) {
-            Ok(page) => page,
-            Err(e) => return http::problem(400, &e),
-        };
-        for deal in &deals {
-            let stage = text(deal, "stage").unwrap_or_default();
-            if let Some(column) = columns.iter_mut().find(|c| c.stage == stage) {
-                column.add(deal);
-            }
-        }
-        match next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
-    let open: Vec<&Column> = columns.iter().filter(|c| c.kind == Kind::Open).collect();
-    http::json(
-        200,
-        &json!({
-            "pipeline": pipeline.name,
-            "stages": columns.iter().map(Column::to_json).collect::<Vec<_>>(),
-            "open": {
-                "count": open.iter().map(|c| c.count).sum::<u64>(),
-                "amount": open.iter().map(|c| c.amount).sum::<f64>(),
-                "weighted": open.iter().map(|c| c.weighted).sum::<f64>(),
-            },
-            "truncated": truncated,
-        }),
-    )
-}
-
-/// One stage of the board.
-struct Column {
-    stage: &'static str,
-    label: &'static str,
-    kind: Kind,
-    probability: u8,
-    count: u64,
-    amount: f64,
-    weighted: f64,
-}
-
-impl Column {
-    fn new(stage: &Stage) -> Column {
-        Column {
-            stage: stage.name,
-            label: stage.label,
-            kind: stage.kind,
-            probability: stage.probability,
-            count: 0,
-            amount: 0.0,
-            weighted: 0.0,
-        }
-    }
-
-    fn add(&mut self, deal: &Record) {
-        let amount = deal.get("amount").and_then(Value::as_f64).unwrap_or(0.0);
-        self.count += 1;
-        self.amount += amount;
-        self.weighted += amount * f64::from(self.probability) / 100.0;
-    }
-
-    fn to_json(&self) -> Value {
-        json!({
-            "stage": self.stage,
-            "label": self.label,
-            "kind": self.kind.as_str(),
-            "probability": self.probability,
-            "count": self.count,
-            "amount": round2(self.amount),
-            "weighted": round2(self.weighted),
-        })
-    }
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 #[cfg(test)]
