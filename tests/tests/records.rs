@@ -14,6 +14,7 @@ on_both_backends!(
     deleting_a_record_keeps_its_history_and_event,
     lists_filter_sort_and_page_without_gaps,
     quick_search_finds_across_searchable_fields,
+    aggregates_count_and_sum_only_what_the_caller_may_read,
 );
 
 async fn a_company_and_its_contact_round_trip(backend: Backend) {
@@ -488,4 +489,69 @@ async fn quick_search_finds_across_searchable_fields(backend: Backend) {
         0,
         "% is a literal, not a wildcard"
     );
+}
+
+/// `GET /api/v1/records/{object}/aggregate`: counts and sums by group, within the
+/// caller's read scope, with a list's filters; bad keys are clear 400s.
+async fn aggregates_count_and_sum_only_what_the_caller_may_read(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
+    for (name, status, amount, department) in [
+        ("A", "new", Some(100.5), &sales),
+        ("B", "new", Some(200.0), &sales),
+        ("C", "won", Some(1000.0), &sales),
+        ("D", "won", None, &sales),
+        ("E", "won", Some(5000.0), &support),
+    ] {
+        admin
+            .create(
+                "deals",
+                json!({"name": name, "status": status, "amount": amount, "department": department}),
+            )
+            .await;
+    }
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let by_status = sam
+        .get("/api/v1/records/deals/aggregate?group_by=status&sum=amount")
+        .await;
+    assert_eq!(by_status.status, StatusCode::OK, "{}", by_status.body);
+    assert_eq!(
+        by_status.body["groups"],
+        json!([
+            {"key": {"status": "new"}, "count": 2, "sums": {"amount": 300.5}},
+            {"key": {"status": "won"}, "count": 2, "sums": {"amount": 1000.0}},
+        ]),
+        "support's deal is not counted: {}",
+        by_status.body
+    );
+    let all = admin
+        .get("/api/v1/records/deals/aggregate?group_by=department,status&sum=amount&filter[status]=won")
+        .await;
+    assert_eq!(
+        all.body["groups"].as_array().unwrap().len(),
+        2,
+        "{}",
+        all.body
+    );
+    let total = admin
+        .get("/api/v1/records/deals/aggregate?sum=amount&q=a")
+        .await;
+    assert_eq!(total.body["groups"][0]["count"], 1, "{}", total.body);
+    assert_eq!(total.body["groups"][0]["key"], json!({}));
+    for (query, says) in [
+        ("group_by=colour", "no field named 'colour'"),
+        ("group_by=id", "cannot group by id"),
+        ("group_by=status,name,amount", "at most two keys"),
+        ("sum=name", "not a number"),
+        ("group_by=status&sort=name", "not sort"),
+        ("group_by=status&filter[amount][gt]=lots", "amount"),
+    ] {
+        let bad = sam
+            .get(&format!("/api/v1/records/deals/aggregate?{query}"))
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{query}: {}", bad.body);
+        assert!(bad.text.contains(says), "{query}: {}", bad.text);
+    }
 }

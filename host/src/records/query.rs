@@ -103,7 +103,7 @@ impl<'a> Column<'a> {
         }
     }
 
-    fn kind(&self) -> Option<FieldType> {
+    pub fn kind(&self) -> Option<FieldType> {
         match self {
             Column::Field(f) => Some(f.kind),
             _ => None,
@@ -293,21 +293,7 @@ impl<'a> ListQuery<'a> {
         // Binds of the read scope first: the other conditions repeat in every branch
         // and reuse their numbered placeholders.
         let branches = scope.branches(&object.name, &mut b);
-        let mut rest = String::new();
-        for f in &self.filters {
-            rest.push_str(" AND ");
-            rest.push_str(&filter_sql(f, dialect, &mut b));
-        }
-        if let Some(q) = &self.search {
-            let pattern = b.bind(Bind::Text(format!("%{}%", escape_like(&q.to_lowercase()))));
-            let ors: Vec<String> = object
-                .fields
-                .iter()
-                .filter(|f| f.searchable)
-                .map(|f| format!("lower(data->>'{}') LIKE {pattern} ESCAPE '\\'", f.name))
-                .collect();
-            rest.push_str(&format!(" AND ({})", ors.join(" OR ")));
-        }
+        let mut rest = self.conditions(object, dialect, &mut b);
         let (expr, is_id) = match self.sort.column {
             Column::Id | Column::CreatedAt => ("id".to_string(), true),
             ref c => (c.sql(), false),
@@ -369,6 +355,26 @@ impl<'a> ListQuery<'a> {
             }
         };
         (sql, b.binds)
+    }
+
+    /// The filters and quick search as ` AND ...` conditions (empty when none).
+    fn conditions(&self, object: &ObjectType, dialect: Dialect, b: &mut SqlBuilder) -> String {
+        let mut rest = String::new();
+        for f in &self.filters {
+            rest.push_str(" AND ");
+            rest.push_str(&filter_sql(f, dialect, b));
+        }
+        if let Some(q) = &self.search {
+            let pattern = b.bind(Bind::Text(format!("%{}%", escape_like(&q.to_lowercase()))));
+            let ors: Vec<String> = object
+                .fields
+                .iter()
+                .filter(|f| f.searchable)
+                .map(|f| format!("lower(data->>'{}') LIKE {pattern} ESCAPE '\\'", f.name))
+                .collect();
+            rest.push_str(&format!(" AND ({})", ors.join(" OR ")));
+        }
+        rest
     }
 
     /// The cursor that continues after `last`.
@@ -640,5 +646,130 @@ mod tests {
         let q = ListQuery::parse(&o, "q=50%25_off").unwrap();
         let (_, binds) = q.to_sql(&o, Dialect::Postgres, "id", &ReadScope::All);
         assert_eq!(binds[0], Bind::Text("%50\\%\\_off%".into()));
+    }
+}
+
+/// Groups an aggregate answers at most.
+pub const MAX_GROUPS: usize = 1_000;
+
+/// Counts and sums over the records a list's filters and search select, by up to
+/// two group keys: `group_by=stage,owner&sum=amount&filter[...]=...`.
+pub struct Aggregate<'a> {
+    pub list: ListQuery<'a>,
+    pub group_by: Vec<(String, Column<'a>)>,
+    pub sums: Vec<&'a Field>,
+}
+
+impl<'a> Aggregate<'a> {
+    pub fn parse(object: &'a ObjectType, query: &str) -> Result<Self, RecordError> {
+        let bad = |m: String| RecordError::BadQuery(m);
+        let mut group_by = Vec::new();
+        let mut sums = Vec::new();
+        let mut rest = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            match key.as_ref() {
+                "group_by" => {
+                    for name in value.split(',').filter(|n| !n.is_empty()) {
+                        let column = Column::parse(object, name)?;
+                        let groupable = match &column {
+                            Column::Id | Column::CreatedAt | Column::UpdatedAt => false,
+                            Column::Field(f) => f.kind.indexable(),
+                            _ => true,
+                        };
+                        if !groupable {
+                            return Err(bad(format!("cannot group by {name}")));
+                        }
+                        group_by.push((name.to_string(), column));
+                    }
+                }
+                "sum" => {
+                    for name in value.split(',').filter(|n| !n.is_empty()) {
+                        match object.field(name) {
+                            Some(f) if f.kind.is_numeric() => sums.push(f),
+                            Some(_) => {
+                                return Err(bad(format!("cannot sum {name}: it is not a number")));
+                            }
+                            None => {
+                                return Err(bad(format!(
+                                    "{} has no field named '{name}'",
+                                    object.name
+                                )));
+                            }
+                        }
+                    }
+                }
+                "sort" | "limit" | "cursor" => {
+                    return Err(bad(format!(
+                        "an aggregate takes group_by, sum, filter[field] and q, not {key}"
+                    )));
+                }
+                _ => {
+                    rest.append_pair(&key, &value);
+                }
+            }
+        }
+        if group_by.len() > 2 {
+            return Err(bad("group_by takes at most two keys".into()));
+        }
+        if sums.len() > 5 {
+            return Err(bad("sum takes at most five fields".into()));
+        }
+        Ok(Aggregate {
+            list: ListQuery::parse(object, &rest.finish())?,
+            group_by,
+            sums,
+        })
+    }
+
+    /// `SELECT g0, g1, COUNT(*), SUM(s0), ...` over the records in `scope`, the
+    /// largest groups first (ties by key), one more than [`MAX_GROUPS`] (to know whether more
+    /// follow).
+    pub fn to_sql(
+        &self,
+        object: &ObjectType,
+        dialect: Dialect,
+        scope: &ReadScope,
+    ) -> (String, Vec<Bind>) {
+        let mut b = SqlBuilder::default();
+        let readable = scope
+            .sql(&object.name, &mut b)
+            .map(|c| format!(" AND {c}"))
+            .unwrap_or_default();
+        let rest = self.list.conditions(object, dialect, &mut b);
+        let groups: Vec<String> = self
+            .group_by
+            .iter()
+            .enumerate()
+            .map(|(i, (_, c))| format!("{} AS g{i}", c.sql()))
+            .collect();
+        let mut select = groups.clone();
+        select.push("COUNT(*) AS n".into());
+        select.extend(
+            self.sums
+                .iter()
+                .enumerate()
+                .map(|(i, f)| format!("SUM({}) AS s{i}", f.value_sql())),
+        );
+        let keys: Vec<String> = (0..groups.len()).map(|i| format!("g{i}")).collect();
+        let group = if keys.is_empty() {
+            String::new()
+        } else {
+            format!(" GROUP BY {}", keys.join(", "))
+        };
+        // Ties in size by key, groups without a value last (on both databases;
+        // PostgreSQL takes output names only bare in ORDER BY, so the expressions).
+        let ties: String = self
+            .group_by
+            .iter()
+            .map(|(_, c)| format!(", {0} IS NULL, {0}", c.sql()))
+            .collect();
+        // The object name is a checked identifier (see `ListQuery::to_sql`).
+        let sql = format!(
+            "SELECT {} FROM records WHERE object = '{}'{readable}{rest}{group} ORDER BY n DESC{ties} LIMIT {}",
+            select.join(", "),
+            object.name,
+            MAX_GROUPS + 1
+        );
+        (sql, b.binds)
     }
 }

@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Record;
-use super::service::{Page, ShareChange};
+use super::service::{Aggregated, Page, ShareChange};
 use crate::access::shares::{Share, ShareInput};
 use crate::api::error::{ApiError, ApiResult, Problem};
 use crate::api::extract::ApiJson;
@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_records, create_record))
         .routes(routes!(export_records))
+        .routes(routes!(aggregate_records))
         .routes(routes!(get_record, update_record, delete_record))
         .routes(routes!(record_history))
         .routes(routes!(list_shares, put_share))
@@ -56,6 +57,36 @@ async fn list_records(
     Ok(Json(
         app.records
             .list(&actor, &object, query.as_deref().unwrap_or(""))
+            .await?,
+    ))
+}
+
+/// Counts and sums by group over the records the caller may read: `group_by` (up to
+/// two fields or `owner`/`department`, comma-separated), `sum` (up to five number
+/// fields), with a list's `filter[...]` and `q`. Boards and reports read this.
+#[utoipa::path(get, path = "/api/v1/records/{object}/aggregate", tag = "records",
+    security(("bearer" = [])),
+    params(
+        ("object" = String, Path, description = "Object name, e.g. deals"),
+        ("group_by" = Option<String>, Query, description = "Up to two keys, e.g. `stage,owner`; none: one group of everything"),
+        ("sum" = Option<String>, Query, description = "Number fields to sum, e.g. `amount`"),
+        ("filter[field]" = Option<String>, Query, description = "As for a list"),
+        ("q" = Option<String>, Query, description = "As for a list"),
+    ),
+    responses(
+        (status = 200, body = Aggregated),
+        (status = 400, description = "Bad group, sum or filter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown object", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn aggregate_records(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(object): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Aggregated>> {
+    Ok(Json(
+        app.records
+            .aggregate(&actor, &object, query.as_deref().unwrap_or(""))
             .await?,
     ))
 }

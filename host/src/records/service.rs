@@ -24,7 +24,7 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
 use super::metadata::ObjectType;
-use super::query::{Bind, ListQuery, SqlBuilder, bind_all};
+use super::query::{Aggregate, Bind, Column, ListQuery, MAX_GROUPS, SqlBuilder, bind_all};
 use super::schema::SchemaCache;
 use super::validate::{Mode, RefTarget, ReferenceCheck, validate};
 use super::writer::{WriteError, WriteOp, Writer};
@@ -51,6 +51,26 @@ pub struct Page {
     pub items: Vec<Record>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// Counts and sums by group over the records a caller may read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Aggregated {
+    /// The largest groups first, at most 1,000.
+    pub groups: Vec<Group>,
+    /// More groups than those listed exist.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Group {
+    /// The group's value of each `group_by` key (`null`: records without one).
+    #[schema(value_type = Object)]
+    pub key: Map<String, Value>,
+    pub count: i64,
+    /// The sum of each `sum` field over the group (records without a value add 0).
+    #[schema(value_type = Object)]
+    pub sums: Map<String, Value>,
 }
 
 #[derive(Clone)]
@@ -516,6 +536,43 @@ impl RecordService {
         query: &str,
     ) -> Result<Page, RecordError> {
         self.list_for(actor, object, query, Action::Read).await
+    }
+
+    /// Counts and sums by group (`group_by=stage&sum=amount` with a list's filters
+    /// and `q`) over the records the caller may read, shares included; hidden
+    /// fields can be neither grouped, summed nor filtered on.
+    pub async fn aggregate(
+        &self,
+        actor: &Actor,
+        object: &str,
+        query: &str,
+    ) -> Result<Aggregated, RecordError> {
+        let c = self.caller(actor, object)?;
+        let aggregate = Aggregate::parse(&c.visible, query)?;
+        let scope = c.user.read_scope(&c.rights);
+        let (sql, binds) = aggregate.to_sql(&c.visible, self.db.dialect, &scope);
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), binds)
+            .fetch_all(&self.db.pool)
+            .await?;
+        let truncated = rows.len() > MAX_GROUPS;
+        let mut groups = Vec::with_capacity(rows.len().min(MAX_GROUPS));
+        for row in rows.iter().take(MAX_GROUPS) {
+            let mut key = Map::new();
+            for (i, (name, column)) in aggregate.group_by.iter().enumerate() {
+                key.insert(name.clone(), group_value(row, &format!("g{i}"), column)?);
+            }
+            let mut sums = Map::new();
+            for (i, field) in aggregate.sums.iter().enumerate() {
+                let sum: Option<f64> = row.try_get(format!("s{i}").as_str())?;
+                sums.insert(field.name.clone(), Value::from(sum.unwrap_or(0.0)));
+            }
+            groups.push(Group {
+                key,
+                count: row.try_get("n")?,
+                sums,
+            });
+        }
+        Ok(Aggregated { groups, truncated })
     }
 
     /// The columns of an export of `object` (envelope, then the fields the caller
@@ -1020,4 +1077,27 @@ fn write_error(object: &ObjectType, e: WriteError) -> RecordError {
         WriteError::Db(e) => RecordError::Db(e),
         WriteError::Stopped => RecordError::Db(sqlx::Error::PoolClosed),
     }
+}
+
+/// A group key's value as JSON, read as the type its column has.
+fn group_value(row: &AnyRow, name: &str, column: &Column<'_>) -> Result<Value, sqlx::Error> {
+    use super::metadata::FieldType;
+    Ok(match column.kind() {
+        Some(FieldType::Integer) => row.try_get::<Option<i64>, _>(name)?.map(Value::from),
+        Some(FieldType::Decimal | FieldType::Currency) => {
+            row.try_get::<Option<f64>, _>(name)?.map(Value::from)
+        }
+        // SQLite answers a boolean cast as 0 or 1.
+        Some(FieldType::Boolean) => match row.try_get::<Option<bool>, _>(name) {
+            Ok(v) => v.map(Value::from),
+            Err(_) => row
+                .try_get::<Option<i64>, _>(name)?
+                .map(|n| Value::from(n != 0)),
+        },
+        Some(_) | None if matches!(column, Column::Version) => {
+            row.try_get::<Option<i64>, _>(name)?.map(Value::from)
+        }
+        _ => row.try_get::<Option<String>, _>(name)?.map(Value::from),
+    }
+    .unwrap_or(Value::Null))
 }
