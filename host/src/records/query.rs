@@ -561,94 +561,6 @@ pub fn bind_all<'q>(
     query
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn deals() -> ObjectType {
-        ObjectType {
-            name: "deals".into(),
-            label: "Deal".into(),
-            label_plural: "Deals".into(),
-            description: String::new(),
-            standard: true,
-            fields: serde_json::from_value(json!([
-                {"name": "name", "type": "text", "searchable": true},
-                {"name": "amount", "type": "currency"},
-                {"name": "tags", "type": "multi_picklist", "values": ["a"]},
-                {"name": "won", "type": "boolean"}
-            ]))
-            .unwrap(),
-            created_at: String::new(),
-            updated_at: String::new(),
-        }
-    }
-
-    #[test]
-    fn filters_bind_typed_values_and_never_inline_them() {
-        let o = deals();
-        let q = ListQuery::parse(
-            &o,
-            "filter[amount][gte]=100.5&filter[name]=x'%20OR%201=1&sort=amount",
-        )
-        .unwrap();
-        let (sql, binds) = q.to_sql(&o, Dialect::Sqlite, "id", &ReadScope::All);
-        assert!(!sql.contains("OR 1=1"), "{sql}");
-        assert_eq!(
-            binds,
-            vec![Bind::Float(100.5), Bind::Text("x' OR 1=1".into())]
-        );
-        assert!(sql.contains("WHERE object = 'deals' AND "), "{sql}");
-        assert!(sql.ends_with("ORDER BY CAST((data->>'amount') AS DOUBLE PRECISION) ASC NULLS LAST, id ASC LIMIT 51"), "{sql}");
-    }
-
-    #[test]
-    fn bad_queries_say_what_is_wrong() {
-        let o = deals();
-        let msg = |q: &str| match ListQuery::parse(&o, q) {
-            Err(RecordError::BadQuery(m)) => m,
-            other => panic!("{q}: {other:?}"),
-        };
-        assert!(msg("filter[colour]=red").contains("no field named 'colour'"));
-        assert!(msg("filter[amount]=lots").contains("must be a number"));
-        assert!(msg("filter[name][like]=x").contains("unknown filter operator"));
-        assert!(msg("filter[won][gt]=true").contains("does not apply"));
-        assert!(msg("limit=500").contains("from 1 to 200"));
-        assert!(msg("sort=tags").contains("no order"));
-        assert!(msg("page=2").contains("unknown query parameter"));
-        assert!(msg("cursor=garbage").contains("cursor is not valid"));
-    }
-
-    #[test]
-    fn a_cursor_only_continues_its_own_sort() {
-        let o = deals();
-        let q = ListQuery::parse(&o, "sort=-amount").unwrap();
-        let record = super::super::Record {
-            id: "0190".into(),
-            object: "deals".into(),
-            version: 1,
-            created_at: String::new(),
-            updated_at: String::new(),
-            owner: None,
-            department: None,
-            fields: json!({"amount": 10.0}).as_object().unwrap().clone(),
-        };
-        let cursor = q.cursor_after(&record);
-        let next = ListQuery::parse(&o, &format!("sort=-amount&cursor={cursor}")).unwrap();
-        assert_eq!(next.after, Some((Some(Bind::Float(10.0)), "0190".into())));
-        assert!(ListQuery::parse(&o, &format!("sort=amount&cursor={cursor}")).is_err());
-    }
-
-    #[test]
-    fn search_escapes_like_wildcards() {
-        let o = deals();
-        let q = ListQuery::parse(&o, "q=50%25_off").unwrap();
-        let (_, binds) = q.to_sql(&o, Dialect::Postgres, "id", &ReadScope::All);
-        assert_eq!(binds[0], Bind::Text("%50\\%\\_off%".into()));
-    }
-}
-
 /// Groups an aggregate answers at most.
 pub const MAX_GROUPS: usize = 1_000;
 
@@ -771,5 +683,93 @@ impl<'a> Aggregate<'a> {
             MAX_GROUPS + 1
         );
         (sql, b.binds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deals() -> ObjectType {
+        ObjectType {
+            name: "deals".into(),
+            label: "Deal".into(),
+            label_plural: "Deals".into(),
+            description: String::new(),
+            standard: true,
+            fields: serde_json::from_value(json!([
+                {"name": "name", "type": "text", "searchable": true},
+                {"name": "amount", "type": "currency"},
+                {"name": "tags", "type": "multi_picklist", "values": ["a"]},
+                {"name": "won", "type": "boolean"}
+            ]))
+            .unwrap(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn filters_bind_typed_values_and_never_inline_them() {
+        let o = deals();
+        let q = ListQuery::parse(
+            &o,
+            "filter[amount][gte]=100.5&filter[name]=x'%20OR%201=1&sort=amount",
+        )
+        .unwrap();
+        let (sql, binds) = q.to_sql(&o, Dialect::Sqlite, "id", &ReadScope::All);
+        assert!(!sql.contains("OR 1=1"), "{sql}");
+        assert_eq!(
+            binds,
+            vec![Bind::Float(100.5), Bind::Text("x' OR 1=1".into())]
+        );
+        assert!(sql.contains("WHERE object = 'deals' AND "), "{sql}");
+        assert!(sql.ends_with("ORDER BY CAST((data->>'amount') AS DOUBLE PRECISION) ASC NULLS LAST, id ASC LIMIT 51"), "{sql}");
+    }
+
+    #[test]
+    fn bad_queries_say_what_is_wrong() {
+        let o = deals();
+        let msg = |q: &str| match ListQuery::parse(&o, q) {
+            Err(RecordError::BadQuery(m)) => m,
+            other => panic!("{q}: {other:?}"),
+        };
+        assert!(msg("filter[colour]=red").contains("no field named 'colour'"));
+        assert!(msg("filter[amount]=lots").contains("must be a number"));
+        assert!(msg("filter[name][like]=x").contains("unknown filter operator"));
+        assert!(msg("filter[won][gt]=true").contains("does not apply"));
+        assert!(msg("limit=500").contains("from 1 to 200"));
+        assert!(msg("sort=tags").contains("no order"));
+        assert!(msg("page=2").contains("unknown query parameter"));
+        assert!(msg("cursor=garbage").contains("cursor is not valid"));
+    }
+
+    #[test]
+    fn a_cursor_only_continues_its_own_sort() {
+        let o = deals();
+        let q = ListQuery::parse(&o, "sort=-amount").unwrap();
+        let record = super::super::Record {
+            id: "0190".into(),
+            object: "deals".into(),
+            version: 1,
+            created_at: String::new(),
+            updated_at: String::new(),
+            owner: None,
+            department: None,
+            fields: json!({"amount": 10.0}).as_object().unwrap().clone(),
+        };
+        let cursor = q.cursor_after(&record);
+        let next = ListQuery::parse(&o, &format!("sort=-amount&cursor={cursor}")).unwrap();
+        assert_eq!(next.after, Some((Some(Bind::Float(10.0)), "0190".into())));
+        assert!(ListQuery::parse(&o, &format!("sort=amount&cursor={cursor}")).is_err());
+    }
+
+    #[test]
+    fn search_escapes_like_wildcards() {
+        let o = deals();
+        let q = ListQuery::parse(&o, "q=50%25_off").unwrap();
+        let (_, binds) = q.to_sql(&o, Dialect::Postgres, "id", &ReadScope::All);
+        assert_eq!(binds[0], Bind::Text("%50\\%\\_off%".into()));
     }
 }
