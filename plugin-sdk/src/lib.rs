@@ -1,7 +1,7 @@
 //! # crm-plugin-sdk
 //!
 //! Write a CRM plugin as a WebAssembly component (`wasm32-wasip2`) against the WIT
-//! package `crm:plugin@0.1.1` in `wit/` (set `api = "0.1.1"` in `plugin.toml`).
+//! package `crm:plugin@0.1.2` in `wit/` (set `api = "0.1.2"` in `plugin.toml`).
 //! Implement [`Plugin`] for a type (every hook has a default that lets the write
 //! through) and export it with [`export_plugin!`]. Host services: [`records`],
 //! [`documents`], [`kv`], [`notify`], [`jobs`], [`log`]; HTTP helpers for routes in
@@ -34,7 +34,7 @@
 /// not cover yet).
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/crm-plugin-0.1.1",
+        path: "../wit/crm-plugin-0.1.2",
         world: "plugin",
         pub_export_macro: true,
         default_bindings_module: "crm_plugin_sdk::bindings",
@@ -177,6 +177,30 @@ pub mod records {
             .remove("next_cursor")
             .and_then(|c| c.as_str().map(str::to_string));
         Ok((items, next))
+    }
+
+    /// Counts and sums by group over the records a list would read, as
+    /// `GET /api/v1/records/{object}/aggregate` answers: `query` such as
+    /// `group_by=stage&sum=amount&filter[pipeline]=sales`. Answers the groups, the
+    /// largest first, and whether more than the 1,000 listed exist.
+    pub fn aggregate(object: &str, query: &str) -> Result<(Vec<Group>, bool), String> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            groups: Vec<Group>,
+            truncated: bool,
+        }
+        let answer: Answer = decode(&host::aggregate(object, query)?)?;
+        Ok((answer.groups, answer.truncated))
+    }
+
+    /// One group of [`aggregate`].
+    #[derive(Debug, Clone, serde::Deserialize)]
+    pub struct Group {
+        /// The group's value of each `group_by` key (`null`: records without one).
+        pub key: serde_json::Map<String, Value>,
+        pub count: i64,
+        /// The sum of each `sum` field.
+        pub sums: serde_json::Map<String, Value>,
     }
 
     /// Creates a record (capability `write` for the object; not inside before-save).

@@ -946,7 +946,7 @@ async fn downloads_by(admin: &Client, doc: &str, actor: &str) -> usize {
         .count()
 }
 
-/// Plugins read the library through `crm:plugin/documents` (WIT 0.1.1): as whoever
+/// Plugins read the library through `crm:plugin/documents` (WIT 0.1.1, served by the 0.1.2 host): as whoever
 /// they act for (rights and shares), only in departments that enabled them and the
 /// shared library, in reads of at most 1 MiB; a read from the start is audited.
 /// The test plugin's routes (tests/plugins/hostile) and data-quality's attachment

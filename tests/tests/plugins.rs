@@ -366,7 +366,7 @@ async fn bad_packages_are_refused_with_clear_reasons(backend: Backend) {
             package_of(&[
                 (
                     "plugin.toml",
-                    text.replace("api = \"0.1.1\"", "api = \"9.9.9\"")
+                    text.replace("api = \"0.1.2\"", "api = \"9.9.9\"")
                         .as_bytes(),
                 ),
                 ("plugin.wasm", &wasm),
@@ -407,7 +407,7 @@ async fn bad_packages_are_refused_with_clear_reasons(backend: Backend) {
             package_of(&[
                 (
                     "plugin.toml",
-                    text.replace("api = \"0.1.1\"", "api = \"0.1.0\"")
+                    text.replace("api = \"0.1.2\"", "api = \"0.1.0\"")
                         .replace("documents = true\n", "")
                         .as_bytes(),
                 ),
@@ -444,7 +444,7 @@ async fn bad_packages_are_refused_with_clear_reasons(backend: Backend) {
             package_of(&[
                 (
                     "plugin.toml",
-                    text.replace("api = \"0.1.1\"", "api = \"0.1.0\"")
+                    text.replace("api = \"0.1.2\"", "api = \"0.1.0\"")
                         .as_bytes(),
                 ),
                 ("plugin.wasm", &wasm),
@@ -1336,7 +1336,7 @@ async fn an_upgrade_needs_no_restart_and_calls_in_flight_finish_on_the_old_versi
 }
 
 /// tests/plugins/legacy is built against the frozen crm:plugin@0.1.0 (no SDK): its
-/// imports and exports say `@0.1.0` while the host binds 0.1.1. It installs, its
+/// imports and exports say `@0.1.0` while the host binds 0.1.2. It installs, its
 /// hook patches records, its route calls the host's `records.get`.
 async fn a_plugin_built_against_an_older_0_1_api_still_runs(backend: Backend) {
     let srv = Server::start(backend).await;

@@ -8,9 +8,9 @@ use crate::records::metadata::Field;
 use crate::records::schema::Schema;
 
 /// WIT package versions this host runs plugins for.
-pub const SUPPORTED_APIS: &[&str] = &["0.1.0", "0.1.1"];
+pub const SUPPORTED_APIS: &[&str] = &["0.1.0", "0.1.1", "0.1.2"];
 /// The newest of them: what the SDK builds against and `crm plugin new` writes.
-pub const CURRENT_API: &str = "0.1.1";
+pub const CURRENT_API: &str = "0.1.2";
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -287,6 +287,10 @@ mod tests {
         (
             "crm-plugin-0.1.1/plugin.wit",
             "1b72867492f1df797ceb701ed17009c829e0fe3759a0f82c31936dfe40d048ad",
+        ),
+        (
+            "crm-plugin-0.1.2/plugin.wit",
+            "0a373f933454d4a2393e986392afb874f179bb64e1ae8f1abee7fcb1f2c82abc",
         ),
     ];
 

@@ -32,14 +32,14 @@ use crate::db::{self, Db};
 use crate::records::RecordError;
 use crate::records::service::RecordService;
 
-/// Bindings of `crm:plugin@0.1.1` (wit/crm-plugin-0.1.1), which serve every 0.1.x
-/// component: 0.1.1 only adds to 0.1.0, and Wasmtime matches a component's
-/// `@0.1.0` imports and exports to these `@0.1.1` ones by semver. A breaking
+/// Bindings of `crm:plugin@0.1.2` (wit/crm-plugin-0.1.2), which serve every 0.1.x
+/// component: each 0.1.x only adds to the one before, and Wasmtime matches a
+/// component's `@0.1.0` or `@0.1.1` imports and exports to these by semver. A breaking
 /// version (0.2.0) gets a module of its own beside this one.
 pub mod v0_1 {
     wasmtime::component::bindgen!({
         world: "plugin",
-        path: "../wit/crm-plugin-0.1.1",
+        path: "../wit/crm-plugin-0.1.2",
         imports: { default: async | trappable },
         exports: { default: async },
     });
@@ -656,13 +656,7 @@ impl v0_1::crm::plugin::records::Host for CallState {
         if !self.host.grants.read.contains(&object) {
             return Ok(Err(format!("the plugin was not granted reading {object}")));
         }
-        // Only records of departments where the plugin is enabled, whoever it acts
-        // for (ids hold no `,`, `&` or `=`).
-        let query = format!(
-            "{query}{}filter[department][in]={}",
-            if query.is_empty() { "" } else { "&" },
-            self.host.departments.join(",")
-        );
+        let query = self.within_departments(&query);
         Ok(
             match self
                 .host
@@ -671,6 +665,29 @@ impl v0_1::crm::plugin::records::Host for CallState {
                 .await
             {
                 Ok(page) => Ok(serde_json::to_string(&page).expect("a page serialises")),
+                Err(e) => Err(describe(e)),
+            },
+        )
+    }
+
+    async fn aggregate(
+        &mut self,
+        object: String,
+        query: String,
+    ) -> wasmtime::Result<Result<String, String>> {
+        self.count_host_call()?;
+        if !self.host.grants.read.contains(&object) {
+            return Ok(Err(format!("the plugin was not granted reading {object}")));
+        }
+        let query = self.within_departments(&query);
+        Ok(
+            match self
+                .host
+                .records
+                .aggregate(&self.host.actor, &object, &query)
+                .await
+            {
+                Ok(groups) => Ok(serde_json::to_string(&groups).expect("groups serialise")),
                 Err(e) => Err(describe(e)),
             },
         )
@@ -744,6 +761,18 @@ impl v0_1::crm::plugin::records::Host for CallState {
             .await
             .map(|record| serde_json::to_string(&record).expect("a record serialises"))
             .map_err(describe))
+    }
+}
+
+impl CallState {
+    /// A records query limited to the departments where the plugin is enabled,
+    /// whoever it acts for (ids hold no `,`, `&` or `=`).
+    fn within_departments(&self, query: &str) -> String {
+        format!(
+            "{query}{}filter[department][in]={}",
+            if query.is_empty() { "" } else { "&" },
+            self.host.departments.join(",")
+        )
     }
 }
 

@@ -1,24 +1,25 @@
 //! Reports over the deals the caller may read: the board by stage, the forecast
-//! by close month and the conversion funnel.
+//! by close month and the conversion funnel. Each is one aggregate query in the
+//! host (`records::aggregate`), counted where the records are, whatever their
+//! number.
 
-use crm_plugin_sdk::{HttpResponse, Record, Value, http, json, records};
+use crm_plugin_sdk::records::{self, Group};
+use crm_plugin_sdk::{HttpResponse, Value, http, json};
 
 use crate::pipeline::{self, Kind, Pipeline, Stage};
-use crate::text;
 
-/// Deals read for one report at most (pages of 200).
-const MAX_PAGES: usize = 50;
-
-/// The deals of a report: its pipeline, the deals the caller may read in it
-/// (narrowed by `owner` and `department`), and whether there were more than read.
-pub struct Deals {
+/// The groups of a report: its pipeline, the deals the caller may read in it
+/// (narrowed by `owner` and `department`) counted and summed by `group_by`, and
+/// whether there were more groups than the host answers.
+pub struct Groups {
     pub pipeline: &'static Pipeline,
-    pub items: Vec<Record>,
+    pub groups: Vec<Group>,
     pub truncated: bool,
 }
 
-/// Reads the deals a report's query asks for, or the answer explaining why not.
-pub fn read(query: &str) -> Result<Deals, HttpResponse> {
+/// Counts the deals a report's query asks for by `group_by`, with their amounts,
+/// or the answer explaining why not.
+pub fn read(query: &str, group_by: &str) -> Result<Groups, HttpResponse> {
     let mut pipeline_name = pipeline::DEFAULT.to_string();
     let mut filters = String::new();
     for (key, value) in query.split('&').filter_map(|p| p.split_once('=')) {
@@ -39,35 +40,29 @@ pub fn read(query: &str) -> Result<Deals, HttpResponse> {
             &format!("there is no pipeline '{pipeline_name}'"),
         ));
     };
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let mut list = format!("filter[pipeline]={}&limit=200{filters}", pipeline.name);
-        if let Some(c) = &cursor {
-            list.push_str(&format!("&cursor={c}"));
-        }
-        let (page, next) = records::list("deals", &list).map_err(|e| http::problem(400, &e))?;
-        items.extend(page);
-        match next {
-            Some(next) => cursor = Some(next),
-            None => {
-                return Ok(Deals {
-                    pipeline,
-                    items,
-                    truncated: false,
-                });
-            }
-        }
-    }
-    Ok(Deals {
+    let query = format!(
+        "group_by={group_by}&sum=amount&filter[pipeline]={}{filters}",
+        pipeline.name
+    );
+    let (groups, truncated) =
+        records::aggregate("deals", &query).map_err(|e| http::problem(400, &e))?;
+    Ok(Groups {
         pipeline,
-        items,
-        truncated: true,
+        groups,
+        truncated,
     })
 }
 
-fn amount(deal: &Record) -> f64 {
-    deal.get("amount").and_then(Value::as_f64).unwrap_or(0.0)
+fn key<'g>(group: &'g Group, name: &str) -> Option<&'g str> {
+    group.key.get(name).and_then(Value::as_str)
+}
+
+fn amount(group: &Group) -> f64 {
+    group
+        .sums
+        .get("amount")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
 }
 
 fn round2(x: f64) -> f64 {
@@ -99,34 +94,32 @@ impl Column {
     }
 }
 
-fn columns(deals: &Deals) -> Vec<Column> {
-    let mut columns: Vec<Column> = deals
+fn columns(report: &Groups) -> Vec<Column> {
+    report
         .pipeline
         .stages
         .iter()
-        .map(|stage| Column {
-            stage,
-            count: 0,
-            amount: 0.0,
+        .map(|stage| {
+            let group = report
+                .groups
+                .iter()
+                .find(|g| key(g, "stage") == Some(stage.name));
+            Column {
+                stage,
+                count: group.map_or(0, |g| g.count as u64),
+                amount: group.map_or(0.0, amount),
+            }
         })
-        .collect();
-    for deal in &deals.items {
-        let stage = text(deal, "stage").unwrap_or_default();
-        if let Some(column) = columns.iter_mut().find(|c| c.stage.name == stage) {
-            column.count += 1;
-            column.amount += amount(deal);
-        }
-    }
-    columns
+        .collect()
 }
 
 /// `GET /board[?pipeline=&owner=&department=]`: the deals by stage, in order.
 pub fn board(query: &str) -> HttpResponse {
-    let deals = match read(query) {
-        Ok(deals) => deals,
+    let report = match read(query, "stage") {
+        Ok(report) => report,
         Err(answer) => return answer,
     };
-    let columns = columns(&deals);
+    let columns = columns(&report);
     let open: Vec<&Column> = columns
         .iter()
         .filter(|c| c.stage.kind == Kind::Open)
@@ -134,14 +127,14 @@ pub fn board(query: &str) -> HttpResponse {
     http::json(
         200,
         &json!({
-            "pipeline": deals.pipeline.name,
+            "pipeline": report.pipeline.name,
             "stages": columns.iter().map(Column::to_json).collect::<Vec<_>>(),
             "open": {
                 "count": open.iter().map(|c| c.count).sum::<u64>(),
                 "amount": round2(open.iter().map(|c| c.amount).sum::<f64>()),
                 "weighted": round2(open.iter().map(|c| c.weighted()).sum::<f64>()),
             },
-            "truncated": deals.truncated,
+            "truncated": report.truncated,
         }),
     )
 }
@@ -150,25 +143,26 @@ pub fn board(query: &str) -> HttpResponse {
 /// (`YYYY-MM`, in order; `unscheduled` last), with amounts weighted by the
 /// probability of their stage.
 pub fn forecast(query: &str) -> HttpResponse {
-    let deals = match read(query) {
-        Ok(deals) => deals,
+    let report = match read(query, "stage,close_date") {
+        Ok(report) => report,
         Err(answer) => return answer,
     };
     let mut months: std::collections::BTreeMap<String, (u64, f64, f64)> = Default::default();
-    for deal in &deals.items {
-        let Some(stage) = text(deal, "stage").and_then(|s| deals.pipeline.stage(&s)) else {
+    for group in &report.groups {
+        let Some(stage) = key(group, "stage").and_then(|s| report.pipeline.stage(s)) else {
             continue;
         };
         if stage.kind != Kind::Open {
             continue;
         }
-        let month = text(deal, "close_date")
-            .and_then(|d| d.get(..7).map(str::to_string))
-            .unwrap_or_else(|| "unscheduled".to_string());
+        let month = key(group, "close_date")
+            .and_then(|d| d.get(..7))
+            .unwrap_or("unscheduled")
+            .to_string();
         let entry = months.entry(month).or_default();
-        entry.0 += 1;
-        entry.1 += amount(deal);
-        entry.2 += amount(deal) * f64::from(stage.probability) / 100.0;
+        entry.0 += group.count as u64;
+        entry.1 += amount(group);
+        entry.2 += amount(group) * f64::from(stage.probability) / 100.0;
     }
     // "unscheduled" sorts after every "YYYY-MM".
     let months: Vec<Value> = months
@@ -179,7 +173,7 @@ pub fn forecast(query: &str) -> HttpResponse {
         .collect();
     http::json(
         200,
-        &json!({"pipeline": deals.pipeline.name, "months": months, "truncated": deals.truncated}),
+        &json!({"pipeline": report.pipeline.name, "months": months, "truncated": report.truncated}),
     )
 }
 
@@ -189,22 +183,22 @@ pub fn forecast(query: &str) -> HttpResponse {
 /// Lost deals are left out: where they were lost is in their history, not their
 /// stage.
 pub fn funnel(query: &str) -> HttpResponse {
-    let deals = match read(query) {
-        Ok(deals) => deals,
+    let report = match read(query, "stage") {
+        Ok(report) => report,
         Err(answer) => return answer,
     };
-    let path: Vec<&Stage> = deals
+    let path: Vec<&Stage> = report
         .pipeline
         .stages
         .iter()
         .filter(|s| s.kind != Kind::Lost)
         .collect();
     let mut reached = vec![0u64; path.len()];
-    for deal in &deals.items {
-        let stage = text(deal, "stage").unwrap_or_default();
+    for group in &report.groups {
+        let stage = key(group, "stage").unwrap_or_default();
         if let Some(at) = path.iter().position(|s| s.name == stage) {
             for r in &mut reached[..=at] {
-                *r += 1;
+                *r += group.count as u64;
             }
         }
     }
@@ -222,6 +216,6 @@ pub fn funnel(query: &str) -> HttpResponse {
         .collect();
     http::json(
         200,
-        &json!({"pipeline": deals.pipeline.name, "stages": stages, "truncated": deals.truncated}),
+        &json!({"pipeline": report.pipeline.name, "stages": stages, "truncated": report.truncated}),
     )
 }
