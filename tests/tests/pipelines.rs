@@ -152,6 +152,21 @@ async fn deals_move_through_stages_by_their_rules_and_keep_a_history(backend: Ba
         "the plugin is not enabled for support"
     );
 
+    // The covering index its manifest declares was created on approval.
+    if backend == Backend::Sqlite {
+        let db = srv.data_dir.path().join("crm.db");
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
+            .await
+            .unwrap();
+        let sql: String = sqlx::query_scalar(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'px_pipelines_deals_0'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("the declared index exists");
+        assert!(sql.contains("department_id, owner_id"), "{sql}");
+    }
+
     let pipelines = sam.get("/api/v1/x/pipelines/pipelines").await;
     assert_eq!(pipelines.body[0]["name"], "sales");
     assert_eq!(pipelines.body[0]["stages"][4]["moves_to"], json!([]));

@@ -35,6 +35,25 @@ pub struct Manifest {
     /// approves the plugin, unless the object already has them with the same type.
     #[serde(default)]
     pub fields: std::collections::BTreeMap<String, Vec<Field>>,
+    /// Covering indexes the plugin's reports need, by object (`[[indexes.deals]]`
+    /// with `fields = ["pipeline", "stage", "amount"]`): created on approval, so an
+    /// aggregate grouping, filtering and summing those fields reads only the index.
+    #[serde(default)]
+    pub indexes: std::collections::BTreeMap<String, Vec<IndexDecl>>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IndexDecl {
+    /// 1 to 4 fields, in the order queries filter, group and sum them.
+    pub fields: Vec<String>,
+}
+
+impl Manifest {
+    /// The name of the `i`-th index the manifest declares on `object`.
+    pub fn index_name(&self, object: &str, i: usize) -> String {
+        format!("px_{}_{object}_{i}", self.id.replace('-', "_"))
+    }
 }
 
 /// Limits a plugin asks for (times in milliseconds), within the host's ceilings
@@ -236,6 +255,38 @@ impl Manifest {
                         format!("fields.{object}.{}", field.name),
                         format!("{}: {}", e.field, e.message),
                     ));
+                }
+            }
+        }
+        for (object, indexes) in &self.indexes {
+            let Some(current) = schema.object(object) else {
+                errors.push(FieldError::new(
+                    "indexes",
+                    format!("'{object}' is not an object"),
+                ));
+                continue;
+            };
+            for (i, index) in indexes.iter().enumerate() {
+                let key = format!("indexes.{object}[{i}]");
+                if index.fields.is_empty() || index.fields.len() > 4 {
+                    errors.push(FieldError::new(&key, "an index has 1 to 4 fields"));
+                }
+                for name in &index.fields {
+                    let kind = current.field(name).map(|f| f.kind).or_else(|| {
+                        self.fields
+                            .get(object)
+                            .and_then(|fs| fs.iter().find(|f| &f.name == name))
+                            .map(|f| f.kind)
+                    });
+                    match kind {
+                        Some(kind) if kind.indexable() => {}
+                        Some(_) => errors
+                            .push(FieldError::new(&key, format!("'{name}' cannot be indexed"))),
+                        None => errors.push(FieldError::new(
+                            &key,
+                            format!("'{name}' is not a field of {object}"),
+                        )),
+                    }
                 }
             }
         }

@@ -458,6 +458,11 @@ impl PluginService {
                     || !manifest.hooks.within(&old.hooks)
                     || !manifest.fields_within(&old);
                 let approved = approved == 1 && !asks_more;
+                if approved {
+                    // Indexes a new version declares (fields it may not add
+                    // without approval: `asks_more` covers those).
+                    self.add_fields(&manifest).await?;
+                }
                 sqlx::query(
                     "UPDATE plugins SET version = $1, manifest = $2, sha256 = $3, approved = $4, component = $5, updated_at = $6 WHERE id = $7",
                 )
@@ -515,6 +520,13 @@ impl PluginService {
         }
         for (object, field) in missing {
             metadata.add_field(object, field.clone()).await?;
+        }
+        for (object, indexes) in &manifest.indexes {
+            for (i, index) in indexes.iter().enumerate() {
+                metadata
+                    .ensure_covering_index(&manifest.index_name(object, i), object, &index.fields)
+                    .await?;
+            }
         }
         Ok(())
     }

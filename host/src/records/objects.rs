@@ -596,6 +596,37 @@ async fn create_index(
     Ok(())
 }
 
+impl MetadataService {
+    /// A covering index over `fields` of `object` for aggregates and reports (a
+    /// plugin's manifest declares it): the fields' values as queries compare and
+    /// sum them, then `department_id` and `owner_id` so a read scope is answered
+    /// from the index too. `name` is a checked identifier.
+    pub async fn ensure_covering_index(
+        &self,
+        name: &str,
+        object: &str,
+        fields: &[String],
+    ) -> Result<(), RecordError> {
+        let current = self.object(object)?;
+        let mut columns = Vec::new();
+        for name in fields {
+            let field = current.field(name).ok_or_else(|| {
+                RecordError::BadQuery(format!("{object} has no field named '{name}'"))
+            })?;
+            columns.push(field.value_sql());
+        }
+        columns.extend(["department_id".to_string(), "owner_id".to_string()]);
+        let sql = format!(
+            "CREATE INDEX IF NOT EXISTS {name} ON records ({}) WHERE object = '{object}'",
+            columns.join(", ")
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+}
+
 /// A partial index per object: only that object's rows are indexed (so a write pays
 /// only for its own object's indexes), and `id` follows the value so a filtered list
 /// comes out in page order without a sort. Queries name the object as a literal, as
