@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use crm_tests::reqwest::{self, Method, StatusCode};
-use crm_tests::{Backend, Client, Options, Server, json, plugin_package};
+use crm_tests::{Client, json};
 
 /// Submissions a second from the public form to a created lead (issue 7).
 const TARGET_RATE: f64 = 500.0;
@@ -30,20 +30,7 @@ async fn main() {
     println!();
     println!("crm form benchmark: release `crm serve`, SQLite, the forms plugin");
     println!("{}", "=".repeat(78));
-    let srv = Server::start_with(
-        Backend::Sqlite,
-        Options {
-            release: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let admin = srv.admin().await;
-    let sales = admin.department("Sales").await;
-    progress("building and installing the forms plugin");
-    admin
-        .install_plugin(plugin_package("plugins/forms"), &sales)
-        .await;
+    let (srv, admin, sales) = release_server_with("plugins/forms").await;
     let saved = admin
         .put(
             "/api/v1/x/forms/forms/contact",

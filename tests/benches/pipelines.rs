@@ -12,8 +12,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use crm_tests::Client;
 use crm_tests::reqwest::StatusCode;
-use crm_tests::{Backend, Client, Options, Server, plugin_package};
 use sqlx::{AssertSqlSafe, Connection};
 
 /// The board's p50 over 100,000 deals (issue 7).
@@ -63,20 +63,7 @@ async fn main() {
     println!();
     println!("crm pipeline board benchmark: release `crm serve`, SQLite, {deals} deals");
     println!("{}", "=".repeat(78));
-    let srv = Server::start_with(
-        Backend::Sqlite,
-        Options {
-            release: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let admin = srv.admin().await;
-    let sales = admin.department("Sales").await;
-    progress("building and installing the pipelines plugin");
-    admin
-        .install_plugin(plugin_package("plugins/pipelines"), &sales)
-        .await;
+    let (srv, admin, sales) = release_server_with("plugins/pipelines").await;
     let (_, member) = srv.member("sam@example.com", &sales, "member").await;
 
     progress("seeding deals");

@@ -396,11 +396,16 @@ where
     Ok((sha256, received.size, received.head))
 }
 
-fn io_error(e: std::io::Error) -> StoreError {
-    StoreError::Store(object_store::Error::Generic {
+/// A local file's error as the store reports errors.
+fn local_error(e: std::io::Error) -> object_store::Error {
+    object_store::Error::Generic {
         store: "local",
         source: Box::new(e),
-    })
+    }
+}
+
+fn io_error(e: std::io::Error) -> StoreError {
+    StoreError::Store(local_error(e))
 }
 
 /// Bytes read from a local file per read, and reads kept ready ahead of the socket
@@ -423,12 +428,7 @@ fn read_file(
         while at < range.end {
             let want = (range.end - at).min(READ_BYTES) as usize;
             let mut buf = vec![0u8; want];
-            let read = file
-                .read_exact_at(&mut buf, at)
-                .map_err(|e| object_store::Error::Generic {
-                    store: "local",
-                    source: Box::new(e),
-                });
+            let read = file.read_exact_at(&mut buf, at).map_err(local_error);
             let failed = read.is_err();
             if ready
                 .blocking_send(read.map(|()| Bytes::from(buf)))

@@ -653,21 +653,16 @@ impl v0_1::crm::plugin::records::Host for CallState {
         query: String,
     ) -> wasmtime::Result<Result<String, String>> {
         self.count_host_call()?;
-        if !self.host.grants.read.contains(&object) {
-            return Ok(Err(format!("the plugin was not granted reading {object}")));
-        }
-        let query = self.within_departments(&query);
-        Ok(
-            match self
-                .host
-                .records
-                .list(&self.host.actor, &object, &query)
-                .await
-            {
-                Ok(page) => Ok(serde_json::to_string(&page).expect("a page serialises")),
-                Err(e) => Err(describe(e)),
-            },
-        )
+        let query = match self.readable_query(&object, &query) {
+            Ok(query) => query,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (records, actor) = (self.host.records.clone(), self.host.actor.clone());
+        Ok(records
+            .list(&actor, &object, &query)
+            .await
+            .map(|page| serde_json::to_string(&page).expect("a page serialises"))
+            .map_err(describe))
     }
 
     async fn aggregate(
@@ -676,21 +671,16 @@ impl v0_1::crm::plugin::records::Host for CallState {
         query: String,
     ) -> wasmtime::Result<Result<String, String>> {
         self.count_host_call()?;
-        if !self.host.grants.read.contains(&object) {
-            return Ok(Err(format!("the plugin was not granted reading {object}")));
-        }
-        let query = self.within_departments(&query);
-        Ok(
-            match self
-                .host
-                .records
-                .aggregate(&self.host.actor, &object, &query)
-                .await
-            {
-                Ok(groups) => Ok(serde_json::to_string(&groups).expect("groups serialise")),
-                Err(e) => Err(describe(e)),
-            },
-        )
+        let query = match self.readable_query(&object, &query) {
+            Ok(query) => query,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (records, actor) = (self.host.records.clone(), self.host.actor.clone());
+        Ok(records
+            .aggregate(&actor, &object, &query)
+            .await
+            .map(|groups| serde_json::to_string(&groups).expect("groups serialise"))
+            .map_err(describe))
     }
 
     async fn create(
@@ -765,14 +755,18 @@ impl v0_1::crm::plugin::records::Host for CallState {
 }
 
 impl CallState {
-    /// A records query limited to the departments where the plugin is enabled,
-    /// whoever it acts for (ids hold no `,`, `&` or `=`).
-    fn within_departments(&self, query: &str) -> String {
-        format!(
+    /// A list or aggregate query of an object the plugin was granted reading,
+    /// limited to the departments where it is enabled, whoever it acts for (ids
+    /// hold no `,`, `&` or `=`).
+    fn readable_query(&self, object: &str, query: &str) -> Result<String, String> {
+        if !self.host.grants.read.iter().any(|o| o == object) {
+            return Err(format!("the plugin was not granted reading {object}"));
+        }
+        Ok(format!(
             "{query}{}filter[department][in]={}",
             if query.is_empty() { "" } else { "&" },
             self.host.departments.join(",")
-        )
+        ))
     }
 }
 

@@ -133,6 +133,27 @@ pub fn sqlite_options(path: &Path) -> SqliteConnectOptions {
         .foreign_keys(true)
 }
 
+/// A release `crm serve` on SQLite, its admin, and a department "Sales" (its id),
+/// with `plugin` (a crate under the workspace, such as `plugins/forms`) installed,
+/// approved and enabled there.
+pub async fn release_server_with(plugin: &str) -> (crm_tests::Server, crm_tests::Client, String) {
+    let srv = crm_tests::Server::start_with(
+        crm_tests::Backend::Sqlite,
+        crm_tests::Options {
+            release: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    progress(&format!("building and installing {plugin}"));
+    admin
+        .install_plugin(crm_tests::plugin_package(plugin), &sales)
+        .await;
+    (srv, admin, sales)
+}
+
 /// The running server's SQLite file, opened beside it for seeding, and the id of its
 /// admin (who owns the seeded records).
 pub async fn open_server_db(srv: &crm_tests::Server) -> (SqlitePool, String) {
