@@ -213,9 +213,15 @@ async fn only_admins_define_forms_and_bad_answers_are_refused(backend: Backend) 
         )
         .await;
     assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
-    let huge = anyone
+    // On a connection of its own: the server answers before reading the body and
+    // closes the connection, which a shared pool would hand to the next request.
+    let alone = Client {
+        http: crm_tests::reqwest::Client::new(),
+        ..anyone.clone()
+    };
+    let huge = alone
         .send(
-            anyone
+            alone
                 .request(Method::POST, "/public/forms/f/talk")
                 .header("content-type", "application/json")
                 .body(vec![b' '; 2 << 20]),
