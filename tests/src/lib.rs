@@ -87,7 +87,12 @@ pub fn plugin_package(dir: &str) -> Vec<u8> {
             .stderr(Stdio::null())
             .status();
     });
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The checkout being tested: cargo sets CARGO_MANIFEST_DIR when it runs a test
+    // or bench. The compile-time value can name another checkout when two share a
+    // target dir (cargo reuses the compiled crate), as `.ci/run` in a clone does.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let root = PathBuf::from(manifest_dir).join("..");
     let out = tempfile::Builder::new()
         .suffix(".crmplugin")
         .tempfile()

@@ -10,6 +10,7 @@ on_both_backends!(
     deals_move_through_stages_by_their_rules_and_keep_a_history,
     the_board_forecast_funnel_and_targets_show_what_the_caller_may_read,
     approval_stops_when_a_field_exists_with_another_type,
+    admins_define_their_own_pipelines,
 );
 
 /// A deal's id after a create that must succeed.
@@ -356,4 +357,99 @@ async fn approval_stops_when_a_field_exists_with_another_type(backend: Backend) 
     );
     let info = admin.get("/api/v1/plugins/pipelines").await;
     assert_eq!(info.body["approved"], false);
+}
+
+/// Admins add pipelines (or replace a built-in one); deals in them follow their
+/// stages' rules; members cannot define them; bad definitions name their problems.
+async fn admins_define_their_own_pipelines(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    admin
+        .install_plugin(plugin_package("plugins/pipelines"), &sales)
+        .await;
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let partners = json!({
+        "label": "Partner deals",
+        "stages": [
+            {"name": "intro", "label": "Introduced", "probability": 20, "kind": "open"},
+            {"name": "signed", "probability": 100, "kind": "won", "required": ["amount"], "to": []},
+            {"name": "dropped", "probability": 0, "kind": "lost", "to": ["intro"]},
+        ]
+    });
+    let refused = sam
+        .put("/api/v1/x/pipelines/pipelines/partners", partners.clone())
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let bad = admin
+        .put(
+            "/api/v1/x/pipelines/pipelines/broken",
+            json!({"label": "", "stages": [
+                {"name": "won", "probability": 150, "kind": "won", "to": ["nowhere"]},
+                {"name": "won", "probability": 1, "kind": "open"},
+            ]}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    let fields = bad.error_fields();
+    for f in ["label", "stages[0]", "stages[1]"] {
+        assert!(fields.contains(&f.to_string()), "{f}: {}", bad.body);
+    }
+    let saved = admin
+        .put("/api/v1/x/pipelines/pipelines/partners", partners)
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    let listed = sam.get("/api/v1/x/pipelines/pipelines").await;
+    let names: Vec<&str> = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sales", "renewals", "partners"]);
+
+    let created = sam
+        .create("deals", json!({"name": "Reseller", "pipeline": "partners"}))
+        .await;
+    assert_eq!(created["stage"], "intro");
+    assert_eq!(created["probability"], 20);
+    let id = created["id"].as_str().unwrap();
+    let needs_amount = move_to(&sam, id, json!({"stage": "signed"})).await;
+    assert_eq!(
+        needs_amount.error_fields(),
+        ["amount"],
+        "{}",
+        needs_amount.body
+    );
+    let signed = move_to(&sam, id, json!({"stage": "signed", "amount": 900})).await;
+    assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+    assert_eq!(signed.body["status"], "won");
+    let board = sam.get("/api/v1/x/pipelines/board?pipeline=partners").await;
+    assert_eq!(board.body["stages"][1]["count"], 1, "{}", board.body);
+    assert_eq!(board.body["stages"][1]["amount"], 900.0);
+
+    // Replacing a built-in pipeline, then removing the replacement.
+    let own_sales = json!({"label": "Sales", "stages": [
+        {"name": "new", "probability": 5, "kind": "open"},
+        {"name": "won", "probability": 100, "kind": "won"},
+    ]});
+    assert_eq!(
+        admin
+            .put("/api/v1/x/pipelines/pipelines/sales", own_sales)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let replaced = sam.create("deals", json!({"name": "Own"})).await;
+    assert_eq!(replaced["stage"], "new");
+    assert_eq!(
+        admin
+            .delete("/api/v1/x/pipelines/pipelines/sales")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let builtin = sam.create("deals", json!({"name": "Built-in"})).await;
+    assert_eq!(builtin["stage"], "lead-in");
 }

@@ -12,7 +12,7 @@ use crate::pipeline::{self, Kind, Pipeline, Stage};
 /// (narrowed by `owner` and `department`) counted and summed by `group_by`, and
 /// whether there were more groups than the host answers.
 pub struct Groups {
-    pub pipeline: &'static Pipeline,
+    pub pipeline: Pipeline,
     pub groups: Vec<Group>,
     pub truncated: bool,
 }
@@ -34,11 +34,15 @@ pub fn read(query: &str, group_by: &str) -> Result<Groups, HttpResponse> {
             }
         }
     }
-    let Some(pipeline) = pipeline::find(&pipeline_name) else {
-        return Err(http::problem(
-            404,
-            &format!("there is no pipeline '{pipeline_name}'"),
-        ));
+    let pipeline = match pipeline::find(&pipeline_name) {
+        Ok(Some(pipeline)) => pipeline,
+        Ok(None) => {
+            return Err(http::problem(
+                404,
+                &format!("there is no pipeline '{pipeline_name}'"),
+            ));
+        }
+        Err(e) => return Err(http::problem(500, &e)),
     };
     let query = format!(
         "group_by={group_by}&sum=amount&filter[pipeline]={}{filters}",
@@ -70,13 +74,13 @@ fn round2(x: f64) -> f64 {
 }
 
 /// One stage of the board.
-struct Column {
-    stage: &'static Stage,
+struct Column<'p> {
+    stage: &'p Stage,
     count: u64,
     amount: f64,
 }
 
-impl Column {
+impl Column<'_> {
     fn weighted(&self) -> f64 {
         self.amount * f64::from(self.stage.probability) / 100.0
     }
@@ -94,7 +98,7 @@ impl Column {
     }
 }
 
-fn columns(report: &Groups) -> Vec<Column> {
+fn columns(report: &Groups) -> Vec<Column<'_>> {
     report
         .pipeline
         .stages
@@ -103,7 +107,7 @@ fn columns(report: &Groups) -> Vec<Column> {
             let group = report
                 .groups
                 .iter()
-                .find(|g| key(g, "stage") == Some(stage.name));
+                .find(|g| key(g, "stage") == Some(stage.name.as_str()));
             Column {
                 stage,
                 count: group.map_or(0, |g| g.count as u64),
