@@ -420,6 +420,31 @@ pub mod http {
         }
     }
 
+    /// A 422 problem naming each field and what is wrong with it, as the host's
+    /// own validation errors look.
+    pub fn invalid(detail: &str, errors: &[(String, String)]) -> HttpResponse {
+        let errors: Vec<serde_json::Value> = errors
+            .iter()
+            .map(|(field, message)| serde_json::json!({"field": field, "message": message}))
+            .collect();
+        HttpResponse {
+            status: 422,
+            headers: vec![("content-type".into(), "application/problem+json".into())],
+            body: serde_json::json!({"status": 422, "detail": detail, "errors": errors})
+                .to_string()
+                .into_bytes(),
+        }
+    }
+
+    /// A 204 answer with no body (after a delete).
+    pub fn no_content() -> HttpResponse {
+        HttpResponse {
+            status: 204,
+            headers: vec![],
+            body: vec![],
+        }
+    }
+
     /// The request body as JSON, or a 400 problem to answer with.
     pub fn body_json<T: serde::de::DeserializeOwned>(
         request: &HttpRequest,

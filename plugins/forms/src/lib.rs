@@ -116,7 +116,7 @@ fn save(slug: &str, request: &HttpRequest) -> HttpResponse {
     };
     let problems = form.check();
     if !problems.is_empty() {
-        return invalid("the form definition is not valid", &problems);
+        return http::invalid("the form definition is not valid", &problems);
     }
     form.department = http::header(request, "x-crm-department").map(str::to_string);
     match kv::set_json(&key(slug), &form) {
@@ -130,27 +130,8 @@ fn remove(slug: &str, request: &HttpRequest) -> HttpResponse {
         return http::problem(403, "only admins of the department delete forms");
     }
     match kv::delete(&key(slug)) {
-        Ok(()) => HttpResponse {
-            status: 204,
-            headers: vec![],
-            body: vec![],
-        },
+        Ok(()) => http::no_content(),
         Err(e) => http::problem(500, &e),
-    }
-}
-
-/// A 422 problem listing field errors, as the host's own look.
-fn invalid(detail: &str, problems: &[form::Problem]) -> HttpResponse {
-    let errors: Vec<Value> = problems
-        .iter()
-        .map(|(field, message)| json!({"field": field, "message": message}))
-        .collect();
-    HttpResponse {
-        status: 422,
-        headers: vec![("content-type".into(), "application/problem+json".into())],
-        body: json!({"status": 422, "detail": detail, "errors": errors})
-            .to_string()
-            .into_bytes(),
     }
 }
 
@@ -234,7 +215,7 @@ fn submit(slug: &str, request: &HttpRequest) -> HttpResponse {
     let mut record = match form.record(&answers) {
         Ok(record) => record,
         Err(problems) if from_page => return web::page(422, slug, &form, &problems),
-        Err(problems) => return invalid("the answers are not valid", &problems),
+        Err(problems) => return http::invalid("the answers are not valid", &problems),
     };
     let outcome = match store(&form, &mut record) {
         Ok(outcome) => outcome,

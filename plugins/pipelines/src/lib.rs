@@ -264,17 +264,7 @@ fn define(request: &HttpRequest, name: &str) -> HttpResponse {
             definition.name = name.to_string();
             let problems = definition.check();
             if !problems.is_empty() {
-                let errors: Vec<Value> = problems
-                    .iter()
-                    .map(|(f, m)| json!({"field": f, "message": m}))
-                    .collect();
-                return HttpResponse {
-                    status: 422,
-                    headers: vec![("content-type".into(), "application/problem+json".into())],
-                    body: json!({"status": 422, "detail": "the pipeline is not valid", "errors": errors})
-                        .to_string()
-                        .into_bytes(),
-                };
+                return http::invalid("the pipeline is not valid", &problems);
             }
             match kv::set_json(&pipeline::key(name), &definition) {
                 Ok(()) => http::json(200, &definition.describe()),
@@ -282,11 +272,7 @@ fn define(request: &HttpRequest, name: &str) -> HttpResponse {
             }
         }
         "DELETE" if admin => match kv::delete(&pipeline::key(name)) {
-            Ok(()) => HttpResponse {
-                status: 204,
-                headers: vec![],
-                body: vec![],
-            },
+            Ok(()) => http::no_content(),
             Err(e) => http::problem(500, &e),
         },
         "PUT" | "DELETE" => http::problem(403, "only admins of the department define pipelines"),

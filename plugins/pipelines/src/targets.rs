@@ -243,17 +243,7 @@ pub fn route(request: &HttpRequest, id: &str) -> HttpResponse {
             };
             let problems = goal.check();
             if !problems.is_empty() {
-                let errors: Vec<Value> = problems
-                    .iter()
-                    .map(|(f, m)| json!({"field": f, "message": m}))
-                    .collect();
-                return HttpResponse {
-                    status: 422,
-                    headers: vec![("content-type".into(), "application/problem+json".into())],
-                    body: json!({"status": 422, "detail": "the target is not valid", "errors": errors})
-                        .to_string()
-                        .into_bytes(),
-                };
+                return http::invalid("the target is not valid", &problems);
             }
             match kv::set_json(&key(id), &goal) {
                 Ok(()) => http::json(200, &goal.progress(id)),
@@ -261,11 +251,7 @@ pub fn route(request: &HttpRequest, id: &str) -> HttpResponse {
             }
         }
         "DELETE" if admin => match kv::delete(&key(id)) {
-            Ok(()) => HttpResponse {
-                status: 204,
-                headers: vec![],
-                body: vec![],
-            },
+            Ok(()) => http::no_content(),
             Err(e) => http::problem(500, &e),
         },
         "PUT" | "DELETE" => http::problem(403, "only admins of the department set targets"),

@@ -41,7 +41,7 @@ struct Reader {
     records: RecordService,
     actor: Actor,
     departments: Arc<Vec<String>>,
-    readable_objects: Vec<String>,
+    grants: Arc<crate::plugins::manifest::Capabilities>,
     max_payload_bytes: usize,
 }
 
@@ -61,7 +61,7 @@ impl CallState {
             records: self.host.records.clone(),
             actor: self.host.actor.clone(),
             departments: self.host.departments.clone(),
-            readable_objects: self.host.grants.read.clone(),
+            grants: self.host.grants.clone(),
             max_payload_bytes: self.max_payload_bytes,
         })
     }
@@ -117,7 +117,7 @@ impl Reader {
     }
 
     async fn of_record_json(&self, object: &str, id: &str) -> Result<String, String> {
-        if !self.readable_objects.iter().any(|o| o == object) {
+        if !self.grants.read.iter().any(|o| o == object) {
             return Err(format!("the plugin was not granted reading {object}"));
         }
         let record = self
