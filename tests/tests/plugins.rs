@@ -440,6 +440,32 @@ async fn bad_packages_are_refused_with_clear_reasons(backend: Backend) {
             "'secrets' is not an object",
         ),
         (
+            "an object of its own named as a standard one",
+            package_of(&[
+                (
+                    "plugin.toml",
+                    format!("{text}\n[[objects]]\nname = \"deals\"\n").as_bytes(),
+                ),
+                ("plugin.wasm", &wasm),
+            ]),
+            "'deals' is a standard object",
+        ),
+        (
+            "assigning records it may not write",
+            package_of(&[
+                (
+                    "plugin.toml",
+                    text.replace(
+                        "[capabilities]\n",
+                        "[capabilities]\nassign = [\"contacts\"]\n",
+                    )
+                    .as_bytes(),
+                ),
+                ("plugin.wasm", &wasm),
+            ]),
+            "assigning contacts records needs writing them",
+        ),
+        (
             "documents asked for on an API without them",
             package_of(&[
                 (
@@ -708,7 +734,18 @@ async fn plugin_writes_and_storage_stay_within_its_grants(backend: Backend) {
     let sales = admin.department("Sales").await;
     install(&admin, "tests/plugins/hostile", &sales).await;
     install(&admin, "plugins/data-quality", &sales).await;
-    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
+
+    // Owners are given only with capabilities.assign, which hostile lacks.
+    let given = sam
+        .get(&format!("/api/v1/x/hostile/give-deal?{sam_id}"))
+        .await;
+    assert_eq!(given.status, StatusCode::FORBIDDEN, "{}", given.body);
+    assert!(
+        given.text.contains("not granted assigning deals"),
+        "{}",
+        given.text
+    );
 
     // No record writes inside before-save.
     let res = sam

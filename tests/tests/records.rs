@@ -498,17 +498,17 @@ async fn aggregates_count_and_sum_only_what_the_caller_may_read(backend: Backend
     let admin = srv.admin().await;
     let sales = admin.department("Sales").await;
     let support = admin.department("Support").await;
-    for (name, status, amount, department) in [
-        ("A", "new", Some(100.5), &sales),
-        ("B", "new", Some(200.0), &sales),
-        ("C", "won", Some(1000.0), &sales),
-        ("D", "won", None, &sales),
-        ("E", "won", Some(5000.0), &support),
+    for (name, status, amount, close, department) in [
+        ("A", "new", Some(100.5), Some("2026-11-03"), &sales),
+        ("B", "new", Some(200.0), Some("2026-11-30"), &sales),
+        ("C", "won", Some(1000.0), Some("2026-12-01"), &sales),
+        ("D", "won", None, None, &sales),
+        ("E", "won", Some(5000.0), Some("2026-11-10"), &support),
     ] {
         admin
             .create(
                 "deals",
-                json!({"name": name, "status": status, "amount": amount, "department": department}),
+                json!({"name": name, "status": status, "amount": amount, "close_date": close, "department": department}),
             )
             .await;
     }
@@ -540,7 +540,32 @@ async fn aggregates_count_and_sum_only_what_the_caller_may_read(backend: Backend
         .await;
     assert_eq!(total.body["groups"][0]["count"], 1, "{}", total.body);
     assert_eq!(total.body["groups"][0]["key"], json!({}));
+    // Dates and instants group by a period.
+    let by_month = sam
+        .get("/api/v1/records/deals/aggregate?group_by=close_date:month&sum=amount")
+        .await;
+    assert_eq!(by_month.status, StatusCode::OK, "{}", by_month.body);
+    assert_eq!(
+        by_month.body["groups"],
+        json!([
+            {"key": {"close_date:month": "2026-11"}, "count": 2, "sums": {"amount": 300.5}},
+            {"key": {"close_date:month": "2026-12"}, "count": 1, "sums": {"amount": 1000.0}},
+            {"key": {"close_date:month": null}, "count": 1, "sums": {"amount": 0.0}},
+        ]),
+        "{}",
+        by_month.body
+    );
+    let by_year = sam
+        .get("/api/v1/records/deals/aggregate?group_by=created_at:year,status")
+        .await;
+    let groups = by_year.body["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{}", by_year.body);
+    let year = groups[0]["key"]["created_at:year"].as_str().unwrap();
+    assert!(year.len() == 4 && year.starts_with("20"), "{year}");
     for (query, says) in [
+        ("group_by=close_date:week", ":day, :month or :year"),
+        ("group_by=status:month", "only dates and instants"),
+        ("group_by=created_at", "group it by a period"),
         ("group_by=colour", "no field named 'colour'"),
         ("group_by=id", "cannot group by id"),
         ("group_by=status,name,amount", "at most two keys"),

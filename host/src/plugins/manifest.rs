@@ -30,6 +30,12 @@ pub struct Manifest {
     pub hooks: Hooks,
     #[serde(default)]
     pub limits: ManifestLimits,
+    /// Custom objects the plugin keeps its records in (`[[objects]]` with `name`,
+    /// `label`, `label_plural`, `description`; their fields as `[[fields.<name>]]`):
+    /// created when an admin approves the plugin unless they exist. They are
+    /// ordinary objects: roles, lists, exports and events apply as to any other.
+    #[serde(default)]
+    pub objects: Vec<ObjectDecl>,
     /// Fields the plugin adds to objects, by object (`[[fields.deals]]` tables with
     /// the keys of `POST /api/v1/objects/{object}/fields`): created when an admin
     /// approves the plugin, unless the object already has them with the same type.
@@ -40,6 +46,19 @@ pub struct Manifest {
     /// aggregate grouping, filtering and summing those fields reads only the index.
     #[serde(default)]
     pub indexes: std::collections::BTreeMap<String, Vec<IndexDecl>>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectDecl {
+    /// As an admin-made object's name: `form_submissions`.
+    pub name: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub label_plural: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
@@ -87,6 +106,11 @@ pub struct Capabilities {
     /// Objects the plugin may create and update records of (outside before-save).
     #[serde(default)]
     pub write: Vec<String>,
+    /// Objects (among `write`) whose records the plugin may give an owner: a user
+    /// who belongs to the record's department (or one below it), as lead routing
+    /// does.
+    #[serde(default)]
+    pub assign: Vec<String>,
     /// Private key-value storage.
     #[serde(default)]
     pub kv: bool,
@@ -114,6 +138,7 @@ impl Capabilities {
     pub fn within(&self, approved: &Capabilities) -> bool {
         subset(&self.read, &approved.read)
             && subset(&self.write, &approved.write)
+            && subset(&self.assign, &approved.assign)
             && (!self.kv || approved.kv)
             && (!self.notify || approved.notify)
             && (!self.jobs || approved.jobs)
@@ -144,17 +169,22 @@ impl Hooks {
 }
 
 impl Manifest {
-    /// True when the fields asked for are all among `approved`'s (an upgrade that
-    /// adds one waits for approval again).
+    /// True when the objects and fields asked for are all among `approved`'s (an
+    /// upgrade that adds one waits for approval again).
     pub fn fields_within(&self, approved: &Manifest) -> bool {
-        self.fields.iter().all(|(object, fields)| {
-            fields.iter().all(|f| {
-                approved
-                    .fields
-                    .get(object)
-                    .is_some_and(|old| old.iter().any(|o| o.name == f.name && o.kind == f.kind))
+        let objects_within = self
+            .objects
+            .iter()
+            .all(|o| approved.objects.iter().any(|a| a.name == o.name));
+        objects_within
+            && self.fields.iter().all(|(object, fields)| {
+                fields.iter().all(|f| {
+                    approved
+                        .fields
+                        .get(object)
+                        .is_some_and(|old| old.iter().any(|o| o.name == f.name && o.kind == f.kind))
+                })
             })
-        })
     }
 }
 
@@ -227,20 +257,52 @@ impl Manifest {
                 "the documents interface arrived in crm:plugin@0.1.1; build against it and set api = \"0.1.1\"",
             ));
         }
+        // Objects this CRM has, and those the plugin brings.
+        let declared = |object: &str| self.objects.iter().any(|o| o.name == object);
+        let known = |object: &str| schema.object(object).is_some() || declared(object);
+        let mut object_names = schema.object_names();
+        object_names.extend(self.objects.iter().map(|o| o.name.as_str()));
+        for (i, object) in self.objects.iter().enumerate() {
+            let key = format!("objects[{i}]");
+            if let Err(m) = crate::records::metadata::check_name(&object.name) {
+                errors.push(FieldError::new(&key, m));
+            }
+            if self.objects[..i].iter().any(|o| o.name == object.name) {
+                errors.push(FieldError::new(
+                    &key,
+                    format!("'{}' is declared twice", object.name),
+                ));
+            }
+            if schema.object(&object.name).is_some_and(|o| o.standard) {
+                errors.push(FieldError::new(
+                    &key,
+                    format!("'{}' is a standard object", object.name),
+                ));
+            }
+        }
         for (key, objects) in [
             ("capabilities.read", &self.capabilities.read),
             ("capabilities.write", &self.capabilities.write),
+            ("capabilities.assign", &self.capabilities.assign),
             ("hooks.before_save", &self.hooks.before_save),
             ("hooks.after_save", &self.hooks.after_save),
         ] {
             for object in objects {
-                if schema.object(object).is_none() {
+                if !known(object) {
                     errors.push(FieldError::new(key, format!("'{object}' is not an object")));
                 }
             }
         }
+        for object in &self.capabilities.assign {
+            if !self.capabilities.write.contains(object) {
+                errors.push(FieldError::new(
+                    "capabilities.assign",
+                    format!("assigning {object} records needs writing them (capabilities.write)"),
+                ));
+            }
+        }
         for (object, fields) in &self.fields {
-            if schema.object(object).is_none() {
+            if !known(object) {
                 errors.push(FieldError::new(
                     "fields",
                     format!("'{object}' is not an object"),
@@ -250,7 +312,7 @@ impl Manifest {
             for field in fields {
                 let mut field = field.clone();
                 field.normalise();
-                for e in field.check_definition(&schema.object_names()) {
+                for e in field.check_definition(&object_names) {
                     errors.push(FieldError::new(
                         format!("fields.{object}.{}", field.name),
                         format!("{}: {}", e.field, e.message),
@@ -259,25 +321,29 @@ impl Manifest {
             }
         }
         for (object, indexes) in &self.indexes {
-            let Some(current) = schema.object(object) else {
+            if !known(object) {
                 errors.push(FieldError::new(
                     "indexes",
                     format!("'{object}' is not an object"),
                 ));
                 continue;
-            };
+            }
+            let current = schema.object(object);
             for (i, index) in indexes.iter().enumerate() {
                 let key = format!("indexes.{object}[{i}]");
                 if index.fields.is_empty() || index.fields.len() > 4 {
                     errors.push(FieldError::new(&key, "an index has 1 to 4 fields"));
                 }
                 for name in &index.fields {
-                    let kind = current.field(name).map(|f| f.kind).or_else(|| {
-                        self.fields
-                            .get(object)
-                            .and_then(|fs| fs.iter().find(|f| &f.name == name))
-                            .map(|f| f.kind)
-                    });
+                    let kind = current
+                        .and_then(|o| o.field(name))
+                        .map(|f| f.kind)
+                        .or_else(|| {
+                            self.fields
+                                .get(object)
+                                .and_then(|fs| fs.iter().find(|f| &f.name == name))
+                                .map(|f| f.kind)
+                        });
                     match kind {
                         Some(kind) if kind.indexable() => {}
                         Some(_) => errors

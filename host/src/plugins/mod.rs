@@ -494,17 +494,21 @@ impl PluginService {
         self.get(id)
     }
 
-    /// Adds the fields the manifest asks for to their objects, through the same
-    /// metadata service admins use (so they validate and index the same way); a
-    /// field that exists with the same type is left as it is, one with another type
-    /// stops the approval.
+    /// Creates the objects and adds the fields the manifest asks for, through the
+    /// same metadata service admins use (so they validate and index the same way);
+    /// an object or a field that exists with the same type is left as it is, a field
+    /// with another type stops the approval.
     async fn add_fields(&self, manifest: &Manifest) -> Result<(), ApiError> {
         let metadata =
             crate::records::objects::MetadataService::new(self.db.clone(), self.schema.clone());
         // Every conflict is found before anything is added.
         let mut missing = Vec::new();
         for (object, fields) in &manifest.fields {
-            let current = metadata.object(object)?;
+            let Ok(current) = metadata.object(object) else {
+                // An object the plugin brings: created below with all its fields.
+                missing.extend(fields.iter().map(|f| (object, f)));
+                continue;
+            };
             for field in fields {
                 match current.field(&field.name) {
                     Some(existing) if existing.kind == field.kind => {}
@@ -516,6 +520,19 @@ impl PluginService {
                     }
                     None => missing.push((object, field)),
                 }
+            }
+        }
+        for object in &manifest.objects {
+            if metadata.object(&object.name).is_err() {
+                metadata
+                    .create_object(crate::records::objects::NewObjectType {
+                        name: object.name.clone(),
+                        label: object.label.clone(),
+                        label_plural: object.label_plural.clone(),
+                        description: object.description.clone(),
+                        fields: Vec::new(),
+                    })
+                    .await?;
             }
         }
         for (object, field) in missing {

@@ -595,6 +595,41 @@ impl CallState {
         Ok(())
     }
 
+    /// A plugin gives records an owner only for objects its approved
+    /// `capabilities.assign` names, and only someone who belongs to the record's
+    /// department or one below it (so a public form cannot hand leads to a stranger).
+    fn check_owner(
+        &self,
+        object: &str,
+        owner: &serde_json::Value,
+        department: Option<&serde_json::Value>,
+    ) -> Result<(), String> {
+        if !self.host.grants.assign.iter().any(|o| o == object) {
+            return Err(format!(
+                "the plugin was not granted assigning {object} records (capabilities.assign)"
+            ));
+        }
+        let (Some(owner), Some(department)) = (
+            owner.as_str(),
+            department.and_then(serde_json::Value::as_str),
+        ) else {
+            return Err("owner is a user id, and the record needs a department".into());
+        };
+        let access = self.host.records.access();
+        let tree = access.department_tree();
+        let belongs = access
+            .user_by_id(owner)
+            .departments()
+            .any(|d| tree.departments.is_within(d, department));
+        if belongs {
+            Ok(())
+        } else {
+            Err(format!(
+                "invalid: owner: {owner} does not belong to the record's department"
+            ))
+        }
+    }
+
     fn check_department(&self, department: Option<&str>) -> Result<(), String> {
         match department {
             Some(d) if self.host.departments.iter().any(|e| e == d) => Ok(()),
@@ -699,6 +734,9 @@ impl v0_1::crm::plugin::records::Host for CallState {
                 fields.insert("department".into(), home.clone().into());
             }
             self.check_department(fields.get("department").and_then(|d| d.as_str()))?;
+            if let Some(owner) = fields.get("owner") {
+                self.check_owner(&object, owner, fields.get("department"))?;
+            }
             Ok::<_, String>(fields)
         })();
         let fields = match checked {
@@ -745,6 +783,15 @@ impl v0_1::crm::plugin::records::Host for CallState {
         {
             // As `get` answers: such a record does not exist for the plugin.
             return Ok(Err(describe(RecordError::NotFound)));
+        }
+        if let Some(owner) = patch.get("owner") {
+            let department = patch
+                .get("department")
+                .cloned()
+                .or_else(|| current.department.clone().map(serde_json::Value::String));
+            if let Err(e) = self.check_owner(&object, owner, department.as_ref()) {
+                return Ok(Err(e));
+            }
         }
         Ok(records
             .update(&actor, &object, &id, &patch, None)

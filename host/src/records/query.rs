@@ -568,8 +568,96 @@ pub const MAX_GROUPS: usize = 1_000;
 /// two group keys: `group_by=stage,owner&sum=amount&filter[...]=...`.
 pub struct Aggregate<'a> {
     pub list: ListQuery<'a>,
-    pub group_by: Vec<(String, Column<'a>)>,
+    pub group_by: Vec<GroupKey<'a>>,
     pub sums: Vec<&'a Field>,
+}
+
+/// One `group_by` key: a column, or a date or instant cut to its day, month or year
+/// (`created_at:month`, `close_date:year`).
+pub struct GroupKey<'a> {
+    /// As the query names it, and so the answer's key.
+    pub name: String,
+    pub column: Column<'a>,
+    pub period: Option<Period>,
+}
+
+/// What a date or an instant is grouped by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Period {
+    Day,
+    Month,
+    Year,
+}
+
+impl Period {
+    fn parse(unit: &str) -> Option<Period> {
+        match unit {
+            "day" => Some(Period::Day),
+            "month" => Some(Period::Month),
+            "year" => Some(Period::Year),
+            _ => None,
+        }
+    }
+
+    /// Characters of `YYYY-MM-DD...` that name the period: dates and instants are
+    /// stored as ISO text on both databases, so a prefix is the period.
+    fn chars(self) -> u8 {
+        match self {
+            Period::Day => 10,
+            Period::Month => 7,
+            Period::Year => 4,
+        }
+    }
+}
+
+impl<'a> GroupKey<'a> {
+    fn parse(object: &'a ObjectType, name: &str) -> Result<Self, RecordError> {
+        let bad = |m: String| RecordError::BadQuery(m);
+        let (column_name, period) = match name.split_once(':') {
+            Some((column, unit)) => {
+                let period = Period::parse(unit).ok_or_else(|| {
+                    bad(format!(
+                        "{name}: a date is grouped by :day, :month or :year"
+                    ))
+                })?;
+                (column, Some(period))
+            }
+            None => (name, None),
+        };
+        let column = Column::parse(object, column_name)?;
+        let dated = match &column {
+            Column::CreatedAt | Column::UpdatedAt => true,
+            Column::Field(f) => matches!(f.kind, FieldType::Date | FieldType::Datetime),
+            _ => false,
+        };
+        let groupable = match (&column, period) {
+            (_, Some(_)) => dated,
+            (Column::Id | Column::CreatedAt | Column::UpdatedAt, None) => false,
+            (Column::Field(f), None) => f.kind.indexable(),
+            (_, None) => true,
+        };
+        if !groupable {
+            return Err(bad(if period.is_some() {
+                format!("cannot group by {name}: only dates and instants have periods")
+            } else if dated {
+                format!("cannot group by {name}: group it by a period, as {name}:month")
+            } else {
+                format!("cannot group by {name}")
+            }));
+        }
+        Ok(GroupKey {
+            name: name.to_string(),
+            column,
+            period,
+        })
+    }
+
+    fn sql(&self) -> String {
+        match self.period {
+            Some(p) => format!("substr({}, 1, {})", self.column.sql(), p.chars()),
+            None => self.column.sql(),
+        }
+    }
 }
 
 impl<'a> Aggregate<'a> {
@@ -582,16 +670,7 @@ impl<'a> Aggregate<'a> {
             match key.as_ref() {
                 "group_by" => {
                     for name in value.split(',').filter(|n| !n.is_empty()) {
-                        let column = Column::parse(object, name)?;
-                        let groupable = match &column {
-                            Column::Id | Column::CreatedAt | Column::UpdatedAt => false,
-                            Column::Field(f) => f.kind.indexable(),
-                            _ => true,
-                        };
-                        if !groupable {
-                            return Err(bad(format!("cannot group by {name}")));
-                        }
-                        group_by.push((name.to_string(), column));
+                        group_by.push(GroupKey::parse(object, name)?);
                     }
                 }
                 "sum" => {
@@ -652,7 +731,7 @@ impl<'a> Aggregate<'a> {
             .group_by
             .iter()
             .enumerate()
-            .map(|(i, (_, c))| format!("{} AS g{i}", c.sql()))
+            .map(|(i, k)| format!("{} AS g{i}", k.sql()))
             .collect();
         let mut select = groups.clone();
         select.push("COUNT(*) AS n".into());
@@ -673,7 +752,7 @@ impl<'a> Aggregate<'a> {
         let ties: String = self
             .group_by
             .iter()
-            .map(|(_, c)| format!(", {0} IS NULL, {0}", c.sql()))
+            .map(|k| format!(", {0} IS NULL, {0}", k.sql()))
             .collect();
         // The object name is a checked identifier (see `ListQuery::to_sql`).
         let sql = format!(

@@ -62,13 +62,13 @@ async fn list_records(
 }
 
 /// Counts and sums by group over the records the caller may read: `group_by` (up to
-/// two fields or `owner`/`department`, comma-separated), `sum` (up to five number
-/// fields), with a list's `filter[...]` and `q`. Boards and reports read this.
+/// two fields or `owner`/`department`, comma-separated; dates and instants by a
+/// period, as `created_at:month`), `sum` (up to five number fields), with a list's `filter[...]` and `q`. Boards and reports read this.
 #[utoipa::path(get, path = "/api/v1/records/{object}/aggregate", tag = "records",
     security(("bearer" = [])),
     params(
         ("object" = String, Path, description = "Object name, e.g. deals"),
-        ("group_by" = Option<String>, Query, description = "Up to two keys, e.g. `stage,owner`; none: one group of everything"),
+        ("group_by" = Option<String>, Query, description = "Up to two keys, e.g. `stage,owner` or `created_at:month` (dates and instants by `:day`, `:month` or `:year`); none: one group of everything"),
         ("sum" = Option<String>, Query, description = "Number fields to sum, e.g. `amount`"),
         ("filter[field]" = Option<String>, Query, description = "As for a list"),
         ("q" = Option<String>, Query, description = "As for a list"),

@@ -558,8 +558,14 @@ impl RecordService {
         let mut groups = Vec::with_capacity(rows.len().min(MAX_GROUPS));
         for row in rows.iter().take(MAX_GROUPS) {
             let mut key = Map::new();
-            for (i, (name, column)) in aggregate.group_by.iter().enumerate() {
-                key.insert(name.clone(), group_value(row, &format!("g{i}"), column)?);
+            for (i, k) in aggregate.group_by.iter().enumerate() {
+                let value = match k.period {
+                    Some(_) => row
+                        .try_get::<Option<String>, _>(format!("g{i}").as_str())?
+                        .map_or(Value::Null, Value::from),
+                    None => group_value(row, &format!("g{i}"), &k.column)?,
+                };
+                key.insert(k.name.clone(), value);
             }
             let mut sums = Map::new();
             for (i, field) in aggregate.sums.iter().enumerate() {

@@ -6,6 +6,12 @@ use serde::{Deserialize, Serialize};
 
 /// Objects a form may fill (the manifest's `write` grants).
 pub const OBJECTS: &[&str] = &["leads", "contacts"];
+/// What a form is: a plain form, or a customer satisfaction (1 to 5) or Net
+/// Promoter (0 to 10) survey.
+pub const KINDS_OF_FORM: &[&str] = &["form", "csat", "nps"];
+/// The survey answers, kept on the submission rather than the record.
+pub const SCORE: &str = "score";
+pub const COMMENT: &str = "comment";
 /// The honeypot: a field people never see (hidden by CSS) and bots fill in.
 pub const HONEYPOT: &str = "website";
 
@@ -13,6 +19,12 @@ pub const HONEYPOT: &str = "website";
 #[serde(deny_unknown_fields)]
 pub struct Form {
     pub title: String,
+    /// `form` (the default), `csat` or `nps`.
+    #[serde(default = "default_form_kind")]
+    pub kind: String,
+    /// A survey's question (a default per kind otherwise).
+    #[serde(default)]
+    pub question: Option<String>,
     /// `leads` (the default) or `contacts`.
     #[serde(default = "default_object")]
     pub object: String,
@@ -28,6 +40,9 @@ pub struct Form {
     /// Where a browser goes after submitting the HTML form (instead of the thank-you).
     #[serde(default)]
     pub redirect: Option<String>,
+    /// Users who take new records in turn (round robin); none: the form's.
+    #[serde(default)]
+    pub assign_to: Vec<String>,
     /// The department records go to: set by the host when an admin saves the form.
     #[serde(default)]
     pub department: Option<String>,
@@ -68,6 +83,9 @@ pub struct ShowIf {
 fn default_object() -> String {
     "leads".into()
 }
+fn default_form_kind() -> String {
+    "form".into()
+}
 fn default_dedupe() -> Vec<String> {
     vec!["email".into()]
 }
@@ -83,6 +101,16 @@ const KINDS: &[&str] = &["text", "email", "phone", "number", "textarea", "select
 /// One problem with one field.
 pub type Problem = (String, String);
 
+/// A submission's checked answers.
+#[derive(Debug)]
+pub struct Answer {
+    /// The fields of the record it creates or updates (with the hidden values).
+    pub record: Map<String, Value>,
+    /// A survey's score.
+    pub score: Option<i64>,
+    pub comment: Option<String>,
+}
+
 impl Form {
     /// What is wrong with the definition itself.
     pub fn check(&self) -> Vec<Problem> {
@@ -95,8 +123,34 @@ impl Form {
         if !OBJECTS.contains(&self.object.as_str()) {
             problem("object", format!("must be one of {}", OBJECTS.join(", ")));
         }
-        if self.fields.is_empty() || self.fields.len() > 50 {
+        if !KINDS_OF_FORM.contains(&self.kind.as_str()) {
+            problem(
+                "kind",
+                format!("must be one of {}", KINDS_OF_FORM.join(", ")),
+            );
+        }
+        if self.is_survey() {
+            // Answers are linked to the contact who gave them.
+            if self.object != "contacts" {
+                problem("object", "a survey fills contacts".into());
+            }
+            if self.fields.len() > 50 {
+                problem("fields", "a survey has at most 50 fields".into());
+            }
+        } else if self.fields.is_empty() || self.fields.len() > 50 {
             problem("fields", "a form has 1 to 50 fields".into());
+        }
+        if self.assign_to.len() > 100
+            || self.assign_to.iter().any(|u| u.is_empty() || u.len() > 100)
+        {
+            problem("assign_to", "at most 100 user ids".into());
+        }
+        if self
+            .question
+            .as_ref()
+            .is_some_and(|q| q.chars().count() > 500)
+        {
+            problem("question", "is at most 500 characters".into());
         }
         for (i, f) in self.fields.iter().enumerate() {
             let at = format!("fields[{i}]");
@@ -105,6 +159,9 @@ impl Form {
             }
             if f.name == HONEYPOT {
                 problem(&at, format!("'{HONEYPOT}' is kept for the spam trap"));
+            }
+            if self.is_survey() && (f.name == SCORE || f.name == COMMENT) {
+                problem(&at, format!("'{}' is the survey's own question", f.name));
             }
             if f.kind == "select" && f.options.is_empty() {
                 problem(&at, "a select needs options".into());
@@ -129,9 +186,69 @@ impl Form {
         problems
     }
 
-    /// The record a submission makes, or the problems with its answers. Fields
-    /// hidden by `show_if` are neither asked nor kept.
-    pub fn record(&self, answers: &Map<String, Value>) -> Result<Map<String, Value>, Vec<Problem>> {
+    pub fn is_survey(&self) -> bool {
+        self.kind != "form"
+    }
+
+    /// The questions asked: the form's fields, then a survey's score and comment.
+    pub fn questions(&self) -> Vec<FormField> {
+        let mut questions = self.fields.clone();
+        let scale = match self.kind.as_str() {
+            "csat" => 1..=5,
+            "nps" => 0..=10,
+            _ => return questions,
+        };
+        let default_question = if self.kind == "csat" {
+            "How satisfied are you with us? (1: not at all, 5: very)"
+        } else {
+            "How likely are you to recommend us to a friend or colleague? (0: not at all, 10: extremely)"
+        };
+        let question = |name: &str, label: &str, kind: &str, required: bool, options| FormField {
+            name: name.into(),
+            label: label.into(),
+            kind: kind.into(),
+            required,
+            help: String::new(),
+            max_length: Some(2000),
+            options,
+            show_if: None,
+        };
+        questions.push(question(
+            SCORE,
+            self.question.as_deref().unwrap_or(default_question),
+            "select",
+            true,
+            scale.map(|n: u8| n.to_string()).collect(),
+        ));
+        questions.push(question(
+            COMMENT,
+            "Anything you would like to tell us?",
+            "textarea",
+            false,
+            Vec::new(),
+        ));
+        questions
+    }
+
+    /// What a submission gives: the record's fields and a survey's score and
+    /// comment, or the problems with its answers. Fields hidden by `show_if` are
+    /// neither asked nor kept.
+    pub fn answer(&self, answers: &Map<String, Value>) -> Result<Answer, Vec<Problem>> {
+        let mut record = self.record(answers)?;
+        let score = record
+            .remove(SCORE)
+            .and_then(|s| s.as_str().and_then(|s| s.parse().ok()));
+        let comment = record
+            .remove(COMMENT)
+            .and_then(|c| c.as_str().map(str::to_string));
+        Ok(Answer {
+            record,
+            score,
+            comment,
+        })
+    }
+
+    fn record(&self, answers: &Map<String, Value>) -> Result<Map<String, Value>, Vec<Problem>> {
         let text = |name: &str| match answers.get(name) {
             Some(Value::String(s)) => Some(s.trim().to_string()),
             Some(Value::Number(n)) => Some(n.to_string()),
@@ -139,7 +256,7 @@ impl Form {
         };
         let mut record = self.hidden.clone();
         let mut problems = Vec::new();
-        for f in &self.fields {
+        for f in &self.questions() {
             if let Some(cond) = &f.show_if
                 && text(&cond.field).as_deref() != Some(cond.equals.as_str())
             {
@@ -256,5 +373,55 @@ mod tests {
             f.record(&answers(json!({"last_name": "x", "email": ["a"]})))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn surveys_ask_a_score_on_their_scale_and_keep_it_off_the_record() {
+        let nps: Form = crm_plugin_sdk::serde_json::from_value(json!({
+            "title": "How did we do?",
+            "kind": "nps",
+            "object": "contacts",
+            "fields": [{"name": "email", "type": "email", "required": true}],
+        }))
+        .unwrap();
+        assert!(nps.check().is_empty(), "{:?}", nps.check());
+        let names: Vec<String> = nps.questions().into_iter().map(|q| q.name).collect();
+        assert_eq!(names, ["email", "score", "comment"]);
+        let answer = nps
+            .answer(&answers(
+                json!({"email": "a@b.example", "score": "10", "comment": "great"}),
+            ))
+            .unwrap();
+        assert_eq!(answer.score, Some(10));
+        assert_eq!(answer.comment.as_deref(), Some("great"));
+        assert_eq!(
+            answer.record.len(),
+            1,
+            "only the contact's fields: {:?}",
+            answer.record
+        );
+        let problems = nps
+            .answer(&answers(json!({"email": "a@b.example", "score": 11})))
+            .unwrap_err();
+        assert_eq!(problems[0].0, "score");
+        assert!(
+            nps.answer(&answers(json!({"email": "a@b.example"})))
+                .is_err(),
+            "a score is required"
+        );
+
+        let mut csat = nps.clone();
+        csat.kind = "csat".into();
+        assert!(
+            csat.answer(&answers(json!({"email": "a@b.example", "score": 0})))
+                .is_err()
+        );
+        csat.object = "leads".into();
+        csat.fields.push(FormField {
+            name: "score".into(),
+            ..csat.fields[0].clone()
+        });
+        let problems: Vec<String> = csat.check().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(problems, ["object", "fields[1]"]);
     }
 }

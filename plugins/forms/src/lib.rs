@@ -17,14 +17,15 @@
 //!
 //! Built only with the public SDK, like any partner's plugin.
 
-use crm_plugin_sdk::{
-    HttpRequest, HttpResponse, Map, Plugin, Record, Value, http, json, kv, records,
-};
+use crm_plugin_sdk::{HttpRequest, HttpResponse, Map, Plugin, Value, http, json, kv};
 
 pub mod form;
+pub mod results;
+pub mod submissions;
 pub mod web;
 
 use form::{Form, HONEYPOT};
+use submissions::Outcome;
 
 pub struct Forms;
 
@@ -45,12 +46,25 @@ impl Plugin for Forms {
         match (method, request.path.as_str()) {
             ("GET", "/forms") => list(),
             (_, p) if p.starts_with("/forms/") => {
-                let slug = &p["/forms/".len()..];
+                let (slug, rest) = match p["/forms/".len()..].split_once('/') {
+                    Some((slug, rest)) => (slug, Some(rest)),
+                    None => (&p["/forms/".len()..], None),
+                };
                 if !valid_slug(slug) {
                     return http::problem(
                         404,
                         "a form's name is 1 to 64 lower-case letters, digits and -",
                     );
+                }
+                if let Some(rest) = rest {
+                    return match (method, rest) {
+                        ("GET", "results") => match load(slug) {
+                            Ok(Some(form)) => results::report(slug, &form, &request.query),
+                            Ok(None) => http::problem(404, "there is no such form"),
+                            Err(e) => http::problem(500, &e),
+                        },
+                        _ => http::problem(404, "below a form there is only GET .../results"),
+                    };
                 }
                 match method {
                     "GET" => match load(slug) {
@@ -143,13 +157,6 @@ fn show(slug: &str) -> HttpResponse {
     }
 }
 
-/// What a submission answered, kept for its idempotency key.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Outcome {
-    record: Option<String>,
-    created: bool,
-}
-
 fn submit(slug: &str, request: &HttpRequest) -> HttpResponse {
     let form = match load(slug) {
         Ok(Some(form)) => form,
@@ -180,7 +187,7 @@ fn submit(slug: &str, request: &HttpRequest) -> HttpResponse {
         } else {
             http::json(
                 status,
-                &json!({"record": outcome.record, "created": outcome.created, "message": form.thank_you}),
+                &json!({"record": outcome.record, "created": outcome.created, "submission": outcome.submission, "message": form.thank_you}),
             )
         }
     };
@@ -190,13 +197,7 @@ fn submit(slug: &str, request: &HttpRequest) -> HttpResponse {
         .and_then(Value::as_str)
         .is_some_and(|s| !s.is_empty())
     {
-        return reply(
-            &Outcome {
-                record: None,
-                created: false,
-            },
-            200,
-        );
+        return reply(&Outcome::default(), 200);
     }
     let idempotency = match http::header(request, "idempotency-key") {
         Some(k) if k.is_empty() || k.len() > 100 => {
@@ -212,12 +213,12 @@ fn submit(slug: &str, request: &HttpRequest) -> HttpResponse {
             Err(e) => return http::problem(500, &e),
         }
     }
-    let mut record = match form.record(&answers) {
-        Ok(record) => record,
+    let answer = match form.answer(&answers) {
+        Ok(answer) => answer,
         Err(problems) if from_page => return web::page(422, slug, &form, &problems),
         Err(problems) => return http::invalid("the answers are not valid", &problems),
     };
-    let outcome = match store(&form, &mut record) {
+    let outcome = match submissions::store(slug, &form, answer) {
         Ok(outcome) => outcome,
         Err(e) => return http::problem(422, &e),
     };
@@ -227,40 +228,4 @@ fn submit(slug: &str, request: &HttpRequest) -> HttpResponse {
         return http::problem(500, &e);
     }
     reply(&outcome, if outcome.created { 201 } else { 200 })
-}
-
-/// Updates the record an identifying field finds, or creates one.
-fn store(form: &Form, record: &mut Record) -> Result<Outcome, String> {
-    for field in &form.dedupe_by {
-        let Some(value) = record.get(field).and_then(Value::as_str) else {
-            continue;
-        };
-        let query = format!("filter[{field}]={}&limit=1", web::encode(value));
-        let (found, _) = records::list(&form.object, &query)?;
-        if let Some(id) = found
-            .first()
-            .and_then(|r| r.get("id"))
-            .and_then(Value::as_str)
-        {
-            let updated = records::update(&form.object, id, record)?;
-            return Ok(Outcome {
-                record: updated
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                created: false,
-            });
-        }
-    }
-    if let Some(department) = &form.department {
-        record.insert("department".into(), Value::String(department.clone()));
-    }
-    let created = records::create(&form.object, record)?;
-    Ok(Outcome {
-        record: created
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        created: true,
-    })
 }

@@ -53,7 +53,7 @@ pub fn page(status: u16, slug: &str, form: &Form, problems: &[Problem]) -> HttpR
         "<form method=\"post\" action=\"/public/forms/f/{}\">",
         escape(slug)
     ));
-    for f in &form.fields {
+    for f in &form.questions() {
         let label = if f.label.is_empty() {
             &f.name
         } else {
