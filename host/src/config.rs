@@ -24,6 +24,10 @@ pub struct Config {
     pub session_hours: i64,
     /// `CRM_LOG_FORMAT`: `json` for structured logs, anything else for human-readable ones.
     pub log_json: bool,
+    /// `CRM_PROCESS_RETRY_MS`: waits before each retry of a failed process step, in
+    /// milliseconds, comma-separated (default `1000,5000,30000`: three retries, then
+    /// an incident). Tests shorten it.
+    pub process_retries: Vec<std::time::Duration>,
 }
 
 impl Config {
@@ -40,8 +44,16 @@ impl Config {
         let session_hours = env_or("CRM_SESSION_HOURS", "12")
             .parse()
             .map_err(|e| anyhow::anyhow!("CRM_SESSION_HOURS is not a number: {e}"))?;
+        let process_retries = env_or("CRM_PROCESS_RETRY_MS", "1000,5000,30000")
+            .split(',')
+            .map(|ms| ms.trim().parse().map(std::time::Duration::from_millis))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                anyhow::anyhow!("CRM_PROCESS_RETRY_MS is not a list of milliseconds: {e}")
+            })?;
         Ok(Config {
             listen,
+            process_retries,
             data_dir: PathBuf::from(env_or("CRM_DATA_DIR", "./data")),
             database_url: std::env::var("CRM_DATABASE_URL")
                 .ok()

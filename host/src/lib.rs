@@ -11,6 +11,8 @@
 //! - [`plugins`]: plugin packages, their lifecycle, and the Wasmtime sandbox their
 //!   hooks, routes, jobs and steps run in;
 //! - [`documents`]: the document library (folders, versions, content storage);
+//! - [`process`]: the process engine (versioned definitions, durable instances, the
+//!   worker that runs their steps);
 //! - [`api`]: shared HTTP plumbing (errors, extractors, OpenAPI, the router);
 //! - [`db`]: the database handle that serves SQLite and PostgreSQL with one code path.
 
@@ -24,6 +26,7 @@ pub mod documents;
 pub mod events;
 pub mod notifications;
 pub mod plugins;
+pub mod process;
 pub mod records;
 pub mod server;
 

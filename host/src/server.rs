@@ -78,7 +78,14 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
     );
     documents.spawn_sweeper();
     plugins.attach_documents(documents.clone());
+    let processes = crate::process::ProcessService::new(
+        records.clone(),
+        plugins.clone(),
+        config.process_retries.clone(),
+    );
+    processes.clone().spawn();
     Ok(Arc::new(App {
+        processes,
         documents,
         config,
         db,

@@ -217,6 +217,7 @@ async fn hook_calls(package: &[u8]) -> Duration {
         document_store: "local".into(),
         session_hours: 12,
         log_json: false,
+        process_retries: vec![std::time::Duration::from_secs(1)],
     };
     let db = crm_host::server::open_database(&config)
         .await

@@ -250,7 +250,26 @@ async fn the_board_forecast_funnel_and_targets_show_what_the_caller_may_read(bac
         "{}",
         forecast.body
     );
-    // The funnel: A and C in lead-in, B in proposal, D won.
+    // The board of deals closing in a period: B (open) and D (won) close in December.
+    let december = sam.get("/api/v1/x/pipelines/board?period=2026-12").await;
+    assert_eq!(december.body["open"]["count"], 1, "{}", december.body);
+    assert_eq!(stage(&december.body, "won")["count"], 1);
+    let quarter = sam.get("/api/v1/x/pipelines/board?period=2026-Q4").await;
+    assert_eq!(quarter.body["open"]["amount"], 3000.0, "{}", quarter.body);
+    let bad = sam.get("/api/v1/x/pipelines/board?period=2026-13").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+
+    // E is lost after reaching proposal: the funnel counts it up to there.
+    let e = deal(
+        &sam,
+        json!({"name": "E", "amount": 800, "stage": "proposal"}),
+    )
+    .await;
+    let lost = move_to(&sam, &e, json!({"stage": "lost"})).await;
+    assert_eq!(lost.status, StatusCode::OK, "{}", lost.body);
+    assert_eq!(lost.body["lost_from"], "proposal");
+    assert_eq!(lost.body["status"], "lost");
+    // The funnel: A and C in lead-in, B in proposal, D won, E lost from proposal.
     let funnel = sam.get("/api/v1/x/pipelines/funnel").await;
     let reached: Vec<i64> = funnel.body["stages"]
         .as_array()
@@ -258,8 +277,17 @@ async fn the_board_forecast_funnel_and_targets_show_what_the_caller_may_read(bac
         .iter()
         .map(|s| s["reached"].as_i64().unwrap())
         .collect();
-    assert_eq!(reached, [4, 2, 2, 1, 1], "{}", funnel.body);
-    assert_eq!(funnel.body["stages"][0]["went_on_percent"], 50.0);
+    assert_eq!(reached, [5, 3, 3, 1, 1], "{}", funnel.body);
+    assert_eq!(funnel.body["stages"][0]["went_on_percent"], 60.0);
+    assert_eq!(
+        funnel.body["stages"][2]["went_on_percent"], 33.33,
+        "of B, D and E at proposal only D went on: {}",
+        funnel.body
+    );
+    // Reopened, it forgets where it was lost.
+    let reopened = move_to(&sam, &e, json!({"stage": "lead-in"})).await;
+    assert_eq!(reopened.status, StatusCode::OK, "{}", reopened.body);
+    assert!(reopened.body["lost_from"].is_null(), "{}", reopened.body);
 
     // Targets: admins set them, anyone the plugin serves reads the progress.
     let activity = sam

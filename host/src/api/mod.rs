@@ -39,6 +39,7 @@ pub struct App {
     pub plugins: PluginService,
     pub deliverer: crate::plugins::delivery::Deliverer,
     pub documents: crate::documents::DocumentService,
+    pub processes: crate::process::ProcessService,
 }
 
 pub type AppState = Arc<App>;
@@ -78,6 +79,7 @@ impl FromRequestParts<AppState> for Actor {
         (name = "plugins", description = "Plugin packages, approval and per-department enablement"),
         (name = "events", description = "The event outbox"),
         (name = "notifications", description = "The caller's notifications"),
+        (name = "processes", description = "Process definitions (versioned) and their instances"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -112,6 +114,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::documents::routes::router())
         .merge(crate::events::routes::router())
         .merge(crate::notifications::routes::router())
+        .merge(crate::process::routes::router())
         .split_for_parts();
     let mut doc = doc;
     doc.openapi = utoipa::openapi::OpenApiVersion::Version31;

@@ -312,7 +312,7 @@ fn dead_letter_from_row(r: &sqlx::any::AnyRow) -> Result<DeadLetter, sqlx::Error
 }
 
 /// The acting user of a change, as the records service knows callers.
-async fn actor_of(db: &Db, user: &str) -> Result<Actor, String> {
+pub(crate) async fn actor_of(db: &Db, user: &str) -> Result<Actor, String> {
     let row = sqlx::query("SELECT id, email, name FROM users WHERE id = $1 AND active = 1")
         .bind(user)
         .fetch_optional(&db.pool)

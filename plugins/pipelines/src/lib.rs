@@ -34,7 +34,7 @@ pub mod reports;
 pub mod targets;
 pub mod time;
 
-use pipeline::{Pipeline, Stage};
+use pipeline::{Kind, Pipeline, Stage};
 
 pub struct Pipelines;
 
@@ -90,6 +90,20 @@ impl Plugin for Pipelines {
         let status = Value::from(stage.status(&pipeline));
         if record.get("status") != Some(&status) {
             patch.insert("status".into(), status);
+        }
+        // Where a lost deal was lost, for the funnel; a deal taken back out of a
+        // lost stage forgets it.
+        let lost_from = match (&previous, stage.kind) {
+            (Some(from), Kind::Lost)
+                if pipeline.stage(from).is_some_and(|s| s.kind != Kind::Lost) =>
+            {
+                Value::from(from.as_str())
+            }
+            (_, Kind::Lost) => record.get("lost_from").cloned().unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        if record.get("lost_from").unwrap_or(&Value::Null) != &lost_from {
+            patch.insert("lost_from".into(), lost_from);
         }
         Ok((!patch.is_empty()).then_some(patch))
     }

@@ -26,10 +26,24 @@ pub fn read(query: &str, group_by: &str) -> Result<Groups, HttpResponse> {
         match key {
             "pipeline" => pipeline_name = value.to_string(),
             "owner" | "department" => filters.push_str(&format!("&filter[{key}]={value}")),
+            // Deals closing in a month, quarter or year: `2026-11`, `2026-Q4`, `2026`.
+            "period" => {
+                let Some((first, last)) = crate::targets::period_days(value) else {
+                    return Err(http::problem(
+                        400,
+                        "period is a month (2026-11), a quarter (2026-Q4) or a year (2026)",
+                    ));
+                };
+                filters.push_str(&format!(
+                    "&filter[close_date][gte]={first}&filter[close_date][lte]={last}"
+                ));
+            }
             _ => {
                 return Err(http::problem(
                     400,
-                    &format!("'{key}' is not a filter here; use pipeline, owner or department"),
+                    &format!(
+                        "'{key}' is not a filter here; use pipeline, owner, department or period"
+                    ),
                 ));
             }
         }
@@ -117,7 +131,7 @@ fn columns(report: &Groups) -> Vec<Column<'_>> {
         .collect()
 }
 
-/// `GET /board[?pipeline=&owner=&department=]`: the deals by stage, in order.
+/// `GET /board[?pipeline=&owner=&department=&period=]`: the deals by stage, in order.
 pub fn board(query: &str) -> HttpResponse {
     let report = match read(query, "stage") {
         Ok(report) => report,
@@ -143,7 +157,7 @@ pub fn board(query: &str) -> HttpResponse {
     )
 }
 
-/// `GET /forecast[?pipeline=&owner=&department=]`: open deals by close month
+/// `GET /forecast[?pipeline=&owner=&department=&period=]`: open deals by close month
 /// (`YYYY-MM`, in order; `unscheduled` last), with amounts weighted by the
 /// probability of their stage.
 pub fn forecast(query: &str) -> HttpResponse {
@@ -181,13 +195,13 @@ pub fn forecast(query: &str) -> HttpResponse {
     )
 }
 
-/// `GET /funnel[?pipeline=&owner=&department=]`: for each stage up to the won
-/// one, the deals that reached it (those in it or in a later one, won counting as
-/// having passed them all) and the share of them that went on to the next stage.
-/// Lost deals are left out: where they were lost is in their history, not their
-/// stage.
+/// `GET /funnel[?pipeline=&owner=&department=&period=]`: for each stage up to the
+/// won one, the deals that reached it (those in it or in a later one, won counting
+/// as having passed them all; a lost deal reached the stage it was lost from, which
+/// before-save keeps in `lost_from`) and the share of them that went on to the next
+/// stage. Deals created lost reached nothing.
 pub fn funnel(query: &str) -> HttpResponse {
-    let report = match read(query, "stage") {
+    let report = match read(query, "stage,lost_from") {
         Ok(report) => report,
         Err(answer) => return answer,
     };
@@ -199,7 +213,16 @@ pub fn funnel(query: &str) -> HttpResponse {
         .collect();
     let mut reached = vec![0u64; path.len()];
     for group in &report.groups {
-        let stage = key(group, "stage").unwrap_or_default();
+        let in_stage = key(group, "stage").unwrap_or_default();
+        let lost = report
+            .pipeline
+            .stage(in_stage)
+            .is_some_and(|s| s.kind == Kind::Lost);
+        let stage = if lost {
+            key(group, "lost_from").unwrap_or_default()
+        } else {
+            in_stage
+        };
         if let Some(at) = path.iter().position(|s| s.name == stage) {
             for r in &mut reached[..=at] {
                 *r += group.count as u64;

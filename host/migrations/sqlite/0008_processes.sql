@@ -1,0 +1,63 @@
+-- The process engine (host/src/process): versioned definitions, durable instances,
+-- the tokens that mark where each path of an instance stands, and its history.
+
+CREATE TABLE process_definitions (
+    id           TEXT PRIMARY KEY,
+    process_key  TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    name         TEXT NOT NULL,
+    definition   TEXT NOT NULL,
+    published_by TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    UNIQUE (process_key, version)
+);
+
+CREATE TABLE process_instances (
+    id            TEXT PRIMARY KEY,
+    definition_id TEXT NOT NULL REFERENCES process_definitions(id),
+    process_key   TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    -- running, completed, incident, cancelled
+    status        TEXT NOT NULL,
+    variables     TEXT NOT NULL,
+    record_object TEXT,
+    record_id     TEXT,
+    department_id TEXT,
+    started_by    TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    ended_at      TEXT
+);
+CREATE INDEX process_instances_started_by ON process_instances(started_by, id);
+CREATE INDEX process_instances_status ON process_instances(status, id);
+
+-- A token is one path of an instance standing at a node. Workers claim ready,
+-- due tokens under a lease (FOR UPDATE SKIP LOCKED on PostgreSQL), run the node
+-- and, in one transaction, mark the token done and create the next ones.
+CREATE TABLE process_tokens (
+    id          TEXT PRIMARY KEY,
+    instance_id TEXT NOT NULL REFERENCES process_instances(id),
+    node        TEXT NOT NULL,
+    -- ready, done, incident, cancelled
+    status      TEXT NOT NULL,
+    due_at      TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    lease_owner TEXT,
+    lease_until TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX process_tokens_due ON process_tokens(status, due_at);
+CREATE INDEX process_tokens_instance ON process_tokens(instance_id, status);
+
+CREATE TABLE process_history (
+    id          TEXT PRIMARY KEY,
+    instance_id TEXT NOT NULL REFERENCES process_instances(id),
+    node        TEXT,
+    event       TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    actor       TEXT,
+    at          TEXT NOT NULL
+);
+CREATE INDEX process_history_instance ON process_history(instance_id, at, id);

@@ -1,0 +1,402 @@
+//! A process definition: nodes joined by sequence flows, as JSON.
+//!
+//! ```json
+//! {"name": "Qualify web leads",
+//!  "nodes": [
+//!    {"id": "start", "type": "start"},
+//!    {"id": "check", "type": "service_task", "step": "data-quality/check-email"},
+//!    {"id": "route", "type": "exclusive_gateway", "default": "to-done"},
+//!    {"id": "done", "type": "end"}],
+//!  "flows": [
+//!    {"id": "f1", "from": "start", "to": "check"},
+//!    {"id": "f2", "from": "check", "to": "route"},
+//!    {"id": "to-done", "from": "route", "to": "done"}]}
+//! ```
+//!
+//! [`Definition::check`] finds every problem before a version is published:
+//! unknown node types (by name), flows to nothing, unreachable nodes, nodes with no
+//! way out, gateways without a default, conditions that do not parse, cycles that
+//! never wait.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::expr;
+use crate::api::error::FieldError;
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub nodes: Vec<Node>,
+    pub flows: Vec<Flow>,
+}
+
+/// (Not `deny_unknown_fields`: serde cannot combine it with the flattened kind.)
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+pub struct Node {
+    /// Unique in the definition: letters, digits, `-` and `_`.
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: NodeKind,
+}
+
+/// What a node does. The executable set grows here; an unknown `type` is refused
+/// by name.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeKind {
+    /// Where an instance begins (exactly one per definition).
+    Start,
+    /// Where a path ends; the instance completes when no path is left.
+    End,
+    /// A step a plugin runs: `step` is `plugin/step-type`, `config` its settings.
+    ServiceTask {
+        step: String,
+        #[serde(default = "empty_object")]
+        #[schema(value_type = Object)]
+        config: serde_json::Value,
+    },
+    /// Takes the first outgoing flow whose condition holds, else `default`.
+    ExclusiveGateway {
+        #[serde(default)]
+        default: Option<String>,
+    },
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Flow {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    /// An expression over the variables and `record` (see docs/processes.md);
+    /// only on flows out of a gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// The name a branching service task answers to choose this flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A node waits (for a person, a timer, a record) instead of running on at once.
+/// Only these may close a cycle: a cycle without one would spin forever.
+fn waits(_kind: &NodeKind) -> bool {
+    false
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl Definition {
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    pub fn start(&self) -> Option<&Node> {
+        self.nodes
+            .iter()
+            .find(|n| matches!(n.kind, NodeKind::Start))
+    }
+
+    /// The flows leaving `node`, in definition order.
+    pub fn outgoing<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Flow> + 'a {
+        self.flows.iter().filter(move |f| f.from == node)
+    }
+
+    /// Every problem at once. `step_exists` says whether a `plugin/step` is offered
+    /// by a running plugin.
+    pub fn check(&self, step_exists: &dyn Fn(&str) -> Result<(), String>) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let mut error =
+            |field: String, message: String| errors.push(FieldError::new(field, message));
+        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
+            error("name".into(), "must be 1 to 200 characters".into());
+        }
+        if self.nodes.len() > 500 || self.flows.len() > 1000 {
+            error(
+                "nodes".into(),
+                "a process has at most 500 nodes and 1,000 flows".into(),
+            );
+        }
+        let mut ids = BTreeSet::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !valid_id(&node.id) {
+                error(
+                    format!("nodes[{i}].id"),
+                    "is 1 to 64 letters, digits, - and _".into(),
+                );
+            } else if !ids.insert(node.id.as_str()) {
+                error(
+                    format!("nodes[{i}].id"),
+                    format!("'{}' is used twice", node.id),
+                );
+            }
+        }
+        let starts = self
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::Start))
+            .count();
+        if starts != 1 {
+            error(
+                "nodes".into(),
+                format!("a process has exactly one start, this one has {starts}"),
+            );
+        }
+        if !self.nodes.iter().any(|n| matches!(n.kind, NodeKind::End)) {
+            error("nodes".into(), "a process needs an end".into());
+        }
+        let mut flow_ids = BTreeSet::new();
+        for (i, flow) in self.flows.iter().enumerate() {
+            let at = format!("flows[{i}]");
+            if !valid_id(&flow.id) {
+                error(
+                    format!("{at}.id"),
+                    "is 1 to 64 letters, digits, - and _".into(),
+                );
+            } else if !flow_ids.insert(flow.id.as_str()) {
+                error(format!("{at}.id"), format!("'{}' is used twice", flow.id));
+            }
+            for (end, node) in [("from", &flow.from), ("to", &flow.to)] {
+                if self.node(node).is_none() {
+                    error(format!("{at}.{end}"), format!("'{node}' is not a node"));
+                }
+            }
+            if let Some(condition) = &flow.condition {
+                let from_gateway = self
+                    .node(&flow.from)
+                    .is_some_and(|n| matches!(n.kind, NodeKind::ExclusiveGateway { .. }));
+                if !from_gateway {
+                    error(
+                        format!("{at}.condition"),
+                        "only flows out of an exclusive gateway have conditions".into(),
+                    );
+                } else if let Err(e) = expr::parse(condition) {
+                    error(format!("{at}.condition"), e);
+                }
+            }
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            let at = format!("nodes[{i}]");
+            let out: Vec<&Flow> = self.outgoing(&node.id).collect();
+            let incoming = self.flows.iter().filter(|f| f.to == node.id).count();
+            match &node.kind {
+                NodeKind::Start if incoming > 0 => {
+                    error(at.clone(), "nothing flows into the start".into());
+                }
+                NodeKind::End if !out.is_empty() => {
+                    error(at.clone(), "an end has no way out".into());
+                }
+                NodeKind::End => {}
+                _ if out.is_empty() => {
+                    error(at.clone(), format!("'{}' has no way out", node.id));
+                }
+                _ => {}
+            }
+            match &node.kind {
+                NodeKind::ServiceTask { step, .. } => {
+                    if let Err(e) = step_exists(step) {
+                        error(format!("{at}.step"), e);
+                    }
+                    if out.len() > 1 && out.iter().any(|f| f.name.is_none()) {
+                        error(at.clone(), "a service task with several ways out names each (the step answers which)".into());
+                    }
+                }
+                NodeKind::ExclusiveGateway { default } => match default {
+                    None => error(
+                        format!("{at}.default"),
+                        format!(
+                            "the gateway '{}' needs a default flow, taken when no condition holds",
+                            node.id
+                        ),
+                    ),
+                    Some(d) if !out.iter().any(|f| &f.id == d) => {
+                        error(
+                            format!("{at}.default"),
+                            format!("'{d}' is not a flow out of '{}'", node.id),
+                        );
+                    }
+                    Some(_) => {}
+                },
+                _ => {}
+            }
+        }
+        // Reachability from the start.
+        if let Some(start) = self.start() {
+            let reached = self.reachable(&start.id);
+            for (i, node) in self.nodes.iter().enumerate() {
+                if !reached.contains(node.id.as_str()) {
+                    error(
+                        format!("nodes[{i}]"),
+                        format!("'{}' cannot be reached from the start", node.id),
+                    );
+                }
+            }
+        }
+        if let Some(cycle) = self.cycle_without_wait() {
+            error(
+                "flows".into(),
+                format!(
+                    "the cycle {} never waits: it would run forever",
+                    cycle.join(" -> ")
+                ),
+            );
+        }
+        errors
+    }
+
+    fn reachable<'a>(&'a self, from: &'a str) -> BTreeSet<&'a str> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from];
+        while let Some(n) = todo.pop() {
+            if seen.insert(n) {
+                todo.extend(self.outgoing(n).map(|f| f.to.as_str()));
+            }
+        }
+        seen
+    }
+
+    /// A cycle through nodes that all run on at once, if there is one.
+    fn cycle_without_wait(&self) -> Option<Vec<String>> {
+        let running: BTreeMap<&str, &Node> = self
+            .nodes
+            .iter()
+            .filter(|n| !waits(&n.kind))
+            .map(|n| (n.id.as_str(), n))
+            .collect();
+        // Depth-first search with colours: 1 on the path, 2 done.
+        let mut colour: BTreeMap<&str, u8> = BTreeMap::new();
+        fn visit<'a>(
+            d: &'a Definition,
+            running: &BTreeMap<&str, &Node>,
+            n: &'a str,
+            colour: &mut BTreeMap<&'a str, u8>,
+            path: &mut Vec<&'a str>,
+        ) -> Option<Vec<String>> {
+            colour.insert(n, 1);
+            path.push(n);
+            for f in d.outgoing(n) {
+                let next = f.to.as_str();
+                if !running.contains_key(next) {
+                    continue;
+                }
+                match colour.get(next) {
+                    Some(1) => {
+                        let from = path.iter().position(|p| *p == next).unwrap_or(0);
+                        let mut cycle: Vec<String> =
+                            path[from..].iter().map(|s| s.to_string()).collect();
+                        cycle.push(next.to_string());
+                        return Some(cycle);
+                    }
+                    Some(_) => {}
+                    None => {
+                        if let Some(c) = visit(d, running, next, colour, path) {
+                            return Some(c);
+                        }
+                    }
+                }
+            }
+            path.pop();
+            colour.insert(n, 2);
+            None
+        }
+        for n in running.keys() {
+            if !colour.contains_key(n)
+                && let Some(c) = visit(self, &running, n, &mut colour, &mut Vec::new())
+            {
+                return Some(c);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn definition(v: serde_json::Value) -> Definition {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn problems(d: &Definition) -> Vec<String> {
+        d.check(&|step: &str| {
+            if step == "dq/check" {
+                Ok(())
+            } else {
+                Err(format!("no running plugin offers '{step}'"))
+            }
+        })
+        .into_iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect()
+    }
+
+    #[test]
+    fn a_good_definition_has_no_problems() {
+        let d = definition(json!({"name": "Qualify", "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "check", "type": "service_task", "step": "dq/check"},
+            {"id": "route", "type": "exclusive_gateway", "default": "cold"},
+            {"id": "hot-end", "type": "end"},
+            {"id": "end", "type": "end"}],
+          "flows": [
+            {"id": "f1", "from": "start", "to": "check"},
+            {"id": "f2", "from": "check", "to": "route"},
+            {"id": "hot", "from": "route", "to": "hot-end", "condition": "score > 5"},
+            {"id": "cold", "from": "route", "to": "end"}]}));
+        assert_eq!(problems(&d), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_problem_is_named_before_publishing() {
+        let d = definition(json!({"name": "", "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "a", "type": "service_task", "step": "nope/step"},
+            {"id": "g", "type": "exclusive_gateway"},
+            {"id": "b", "type": "exclusive_gateway", "default": "back"},
+            {"id": "island", "type": "end"},
+            {"id": "a", "type": "end"}],
+          "flows": [
+            {"id": "f1", "from": "start", "to": "a"},
+            {"id": "f2", "from": "a", "to": "g"},
+            {"id": "f3", "from": "g", "to": "b", "condition": "x >"},
+            {"id": "back", "from": "b", "to": "g"},
+            {"id": "f4", "from": "start", "to": "ghost", "condition": "x"}]}));
+        let p = problems(&d).join("\n");
+        for says in [
+            "name: must be",
+            "nodes[5].id: 'a' is used twice",
+            "flows[4].to: 'ghost' is not a node",
+            "flows[4].condition: only flows out of an exclusive gateway",
+            "flows[2].condition: the expression ends",
+            "nodes[1].step: no running plugin offers 'nope/step'",
+            "nodes[2].default: the gateway 'g' needs a default",
+            "'island' cannot be reached",
+            "the cycle g -> b -> g never waits",
+        ] {
+            assert!(p.contains(says), "missing {says:?} in\n{p}");
+        }
+        let unknown: Result<Definition, _> = serde_json::from_value(
+            json!({"name": "x", "nodes": [{"id": "s", "type": "sendTask"}], "flows": []}),
+        );
+        assert!(unknown.unwrap_err().to_string().contains("sendTask"));
+    }
+}

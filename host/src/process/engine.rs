@@ -1,0 +1,1130 @@
+//! Definitions and instances in the database, and the worker that runs them.
+//!
+//! A worker round claims up to [`BATCH`] ready, due tokens under a lease, runs
+//! each one's node and commits its move in one transaction guarded by the lease:
+//! a token is moved at most once however many hosts share the work. A failed step
+//! is retried after each of the configured waits (`CRM_PROCESS_RETRY_MS`); after
+//! the last attempt the token becomes an
+//! incident (and the instance with it) for an admin to retry, skip or cancel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use super::definition::{Definition, Flow, NodeKind};
+use crate::api::error::{ApiError, FieldError};
+use crate::auth::Actor;
+use crate::db::{self, Db, Dialect};
+use crate::plugins::PluginService;
+use crate::plugins::runtime::v0_1::crm::plugin::types::StepInput;
+use crate::records::service::RecordService;
+
+/// Tokens claimed per round.
+const BATCH: i64 = 32;
+/// How often due tokens are looked for when nothing wakes the worker.
+const POLL: Duration = Duration::from_millis(250);
+/// How long a host's claim on a token lasts: longer than any step's deadline
+/// (60 s at most), so a live host never loses a token it is running.
+const LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(90);
+
+/// A published version of a process.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Published {
+    pub key: String,
+    pub version: i64,
+    pub name: String,
+    pub published_by: String,
+    pub published_at: String,
+    pub definition: Definition,
+}
+
+/// How a process is started by hand.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartInput {
+    /// Its first variables.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub variables: Map<String, Value>,
+    /// The record it runs for: its steps and conditions see it as `record`.
+    #[serde(default)]
+    pub record: Option<RecordRef>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRef {
+    pub object: String,
+    pub id: String,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Instance {
+    pub id: String,
+    pub process: String,
+    pub version: i64,
+    /// `running`, `completed`, `incident` or `cancelled`.
+    pub status: String,
+    #[schema(value_type = Object)]
+    pub variables: Value,
+    pub record: Option<RecordRef>,
+    pub department: Option<String>,
+    pub started_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub ended_at: Option<String>,
+}
+
+/// Where a path of an instance stands.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Token {
+    pub id: String,
+    pub node: String,
+    /// `ready`, `done`, `incident` or `cancelled`.
+    pub status: String,
+    pub due_at: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    pub node: Option<String>,
+    /// `started`, `completed` (a node), `failed` (an attempt), `incident`,
+    /// `retried`, `skipped`, `cancelled`, `ended`.
+    pub event: String,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+    pub actor: Option<String>,
+    pub at: String,
+}
+
+/// An instance with its tokens and history.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct InstanceView {
+    #[serde(flatten)]
+    pub instance: Instance,
+    pub tokens: Vec<Token>,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// What an admin does with an incident.
+#[derive(Clone, Copy, Debug)]
+pub enum Resolution {
+    /// Run the failed node again.
+    Retry,
+    /// Leave the failed node as if it had succeeded, taking its default way out.
+    Skip,
+    /// Stop the whole instance.
+    Cancel,
+}
+
+#[derive(Clone)]
+pub struct ProcessService {
+    db: Db,
+    records: RecordService,
+    plugins: PluginService,
+    host_id: String,
+    wake: Arc<tokio::sync::Notify>,
+    definitions: Arc<Mutex<HashMap<String, Arc<Definition>>>>,
+    /// Waits before each retry of a failed step; one attempt more than entries.
+    retries: Arc<Vec<Duration>>,
+}
+
+/// A claimed token, with what its move needs.
+struct Claimed {
+    id: String,
+    instance_id: String,
+    node: String,
+    attempts: i64,
+}
+
+/// What running a node decided.
+enum Step {
+    /// Move on along these flows, merging these variables.
+    Next(Vec<String>, Map<String, Value>),
+    /// The path ends here.
+    End,
+}
+
+fn key_ok(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 64
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+impl ProcessService {
+    pub fn new(records: RecordService, plugins: PluginService, retries: Vec<Duration>) -> Self {
+        ProcessService {
+            retries: Arc::new(retries),
+            db: records.db().clone(),
+            records,
+            plugins,
+            host_id: db::new_id(),
+            wake: Arc::default(),
+            definitions: Arc::default(),
+        }
+    }
+
+    /// Checks a definition and publishes it as the next version of `key`; running
+    /// instances stay on their version.
+    pub async fn publish(
+        &self,
+        actor: &Actor,
+        key: &str,
+        definition: Definition,
+    ) -> Result<Published, ApiError> {
+        if !key_ok(key) {
+            return Err(ApiError::bad_request(
+                "a process key is 1 to 64 lower-case letters, digits and -",
+            ));
+        }
+        let offered = self.offered_steps(actor, &definition).await;
+        let errors = definition.check(&|step| match offered.get(step) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(format!("'{step}' is not a step (plugin/step-type)")),
+        });
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(
+                "the process definition is not valid",
+                errors,
+            ));
+        }
+        let text = serde_json::to_string(&definition).map_err(ApiError::internal)?;
+        let now = db::now();
+        // Two admins publishing at once: the unique (key, version) makes one retry.
+        for _ in 0..3 {
+            let next: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM process_definitions WHERE process_key = $1",
+            )
+            .bind(key)
+            .fetch_one(&self.db.pool)
+            .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO process_definitions (id, process_key, version, name, definition, published_by, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(db::new_id())
+            .bind(key)
+            .bind(next)
+            .bind(&definition.name)
+            .bind(&text)
+            .bind(&actor.user_id)
+            .bind(&now)
+            .execute(&self.db.pool)
+            .await;
+            match inserted {
+                Ok(_) => {
+                    return Ok(Published {
+                        key: key.to_string(),
+                        version: next,
+                        name: definition.name.clone(),
+                        published_by: actor.user_id.clone(),
+                        published_at: now,
+                        definition,
+                    });
+                }
+                Err(e)
+                    if e.as_database_error()
+                        .is_some_and(|d| d.is_unique_violation()) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::conflict(
+            "another version of this process was being published; try again",
+        ))
+    }
+
+    /// For each `plugin/step` of the definition: whether a running plugin offers it.
+    async fn offered_steps(
+        &self,
+        actor: &Actor,
+        definition: &Definition,
+    ) -> HashMap<String, Result<(), String>> {
+        let mut offered = HashMap::new();
+        let mut described: HashMap<String, Result<Vec<String>, String>> = HashMap::new();
+        for node in &definition.nodes {
+            let NodeKind::ServiceTask { step, .. } = &node.kind else {
+                continue;
+            };
+            let Some((plugin_id, step_name)) = step.split_once('/') else {
+                offered.insert(
+                    step.clone(),
+                    Err(format!("'{step}' is not plugin/step-type")),
+                );
+                continue;
+            };
+            if !described.contains_key(plugin_id) {
+                let names = match self.plugins.installed(plugin_id).filter(|p| p.is_running()) {
+                    None => Err(format!(
+                        "the plugin {plugin_id} is not installed and running"
+                    )),
+                    Some(plugin) => {
+                        let home = plugin.info.departments.first().cloned();
+                        let host = plugin.host_context(&self.records, actor, home, false);
+                        self.plugins
+                            .runtime()
+                            .describe_steps(&plugin.loaded, host)
+                            .await
+                            .map(|steps| steps.into_iter().map(|s| s.name).collect())
+                            .map_err(|e| {
+                                format!("the plugin {plugin_id} failed to list its steps: {e}")
+                            })
+                    }
+                };
+                described.insert(plugin_id.to_string(), names);
+            }
+            let verdict = match &described[plugin_id] {
+                Ok(names) if names.iter().any(|n| n == step_name) => Ok(()),
+                Ok(names) => Err(format!(
+                    "the plugin {plugin_id} has no step '{step_name}'; it offers {}",
+                    names.join(", ")
+                )),
+                Err(e) => Err(e.clone()),
+            };
+            offered.insert(step.clone(), verdict);
+        }
+        offered
+    }
+
+    /// The newest version of every process.
+    pub async fn list(&self) -> Result<Vec<Published>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT d.* FROM process_definitions d WHERE d.version = \
+             (SELECT MAX(version) FROM process_definitions e WHERE e.process_key = d.process_key) \
+             ORDER BY d.process_key",
+        )
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter().map(published_of).collect()
+    }
+
+    /// A version of a process (the newest when `version` is `None`).
+    pub async fn get(&self, key: &str, version: Option<i64>) -> Result<Published, ApiError> {
+        let row = sqlx::query(
+            "SELECT * FROM process_definitions WHERE process_key = $1 AND ($2 < 0 OR version = $2) \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(key)
+        .bind(version.unwrap_or(-1))
+        .fetch_optional(&self.db.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("there is no process '{key}'")))?;
+        published_of(&row)
+    }
+
+    /// Starts an instance of the newest version of `key`, as `actor`.
+    pub async fn start(
+        &self,
+        actor: &Actor,
+        key: &str,
+        input: StartInput,
+    ) -> Result<Instance, ApiError> {
+        let row = sqlx::query(
+            "SELECT id, version, definition FROM process_definitions WHERE process_key = $1 \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(key)
+        .fetch_optional(&self.db.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("there is no process '{key}'")))?;
+        let definition_id: String = row.try_get("id")?;
+        let version: i64 = row.try_get("version")?;
+        let definition = self.definition(&definition_id).await?;
+        let department = match &input.record {
+            // The caller must be able to read the record it starts a process for.
+            Some(r) => self.records.get(actor, &r.object, &r.id).await?.department,
+            None => self
+                .records
+                .access()
+                .user(actor)
+                .home_department()
+                .map(str::to_string),
+        };
+        let start = definition
+            .start()
+            .ok_or_else(|| ApiError::internal("a published definition without a start"))?;
+        let now = db::now();
+        let id = db::new_id();
+        let variables = Value::Object(input.variables);
+        if variables.to_string().len() > 256 * 1024 {
+            return Err(ApiError::invalid(
+                "the process cannot start",
+                vec![FieldError::new("variables", "are at most 256 KiB as JSON")],
+            ));
+        }
+        let mut tx = self.db.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO process_instances (id, definition_id, process_key, version, status, variables, \
+             record_object, record_id, department_id, started_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $10, $10)",
+        )
+        .bind(&id)
+        .bind(&definition_id)
+        .bind(key)
+        .bind(version)
+        .bind(variables.to_string())
+        .bind(input.record.as_ref().map(|r| r.object.clone()))
+        .bind(input.record.as_ref().map(|r| r.id.clone()))
+        .bind(&department)
+        .bind(&actor.user_id)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        insert_token(&mut tx, &id, &start.id, &now).await?;
+        history(
+            &mut tx,
+            &id,
+            None,
+            "started",
+            json!({"version": version}),
+            Some(&actor.user_id),
+        )
+        .await?;
+        tx.commit().await?;
+        self.wake.notify_one();
+        self.instance_row(&id).await
+    }
+
+    async fn instance_row(&self, id: &str) -> Result<Instance, ApiError> {
+        let row = sqlx::query("SELECT * FROM process_instances WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?
+            .ok_or_else(|| ApiError::not_found("there is no such process instance"))?;
+        Ok(instance_of(&row)?)
+    }
+
+    /// An instance with its tokens and history, for whoever started it and admins
+    /// of its department.
+    pub async fn instance(&self, actor: &Actor, id: &str) -> Result<InstanceView, ApiError> {
+        let instance = self.instance_row(id).await?;
+        self.may_see(actor, &instance).await?;
+        let tokens = sqlx::query(
+            "SELECT * FROM process_tokens WHERE instance_id = $1 ORDER BY created_at, id",
+        )
+        .bind(id)
+        .fetch_all(&self.db.pool)
+        .await?
+        .iter()
+        .map(token_of)
+        .collect::<Result<_, _>>()?;
+        let history =
+            sqlx::query("SELECT * FROM process_history WHERE instance_id = $1 ORDER BY at, id")
+                .bind(id)
+                .fetch_all(&self.db.pool)
+                .await?
+                .iter()
+                .map(history_of)
+                .collect::<Result<_, _>>()?;
+        Ok(InstanceView {
+            instance,
+            tokens,
+            history,
+        })
+    }
+
+    async fn may_see(&self, actor: &Actor, instance: &Instance) -> Result<(), ApiError> {
+        if instance.started_by == actor.user_id {
+            return Ok(());
+        }
+        // Existence is not leaked to others.
+        self.records
+            .access()
+            .require_admin(
+                actor,
+                instance.department.as_deref(),
+                "see this process instance",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|_| ApiError::not_found("there is no such process instance"))
+    }
+
+    /// Instances newest first: all of them for organisation admins, otherwise
+    /// those the caller started; `status` narrows them, `cursor` pages on.
+    pub async fn instances(
+        &self,
+        actor: &Actor,
+        status: Option<&str>,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<(Vec<Instance>, Option<String>), ApiError> {
+        let all = self.records.access().user(actor).is_org_admin();
+        let rows = sqlx::query(
+            "SELECT * FROM process_instances WHERE ($1 OR started_by = $2) AND ($3 = '' OR status = $3) \
+             AND ($4 = '' OR id < $4) ORDER BY id DESC LIMIT $5",
+        )
+        .bind(all)
+        .bind(&actor.user_id)
+        .bind(status.unwrap_or(""))
+        .bind(cursor.unwrap_or(""))
+        .bind(limit + 1)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut items: Vec<Instance> = rows.iter().map(instance_of).collect::<Result<_, _>>()?;
+        let next = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|i| i.id.clone())
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+
+    /// Retries, skips or cancels, as an admin of the instance's department.
+    pub async fn resolve(
+        &self,
+        actor: &Actor,
+        id: &str,
+        resolution: Resolution,
+    ) -> Result<InstanceView, ApiError> {
+        let instance = self.instance_row(id).await?;
+        self.may_see(actor, &instance).await?;
+        self.records
+            .access()
+            .require_admin(
+                actor,
+                instance.department.as_deref(),
+                "resolve process incidents",
+            )
+            .await?;
+        let now = db::now();
+        let mut tx = self.db.pool.begin().await?;
+        match resolution {
+            Resolution::Cancel => {
+                if matches!(instance.status.as_str(), "completed" | "cancelled") {
+                    return Err(ApiError::conflict(format!(
+                        "the instance is already {}",
+                        instance.status
+                    )));
+                }
+                sqlx::query(
+                    "UPDATE process_tokens SET status = 'cancelled', lease_owner = NULL, updated_at = $1 \
+                     WHERE instance_id = $2 AND status IN ('ready', 'incident')",
+                )
+                .bind(&now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                set_status(&mut tx, id, "cancelled", &now, true).await?;
+                history(
+                    &mut tx,
+                    id,
+                    None,
+                    "cancelled",
+                    json!({}),
+                    Some(&actor.user_id),
+                )
+                .await?;
+            }
+            Resolution::Retry | Resolution::Skip => {
+                let incidents = sqlx::query(
+                    "SELECT id, node FROM process_tokens WHERE instance_id = $1 AND status = 'incident'",
+                )
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                if incidents.is_empty() {
+                    return Err(ApiError::conflict("the instance has no incident"));
+                }
+                let definition = self.definition_of_instance(id).await?;
+                for row in &incidents {
+                    let token: String = row.try_get("id")?;
+                    let node: String = row.try_get("node")?;
+                    if let Resolution::Retry = resolution {
+                        sqlx::query(
+                            "UPDATE process_tokens SET status = 'ready', attempts = 0, due_at = $1, \
+                             lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE id = $2",
+                        )
+                        .bind(&now)
+                        .bind(&token)
+                        .execute(&mut *tx)
+                        .await?;
+                        history(
+                            &mut tx,
+                            id,
+                            Some(&node),
+                            "retried",
+                            json!({}),
+                            Some(&actor.user_id),
+                        )
+                        .await?;
+                    } else {
+                        let flows = default_way_out(&definition, &node);
+                        sqlx::query("UPDATE process_tokens SET status = 'done', updated_at = $1 WHERE id = $2")
+                            .bind(&now)
+                            .bind(&token)
+                            .execute(&mut *tx)
+                            .await?;
+                        history(
+                            &mut tx,
+                            id,
+                            Some(&node),
+                            "skipped",
+                            json!({"flows": flows}),
+                            Some(&actor.user_id),
+                        )
+                        .await?;
+                        for flow in &flows {
+                            if let Some(f) = definition.flows.iter().find(|f| &f.id == flow) {
+                                insert_token(&mut tx, id, &f.to, &now).await?;
+                            }
+                        }
+                    }
+                }
+                set_status(&mut tx, id, "running", &now, false).await?;
+            }
+        }
+        tx.commit().await?;
+        self.wake.notify_one();
+        self.instance(actor, id).await
+    }
+
+    async fn definition_of_instance(&self, instance: &str) -> Result<Arc<Definition>, ApiError> {
+        let definition_id: String =
+            sqlx::query_scalar("SELECT definition_id FROM process_instances WHERE id = $1")
+                .bind(instance)
+                .fetch_one(&self.db.pool)
+                .await?;
+        self.definition(&definition_id).await
+    }
+
+    /// A published definition by id (they never change, so they are kept).
+    async fn definition(&self, id: &str) -> Result<Arc<Definition>, ApiError> {
+        if let Some(d) = self.definitions.lock().expect("lock").get(id) {
+            return Ok(d.clone());
+        }
+        let text: String =
+            sqlx::query_scalar("SELECT definition FROM process_definitions WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.db.pool)
+                .await?;
+        let definition: Arc<Definition> = Arc::new(
+            serde_json::from_str(&text)
+                .map_err(|e| ApiError::internal(format!("stored definition {id}: {e}")))?,
+        );
+        self.definitions
+            .lock()
+            .expect("lock")
+            .insert(id.to_string(), definition.clone());
+        Ok(definition)
+    }
+
+    /// Runs due tokens in the background.
+    pub fn spawn(self) {
+        tokio::spawn(async move {
+            loop {
+                match self.round().await {
+                    // A full batch: more may be waiting.
+                    Ok(n) if n as i64 >= BATCH => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = ?e, "a process round failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = self.wake.notified() => {}
+                }
+            }
+        });
+    }
+
+    /// Claims and runs the tokens due now; answers how many it claimed.
+    pub async fn round(&self) -> Result<usize, ApiError> {
+        let now = chrono::Utc::now();
+        let skip_locked = match self.db.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE process_tokens SET lease_owner = $1, lease_until = $2 WHERE id IN \
+             (SELECT id FROM process_tokens WHERE status = 'ready' AND due_at <= $3 \
+              AND (lease_until IS NULL OR lease_until < $3) ORDER BY due_at LIMIT $4{skip_locked}) \
+             RETURNING id, instance_id, node, attempts"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&self.host_id)
+            .bind(db::format_time(now + LEASE))
+            .bind(db::format_time(now))
+            .bind(BATCH)
+            .fetch_all(&self.db.pool)
+            .await?;
+        let claimed: Vec<Claimed> = rows
+            .iter()
+            .map(|r| {
+                Ok(Claimed {
+                    id: r.try_get("id")?,
+                    instance_id: r.try_get("instance_id")?,
+                    node: r.try_get("node")?,
+                    attempts: r.try_get("attempts")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        for token in &claimed {
+            if let Err(e) = self.run_token(token).await {
+                tracing::error!(token = %token.id, error = ?e, "a process token could not be moved");
+            }
+        }
+        Ok(claimed.len())
+    }
+
+    async fn run_token(&self, token: &Claimed) -> Result<(), ApiError> {
+        let instance = self.instance_row(&token.instance_id).await?;
+        let definition = self.definition_of_instance(&token.instance_id).await?;
+        if instance.status != "running" {
+            // Cancelled (or stopped by an incident elsewhere) meanwhile: let go.
+            return self.release(token).await;
+        }
+        match self.run_node(&instance, &definition, token).await {
+            Ok(step) => self.advance(token, &definition, step).await,
+            Err(error) => self.failed(token, &error).await,
+        }
+    }
+
+    /// Runs the node a token stands at: what it decided, or why it failed.
+    async fn run_node(
+        &self,
+        instance: &Instance,
+        definition: &Definition,
+        token: &Claimed,
+    ) -> Result<Step, String> {
+        let node = definition
+            .node(&token.node)
+            .ok_or_else(|| format!("the node '{}' is not in the definition", token.node))?;
+        let all_out = || -> Vec<String> {
+            definition
+                .outgoing(&node.id)
+                .map(|f| f.id.clone())
+                .collect()
+        };
+        match &node.kind {
+            NodeKind::Start => Ok(Step::Next(all_out(), Map::new())),
+            NodeKind::End => Ok(Step::End),
+            NodeKind::ExclusiveGateway { default } => {
+                let scope = self.scope(instance).await?;
+                for flow in definition.outgoing(&node.id) {
+                    let Some(condition) = &flow.condition else {
+                        continue;
+                    };
+                    let expr = super::expr::parse(condition)
+                        .map_err(|e| format!("the condition of {}: {e}", flow.id))?;
+                    if expr.holds(&scope) {
+                        return Ok(Step::Next(vec![flow.id.clone()], Map::new()));
+                    }
+                }
+                default
+                    .clone()
+                    .map(|d| Step::Next(vec![d], Map::new()))
+                    .ok_or_else(|| "no condition held and the gateway has no default".into())
+            }
+            NodeKind::ServiceTask { step, config } => {
+                let (outcome, next) = self.run_step(instance, token, step, config).await?;
+                let out: Vec<&Flow> = definition.outgoing(&node.id).collect();
+                let flow = match &next {
+                    Some(name) => out
+                        .iter()
+                        .find(|f| f.name.as_deref() == Some(name) || &f.id == name)
+                        .ok_or_else(|| {
+                            format!(
+                                "the step chose '{name}', which is no way out of '{}'",
+                                node.id
+                            )
+                        })?,
+                    None => out
+                        .iter()
+                        .find(|f| f.name.is_none())
+                        .or(out.first())
+                        .ok_or_else(|| format!("'{}' has no way out", node.id))?,
+                };
+                Ok(Step::Next(vec![flow.id.clone()], outcome))
+            }
+        }
+    }
+
+    /// The names a condition sees: the variables, and `record` when the instance
+    /// runs for one (read now, as the user who started it).
+    async fn scope(&self, instance: &Instance) -> Result<Value, String> {
+        let mut scope = match &instance.variables {
+            Value::Object(v) => v.clone(),
+            _ => Map::new(),
+        };
+        if let Some(record) = self.record_json(instance).await? {
+            scope.insert("record".into(), record);
+        }
+        Ok(Value::Object(scope))
+    }
+
+    async fn record_json(&self, instance: &Instance) -> Result<Option<Value>, String> {
+        let Some(r) = &instance.record else {
+            return Ok(None);
+        };
+        let actor = crate::plugins::delivery::actor_of(&self.db, &instance.started_by).await?;
+        let record = self
+            .records
+            .get(&actor, &r.object, &r.id)
+            .await
+            .map_err(|e| format!("the instance's record {} {}: {e}", r.object, r.id))?;
+        serde_json::to_value(record)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs `plugin/step` as the user who started the instance, in its department.
+    async fn run_step(
+        &self,
+        instance: &Instance,
+        token: &Claimed,
+        step: &str,
+        config: &Value,
+    ) -> Result<(Map<String, Value>, Option<String>), String> {
+        let (plugin_id, step_name) = step
+            .split_once('/')
+            .ok_or_else(|| format!("'{step}' is not plugin/step-type"))?;
+        let plugin = self
+            .plugins
+            .installed(plugin_id)
+            .filter(|p| p.is_running())
+            .ok_or_else(|| format!("the plugin {plugin_id} is not running"))?;
+        if let Some(d) = &instance.department
+            && !plugin.info.departments.iter().any(|e| e == d)
+        {
+            return Err(format!(
+                "the plugin {plugin_id} is not enabled in the instance's department"
+            ));
+        }
+        let actor = crate::plugins::delivery::actor_of(&self.db, &instance.started_by).await?;
+        let mut variables = match &instance.variables {
+            Value::Object(v) => v.clone(),
+            _ => Map::new(),
+        };
+        // Stable across retries of this step: a key that makes a second run harmless.
+        variables.insert("_run".into(), Value::String(token.id.clone()));
+        let input = StepInput {
+            step: step_name.to_string(),
+            config: config.to_string(),
+            variables: Value::Object(variables).to_string(),
+            record: self.record_json(instance).await?.map(|r| r.to_string()),
+        };
+        let host = plugin.host_context(&self.records, &actor, instance.department.clone(), true);
+        let outcome = self
+            .plugins
+            .runtime()
+            .run_step(&plugin.loaded, host, &input)
+            .await
+            .map_err(|e| format!("the plugin {plugin_id} failed: {e}"))?
+            .map_err(|e| format!("the step {step} refused: {e}"))?;
+        let set: Map<String, Value> = match serde_json::from_str(&outcome.variables) {
+            Ok(Value::Object(set)) => set,
+            Ok(Value::Null) | Err(_) if outcome.variables.trim().is_empty() => Map::new(),
+            _ => {
+                return Err(format!(
+                    "the step {step} answered variables that are not a JSON object"
+                ));
+            }
+        };
+        Ok((set, outcome.next))
+    }
+
+    /// Commits a token's move: done, the next tokens created, variables merged, the
+    /// instance completed when no path is left. Nothing happens when the lease was
+    /// lost meanwhile (another host has the token).
+    async fn advance(
+        &self,
+        token: &Claimed,
+        definition: &Definition,
+        step: Step,
+    ) -> Result<(), ApiError> {
+        let now = db::now();
+        let mut tx = self.db.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE process_tokens SET status = 'done', lease_owner = NULL, lease_until = NULL, updated_at = $1 \
+             WHERE id = $2 AND status = 'ready' AND lease_owner = $3",
+        )
+        .bind(&now)
+        .bind(&token.id)
+        .bind(&self.host_id)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Ok(());
+        }
+        match step {
+            Step::Next(flows, set) => {
+                if !set.is_empty() {
+                    let lock = match self.db.dialect {
+                        Dialect::Postgres => " FOR UPDATE",
+                        Dialect::Sqlite => "",
+                    };
+                    let current: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT variables FROM process_instances WHERE id = $1{lock}"
+                    )))
+                    .bind(&token.instance_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let mut variables: Map<String, Value> =
+                        serde_json::from_str(&current).unwrap_or_default();
+                    variables.extend(set.clone());
+                    sqlx::query("UPDATE process_instances SET variables = $1, updated_at = $2 WHERE id = $3")
+                        .bind(Value::Object(variables).to_string())
+                        .bind(&now)
+                        .bind(&token.instance_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                history(
+                    &mut tx,
+                    &token.instance_id,
+                    Some(&token.node),
+                    "completed",
+                    json!({"flows": flows, "variables": set}),
+                    None,
+                )
+                .await?;
+                for flow in &flows {
+                    let to = definition
+                        .flows
+                        .iter()
+                        .find(|f| &f.id == flow)
+                        .map(|f| f.to.clone())
+                        .ok_or_else(|| ApiError::internal(format!("no flow {flow}")))?;
+                    insert_token(&mut tx, &token.instance_id, &to, &now).await?;
+                }
+            }
+            Step::End => {
+                history(
+                    &mut tx,
+                    &token.instance_id,
+                    Some(&token.node),
+                    "ended",
+                    json!({}),
+                    None,
+                )
+                .await?;
+                let live: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM process_tokens WHERE instance_id = $1 AND status IN ('ready', 'incident')",
+                )
+                .bind(&token.instance_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if live == 0 {
+                    set_status(&mut tx, &token.instance_id, "completed", &now, true).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        // The next tokens are due now: run them without waiting for the poll.
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Records a failed attempt: retried later, or an incident after the last one.
+    async fn failed(&self, token: &Claimed, error: &str) -> Result<(), ApiError> {
+        let now = chrono::Utc::now();
+        let attempt = token.attempts + 1;
+        let mut tx = self.db.pool.begin().await?;
+        let incident = attempt as usize > self.retries.len();
+        let (status, due) = if incident {
+            ("incident", now)
+        } else {
+            let wait = self.retries[attempt as usize - 1];
+            (
+                "ready",
+                now + chrono::TimeDelta::from_std(wait).expect("a short wait"),
+            )
+        };
+        let updated = sqlx::query(
+            "UPDATE process_tokens SET status = $1, attempts = $2, last_error = $3, due_at = $4, \
+             lease_owner = NULL, lease_until = NULL, updated_at = $5 \
+             WHERE id = $6 AND status = 'ready' AND lease_owner = $7",
+        )
+        .bind(status)
+        .bind(attempt)
+        .bind(error)
+        .bind(db::format_time(due))
+        .bind(db::format_time(now))
+        .bind(&token.id)
+        .bind(&self.host_id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(());
+        }
+        let event = if incident { "incident" } else { "failed" };
+        history(
+            &mut tx,
+            &token.instance_id,
+            Some(&token.node),
+            event,
+            json!({"attempt": attempt, "error": error}),
+            None,
+        )
+        .await?;
+        if incident {
+            set_status(
+                &mut tx,
+                &token.instance_id,
+                "incident",
+                &db::format_time(now),
+                false,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release(&self, token: &Claimed) -> Result<(), ApiError> {
+        sqlx::query(
+            "UPDATE process_tokens SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(&token.id)
+        .bind(&self.host_id)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The flows a skipped node leaves by: the gateway's default, or the unnamed (or
+/// first) way out of a task.
+fn default_way_out(definition: &Definition, node: &str) -> Vec<String> {
+    match definition.node(node).map(|n| &n.kind) {
+        Some(NodeKind::ExclusiveGateway { default: Some(d) }) => vec![d.clone()],
+        Some(NodeKind::End) | None => Vec::new(),
+        _ => {
+            let out: Vec<&Flow> = definition.outgoing(node).collect();
+            out.iter()
+                .find(|f| f.name.is_none())
+                .or(out.first())
+                .map(|f| vec![f.id.clone()])
+                .unwrap_or_default()
+        }
+    }
+}
+
+async fn insert_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    instance: &str,
+    node: &str,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO process_tokens (id, instance_id, node, status, due_at, attempts, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'ready', $4, 0, $4, $4)",
+    )
+    .bind(db::new_id())
+    .bind(instance)
+    .bind(node)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn history(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    instance: &str,
+    node: Option<&str>,
+    event: &str,
+    detail: Value,
+    actor: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO process_history (id, instance_id, node, event, detail, actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(db::new_id())
+    .bind(instance)
+    .bind(node)
+    .bind(event)
+    .bind(detail.to_string())
+    .bind(actor)
+    .bind(db::now())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn set_status(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    instance: &str,
+    status: &str,
+    now: &str,
+    ended: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE process_instances SET status = $1, updated_at = $2, ended_at = CASE WHEN $3 THEN $2 ELSE ended_at END WHERE id = $4",
+    )
+    .bind(status)
+    .bind(now)
+    .bind(ended)
+    .bind(instance)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn published_of(r: &sqlx::any::AnyRow) -> Result<Published, ApiError> {
+    let text: String = r.try_get("definition")?;
+    Ok(Published {
+        key: r.try_get("process_key")?,
+        version: r.try_get("version")?,
+        name: r.try_get("name")?,
+        published_by: r.try_get("published_by")?,
+        published_at: r.try_get("created_at")?,
+        definition: serde_json::from_str(&text).map_err(ApiError::internal)?,
+    })
+}
+
+fn instance_of(r: &sqlx::any::AnyRow) -> Result<Instance, sqlx::Error> {
+    let variables: String = r.try_get("variables")?;
+    let object: Option<String> = r.try_get("record_object")?;
+    let record_id: Option<String> = r.try_get("record_id")?;
+    Ok(Instance {
+        id: r.try_get("id")?,
+        process: r.try_get("process_key")?,
+        version: r.try_get("version")?,
+        status: r.try_get("status")?,
+        variables: serde_json::from_str(&variables).unwrap_or(Value::Null),
+        record: object
+            .zip(record_id)
+            .map(|(object, id)| RecordRef { object, id }),
+        department: r.try_get("department_id")?,
+        started_by: r.try_get("started_by")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        ended_at: r.try_get("ended_at")?,
+    })
+}
+
+fn token_of(r: &sqlx::any::AnyRow) -> Result<Token, sqlx::Error> {
+    Ok(Token {
+        id: r.try_get("id")?,
+        node: r.try_get("node")?,
+        status: r.try_get("status")?,
+        due_at: r.try_get("due_at")?,
+        attempts: r.try_get("attempts")?,
+        last_error: r.try_get("last_error")?,
+    })
+}
+
+fn history_of(r: &sqlx::any::AnyRow) -> Result<HistoryEntry, sqlx::Error> {
+    let detail: String = r.try_get("detail")?;
+    Ok(HistoryEntry {
+        node: r.try_get("node")?,
+        event: r.try_get("event")?,
+        detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+        actor: r.try_get("actor")?,
+        at: r.try_get("at")?,
+    })
+}

@@ -1,0 +1,188 @@
+//! `/api/v1/processes` (definitions, versioned) and `/api/v1/process-instances`.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::definition::Definition;
+use super::engine::{Instance, InstanceView, Published, Resolution, StartInput};
+use crate::api::error::{ApiError, ApiResult, Problem};
+use crate::api::extract::ApiJson;
+use crate::api::{AppState, paging};
+use crate::auth::Actor;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_processes))
+        .routes(routes!(get_process, publish_process))
+        .routes(routes!(start_instance))
+        .routes(routes!(list_instances))
+        .routes(routes!(get_instance))
+        .routes(routes!(resolve_instance))
+}
+
+/// The newest version of every process.
+#[utoipa::path(get, path = "/api/v1/processes", tag = "processes", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Published>)))]
+async fn list_processes(
+    State(app): State<AppState>,
+    _actor: Actor,
+) -> ApiResult<Json<Vec<Published>>> {
+    Ok(Json(app.processes.list().await?))
+}
+
+/// A process: its newest version, or `?version=N`.
+#[utoipa::path(get, path = "/api/v1/processes/{key}", tag = "processes", security(("bearer" = [])),
+    params(("key" = String, Path), ("version" = Option<i64>, Query)),
+    responses((status = 200, body = Published), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn get_process(
+    State(app): State<AppState>,
+    _actor: Actor,
+    Path(key): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Published>> {
+    let mut version = None;
+    for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "version" => {
+                version = Some(
+                    v.parse::<i64>()
+                        .ok()
+                        .filter(|v| *v > 0)
+                        .ok_or_else(|| ApiError::bad_request("version is a whole number from 1"))?,
+                )
+            }
+            _ => return Err(ApiError::bad_request(format!("unknown parameter '{k}'"))),
+        }
+    }
+    Ok(Json(app.processes.get(&key, version).await?))
+}
+
+/// Checks a definition and publishes it as the next version of the process
+/// (organisation admins). Running instances stay on the version they started on.
+#[utoipa::path(put, path = "/api/v1/processes/{key}", tag = "processes", security(("bearer" = [])),
+    params(("key" = String, Path, description = "Lower-case letters, digits and -")),
+    request_body = Definition,
+    responses((status = 201, body = Published),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Every problem of the definition", body = Problem, content_type = "application/problem+json")))]
+async fn publish_process(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(key): Path<String>,
+    ApiJson(definition): ApiJson<Definition>,
+) -> ApiResult<(StatusCode, Json<Published>)> {
+    app.access
+        .require_admin(&actor, None, "publish processes")
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(app.processes.publish(&actor, &key, definition).await?),
+    ))
+}
+
+/// Starts an instance of the newest version, as the caller (its steps act with the
+/// caller's rights); with a `record`, the caller must be able to read it.
+#[utoipa::path(post, path = "/api/v1/processes/{key}/instances", tag = "processes", security(("bearer" = [])),
+    params(("key" = String, Path)), request_body = StartInput,
+    responses((status = 201, body = Instance),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn start_instance(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(key): Path<String>,
+    ApiJson(input): ApiJson<StartInput>,
+) -> ApiResult<(StatusCode, Json<Instance>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.processes.start(&actor, &key, input).await?),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstancePage {
+    pub items: Vec<Instance>,
+    pub next_cursor: Option<String>,
+}
+
+/// Instances, newest first: every one for organisation admins, else those the
+/// caller started.
+#[utoipa::path(get, path = "/api/v1/process-instances", tag = "processes", security(("bearer" = [])),
+    params(
+        ("status" = Option<String>, Query, description = "running, completed, incident or cancelled"),
+        ("cursor" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+    ),
+    responses((status = 200, body = InstancePage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn list_instances(
+    State(app): State<AppState>,
+    actor: Actor,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<InstancePage>> {
+    let mut status = None;
+    let mut pairs = Vec::new();
+    for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        if k == "status" {
+            if !["running", "completed", "incident", "cancelled"].contains(&v.as_ref()) {
+                return Err(ApiError::bad_request(
+                    "status is running, completed, incident or cancelled",
+                ));
+            }
+            status = Some(v.into_owned());
+        } else {
+            pairs.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    let rest = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let (cursor, limit) = paging(Some(&rest), "cursor", 200, 50)?;
+    let (items, next_cursor) = app
+        .processes
+        .instances(&actor, status.as_deref(), cursor.as_deref(), limit)
+        .await?;
+    Ok(Json(InstancePage { items, next_cursor }))
+}
+
+/// An instance with where its paths stand and its history (whoever started it and
+/// admins of its department).
+#[utoipa::path(get, path = "/api/v1/process-instances/{id}", tag = "processes", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = InstanceView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn get_instance(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<InstanceView>> {
+    Ok(Json(app.processes.instance(&actor, &id).await?))
+}
+
+/// Resolves an instance as an admin of its department: `retry` runs the failed
+/// steps again, `skip` leaves them by their default way out, `cancel` stops it.
+#[utoipa::path(post, path = "/api/v1/process-instances/{id}/{action}", tag = "processes", security(("bearer" = [])),
+    params(("id" = String, Path), ("action" = String, Path, description = "retry, skip or cancel")),
+    responses((status = 200, body = InstanceView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Nothing to resolve", body = Problem, content_type = "application/problem+json")))]
+async fn resolve_instance(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((id, action)): Path<(String, String)>,
+) -> ApiResult<Json<InstanceView>> {
+    let resolution = match action.as_str() {
+        "retry" => Resolution::Retry,
+        "skip" => Resolution::Skip,
+        "cancel" => Resolution::Cancel,
+        _ => {
+            return Err(ApiError::not_found(
+                "an instance is resolved by retry, skip or cancel",
+            ));
+        }
+    };
+    Ok(Json(app.processes.resolve(&actor, &id, resolution).await?))
+}

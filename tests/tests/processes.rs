@@ -1,0 +1,368 @@
+//! The process engine through the real host: definitions published in versions,
+//! instances moved by the worker through service tasks that run real plugin steps
+//! (plugins/data-quality) and gateways that branch on conditions, failures that
+//! become incidents an admin resolves.
+
+use std::time::Duration;
+
+use crm_tests::reqwest::StatusCode;
+use crm_tests::{
+    Backend, Client, Options, Server, eventually, json, on_both_backends, plugin_package,
+};
+
+on_both_backends!(
+    a_process_runs_plugin_steps_and_branches_on_conditions,
+    a_failing_step_becomes_an_incident_an_admin_retries_skips_or_cancels,
+    bad_definitions_are_refused_with_every_problem_named,
+);
+
+/// Long enough for a few worker rounds on a busy machine.
+const RUN: Duration = Duration::from_secs(20);
+
+/// Check the lead's email; if useful, normalise its phone, then tell big from
+/// small by `amount`.
+fn qualify() -> serde_json::Value {
+    json!({
+        "name": "Qualify a lead",
+        "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "check", "type": "service_task", "step": "data-quality/check-email"},
+            {"id": "phone", "type": "service_task", "step": "data-quality/normalise-phone", "config": {"field": "phone"}},
+            {"id": "size", "type": "exclusive_gateway", "default": "to-small"},
+            {"id": "big", "type": "end"},
+            {"id": "small", "type": "end"},
+            {"id": "cold", "type": "end"}
+        ],
+        "flows": [
+            {"id": "f1", "from": "start", "to": "check"},
+            {"id": "useful", "from": "check", "to": "phone", "name": "useful"},
+            {"id": "not-useful", "from": "check", "to": "cold", "name": "not-useful"},
+            {"id": "f2", "from": "phone", "to": "size"},
+            {"id": "to-big", "from": "size", "to": "big", "condition": "amount >= 1000 && email_useful && record.source == 'Web'"},
+            {"id": "to-small", "from": "size", "to": "small"}
+        ]
+    })
+}
+
+async fn finished(api: &Client, id: &str) -> serde_json::Value {
+    eventually(RUN, "the instance to finish", || async {
+        let res = api.get(&format!("/api/v1/process-instances/{id}")).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        (res.body["status"] != "running").then_some(res.body)
+    })
+    .await
+}
+
+/// The nodes whose paths ended, in the instance's history.
+fn ended_at(instance: &serde_json::Value) -> Vec<String> {
+    instance["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["event"] == "ended")
+        .map(|h| h["node"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn a_process_runs_plugin_steps_and_branches_on_conditions(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    admin
+        .install_plugin(plugin_package("plugins/data-quality"), &sales)
+        .await;
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let lead = sam
+        .create(
+            "leads",
+            json!({"last_name": "Diaz", "email": "ana@acme.example", "phone": "+34 91 123 45 67", "source": "Web"}),
+        )
+        .await;
+    let lead_id = lead["id"].as_str().unwrap();
+
+    // Members do not publish processes.
+    let refused = sam.put("/api/v1/processes/qualify", qualify()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let v1 = admin.put("/api/v1/processes/qualify", qualify()).await;
+    assert_eq!(v1.status, StatusCode::CREATED, "{}", v1.body);
+    assert_eq!(v1.body["version"], 1);
+
+    // A member starts it for a lead it may read: the steps act with its rights.
+    let start = |amount: i64| {
+        let sam = sam.clone();
+        let lead_id = lead_id.to_string();
+        async move {
+            let res = sam
+                .post(
+                    "/api/v1/processes/qualify/instances",
+                    json!({"variables": {"amount": amount}, "record": {"object": "leads", "id": lead_id}}),
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+            res.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let big = start(5000).await;
+    let small = start(10).await;
+    let big = finished(&sam, &big).await;
+    assert_eq!(big["status"], "completed", "{big}");
+    assert_eq!(big["version"], 1);
+    assert_eq!(big["variables"]["email_useful"], true, "{big}");
+    assert_eq!(big["variables"]["phone"], "+34911234567", "{big}");
+    assert_eq!(ended_at(&big), ["big"], "{big}");
+    assert!(big["ended_at"].is_string());
+    let nodes: Vec<&str> = big["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["event"] == "completed")
+        .map(|h| h["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["start", "check", "phone", "size"], "{big}");
+    let small = finished(&sam, &small).await;
+    assert_eq!(ended_at(&small), ["small"], "{small}");
+
+    // A new version: new instances take it, finished ones keep theirs.
+    let mut v2 = qualify();
+    v2["name"] = json!("Qualify a lead (v2)");
+    let published = admin.put("/api/v1/processes/qualify", v2).await;
+    assert_eq!(published.body["version"], 2, "{}", published.body);
+    let current = sam.get("/api/v1/processes/qualify").await;
+    assert_eq!(current.body["name"], "Qualify a lead (v2)");
+    let first = sam.get("/api/v1/processes/qualify?version=1").await;
+    assert_eq!(first.body["name"], "Qualify a lead");
+    let third = start(1).await;
+    let third = finished(&sam, &third).await;
+    assert_eq!(third["version"], 2);
+
+    // Another member neither sees nor lists sam's instances; the org admin does.
+    let (_, pat) = srv.member("pat@example.com", &sales, "member").await;
+    let hidden = pat
+        .get(&format!(
+            "/api/v1/process-instances/{}",
+            big["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.body);
+    let theirs = pat.get("/api/v1/process-instances").await;
+    assert_eq!(theirs.body["items"], json!([]));
+    let all = admin
+        .get("/api/v1/process-instances?status=completed&limit=2")
+        .await;
+    assert_eq!(
+        all.body["items"].as_array().unwrap().len(),
+        2,
+        "{}",
+        all.body
+    );
+    let rest = admin
+        .get(&format!(
+            "/api/v1/process-instances?status=completed&cursor={}",
+            all.body["next_cursor"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        rest.body["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        rest.body
+    );
+
+    // A record the starter may not read starts nothing.
+    let support = admin.department("Support").await;
+    let other = admin
+        .create(
+            "leads",
+            json!({"last_name": "Hidden", "department": support}),
+        )
+        .await;
+    let res = sam
+        .post(
+            "/api/v1/processes/qualify/instances",
+            json!({"record": {"object": "leads", "id": other["id"]}}),
+        )
+        .await;
+    assert!(res.status.is_client_error(), "{}", res.body);
+    assert_eq!(
+        sam.post("/api/v1/processes/nope/instances", json!({}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn a_failing_step_becomes_an_incident_an_admin_retries_skips_or_cancels(backend: Backend) {
+    let srv = Server::start_with(
+        backend,
+        Options::default().env("CRM_PROCESS_RETRY_MS", "20,20"),
+    )
+    .await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    admin
+        .install_plugin(plugin_package("plugins/data-quality"), &sales)
+        .await;
+    let published = admin.put("/api/v1/processes/qualify", qualify()).await;
+    assert_eq!(published.status, StatusCode::CREATED, "{}", published.body);
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    // Without a record, check-email refuses: three attempts, then an incident.
+    let start = || async {
+        let res = sam
+            .post(
+                "/api/v1/processes/qualify/instances",
+                json!({"variables": {"amount": 1}}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        res.body["id"].as_str().unwrap().to_string()
+    };
+    let id = start().await;
+    let stuck = finished(&admin, &id).await;
+    assert_eq!(stuck["status"], "incident", "{stuck}");
+    let token = stuck["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["status"] == "incident")
+        .unwrap()
+        .clone();
+    assert_eq!(token["node"], "check");
+    assert_eq!(token["attempts"], 3);
+    assert!(
+        token["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("needs the record"),
+        "{token}"
+    );
+    let events: Vec<&str> = stuck["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        ["started", "completed", "failed", "failed", "incident"]
+    );
+    let incidents = admin.get("/api/v1/process-instances?status=incident").await;
+    assert_eq!(incidents.body["items"][0]["id"], id.as_str());
+
+    // Retry: it runs again (and fails again, the record is still missing).
+    let retried = admin
+        .post(&format!("/api/v1/process-instances/{id}/retry"), json!({}))
+        .await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    let again = finished(&admin, &id).await;
+    assert_eq!(again["status"], "incident");
+    assert_eq!(
+        again["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["event"] == "incident")
+            .count(),
+        2
+    );
+    // Skip: the check is left by its first way out and the rest runs on.
+    let skipped = admin
+        .post(&format!("/api/v1/process-instances/{id}/skip"), json!({}))
+        .await;
+    assert_eq!(skipped.status, StatusCode::OK, "{}", skipped.body);
+    let after = finished(&admin, &id).await;
+    // normalise-phone also needs the record: a new incident, at the next node.
+    assert_eq!(after["status"], "incident", "{after}");
+    let at: Vec<&str> = after["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "incident")
+        .map(|t| t["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(at, ["phone"]);
+    // Cancel: the instance stops; nothing is left to resolve.
+    let cancelled = admin
+        .post(&format!("/api/v1/process-instances/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(cancelled.body["status"], "cancelled", "{}", cancelled.body);
+    assert!(
+        cancelled.body["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "done" || t["status"] == "cancelled")
+    );
+    let nothing = admin
+        .post(&format!("/api/v1/process-instances/{id}/retry"), json!({}))
+        .await;
+    assert_eq!(nothing.status, StatusCode::CONFLICT);
+    let bad = admin
+        .post(
+            &format!("/api/v1/process-instances/{id}/explode"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::NOT_FOUND);
+
+    // Only admins resolve: the member who started one cannot.
+    let mine = start().await;
+    finished(&sam, &mine).await;
+    let refused = sam
+        .post(
+            &format!("/api/v1/process-instances/{mine}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+}
+
+async fn bad_definitions_are_refused_with_every_problem_named(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let bad = admin
+        .put(
+            "/api/v1/processes/bad",
+            json!({
+                "name": "Bad",
+                "nodes": [
+                    {"id": "start", "type": "start"},
+                    {"id": "step", "type": "service_task", "step": "nobody/step"},
+                    {"id": "gate", "type": "exclusive_gateway"},
+                    {"id": "loop", "type": "exclusive_gateway", "default": "back"},
+                    {"id": "end", "type": "end"},
+                    {"id": "island", "type": "end"}
+                ],
+                "flows": [
+                    {"id": "f1", "from": "start", "to": "step"},
+                    {"id": "f2", "from": "step", "to": "gate"},
+                    {"id": "f3", "from": "gate", "to": "loop", "condition": "amount >"},
+                    {"id": "back", "from": "loop", "to": "gate"},
+                    {"id": "f4", "from": "gate", "to": "end"}
+                ]
+            }),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    let text = bad.body.to_string();
+    for says in [
+        "the plugin nobody is not installed",
+        "needs a default flow",
+        "the expression ends",
+        "'island' cannot be reached",
+        "never waits",
+    ] {
+        assert!(text.contains(says), "{says}: {text}");
+    }
+    let unknown = admin
+        .put(
+            "/api/v1/processes/bad",
+            json!({"name": "x", "nodes": [{"id": "s", "type": "sendTask"}], "flows": []}),
+        )
+        .await;
+    assert!(unknown.status.is_client_error(), "{}", unknown.body);
+    assert!(unknown.text.contains("sendTask"), "{}", unknown.text);
+    let bad_key = admin.put("/api/v1/processes/Bad!", json!({})).await;
+    assert!(bad_key.status.is_client_error());
+    // Nothing was published.
+    assert_eq!(admin.get("/api/v1/processes").await.body, json!([]));
+}
