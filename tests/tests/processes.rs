@@ -14,6 +14,7 @@ on_both_backends!(
     a_process_runs_plugin_steps_and_branches_on_conditions,
     a_failing_step_becomes_an_incident_an_admin_retries_skips_or_cancels,
     bad_definitions_are_refused_with_every_problem_named,
+    user_tasks_wait_in_the_right_inbox_while_a_parallel_timer_runs,
 );
 
 /// Long enough for a few worker rounds on a busy machine.
@@ -365,4 +366,172 @@ async fn bad_definitions_are_refused_with_every_problem_named(backend: Backend) 
     assert!(bad_key.status.is_client_error());
     // Nothing was published.
     assert_eq!(admin.get("/api/v1/processes").await.body, json!([]));
+}
+
+/// A manager approves while a timer runs beside; both paths join, then the outcome
+/// decides the end.
+fn approval() -> serde_json::Value {
+    json!({
+        "name": "Approve a discount",
+        "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "fork", "type": "parallel_gateway"},
+            {"id": "review", "name": "Approve the discount", "type": "user_task",
+             "assignee": {"role": "manager"}, "due": "P2D",
+             "fields": ["discount"], "outcomes": ["approved", "rejected"]},
+            {"id": "cool-off", "type": "timer", "duration": "PT1S"},
+            {"id": "join", "type": "parallel_gateway"},
+            {"id": "decide", "type": "exclusive_gateway", "default": "no"},
+            {"id": "approved", "type": "end"},
+            {"id": "rejected", "type": "end"}
+        ],
+        "flows": [
+            {"id": "f1", "from": "start", "to": "fork"},
+            {"id": "f2", "from": "fork", "to": "review"},
+            {"id": "f3", "from": "fork", "to": "cool-off"},
+            {"id": "f4", "from": "review", "to": "join"},
+            {"id": "f5", "from": "cool-off", "to": "join"},
+            {"id": "f6", "from": "join", "to": "decide"},
+            {"id": "yes", "from": "decide", "to": "approved", "condition": "outcome == 'approved' && discount <= 20"},
+            {"id": "no", "from": "decide", "to": "rejected"}
+        ]
+    })
+}
+
+/// The caller's open tasks.
+async fn inbox(api: &Client) -> Vec<serde_json::Value> {
+    let res = api.get("/api/v1/tasks").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    res.body["items"].as_array().unwrap().clone()
+}
+
+async fn user_tasks_wait_in_the_right_inbox_while_a_parallel_timer_runs(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let (_, mia) = srv.member("mia@example.com", &sales, "manager").await;
+    let (_, olga) = srv.member("olga@example.com", &support, "manager").await;
+    let published = admin.put("/api/v1/processes/discount", approval()).await;
+    assert_eq!(published.status, StatusCode::CREATED, "{}", published.body);
+
+    let start = || async {
+        let res = sam
+            .post(
+                "/api/v1/processes/discount/instances",
+                json!({"variables": {"deal": "Acme"}}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        res.body["id"].as_str().unwrap().to_string()
+    };
+    let first = start().await;
+    // The task reaches Sales' managers, not Sales' members nor Support's managers.
+    let task = eventually(RUN, "the task in mia's inbox", || async {
+        inbox(&mia).await.into_iter().next()
+    })
+    .await;
+    assert_eq!(task["instance"], first.as_str());
+    assert_eq!(task["name"], "Approve the discount");
+    assert_eq!(task["outcomes"], json!(["approved", "rejected"]));
+    assert!(task["due_at"].is_string());
+    assert!(inbox(&sam).await.is_empty());
+    assert!(inbox(&olga).await.is_empty());
+    let id = task["id"].as_str().unwrap().to_string();
+    let stranger = olga
+        .post(
+            &format!("/api/v1/tasks/{id}/complete"),
+            json!({"outcome": "approved"}),
+        )
+        .await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND, "{}", stranger.body);
+
+    let claimed = mia
+        .post(&format!("/api/v1/tasks/{id}/claim"), json!({}))
+        .await;
+    assert_eq!(claimed.status, StatusCode::OK, "{}", claimed.body);
+    assert!(claimed.body["claimed_by"].is_string());
+    for (body, field) in [
+        (json!({"outcome": "maybe"}), "outcome"),
+        (json!({}), "outcome"),
+        (
+            json!({"outcome": "approved", "variables": {"colour": "red"}}),
+            "variables.colour",
+        ),
+    ] {
+        let bad = mia
+            .post(&format!("/api/v1/tasks/{id}/complete"), body)
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+        assert_eq!(bad.error_fields(), [field], "{}", bad.body);
+    }
+    let done = mia
+        .post(
+            &format!("/api/v1/tasks/{id}/complete"),
+            json!({"outcome": "approved", "variables": {"discount": 15}}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(done.body["status"], "completed");
+    let again = mia
+        .post(
+            &format!("/api/v1/tasks/{id}/complete"),
+            json!({"outcome": "approved"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+
+    let instance = finished(&sam, &first).await;
+    assert_eq!(instance["status"], "completed", "{instance}");
+    assert_eq!(ended_at(&instance), ["approved"], "{instance}");
+    assert_eq!(instance["variables"]["discount"], 15);
+    let history = instance["history"].as_array().unwrap();
+    let joined = history.iter().filter(|h| h["event"] == "joined").count();
+    assert_eq!(joined, 1, "the first path waits at the join: {instance}");
+    // The timer held its path for its second.
+    let at = |event: &str, node: Option<&str>| {
+        let h = history
+            .iter()
+            .find(|h| h["event"] == event && node.is_none_or(|n| h["node"] == n))
+            .unwrap();
+        chrono::DateTime::parse_from_rfc3339(h["at"].as_str().unwrap()).unwrap()
+    };
+    let waited = at("completed", Some("cool-off")) - at("started", None);
+    assert!(waited.num_milliseconds() >= 1000, "{waited}");
+
+    // Rejected: the other end. Cancelled: the open task leaves the inbox.
+    let second = start().await;
+    let task = eventually(RUN, "the second task", || async {
+        inbox(&mia).await.into_iter().next()
+    })
+    .await;
+    let rejected = mia
+        .post(
+            &format!("/api/v1/tasks/{}/complete", task["id"].as_str().unwrap()),
+            json!({"outcome": "rejected"}),
+        )
+        .await;
+    assert_eq!(rejected.status, StatusCode::OK, "{}", rejected.body);
+    assert_eq!(ended_at(&finished(&sam, &second).await), ["rejected"]);
+    let third = start().await;
+    eventually(RUN, "the third task", || async {
+        inbox(&mia).await.into_iter().next()
+    })
+    .await;
+    let cancelled = admin
+        .post(
+            &format!("/api/v1/process-instances/{third}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.body["status"], "cancelled", "{}", cancelled.body);
+    assert!(inbox(&mia).await.is_empty());
+    let completed = mia.get("/api/v1/tasks?status=completed").await;
+    assert_eq!(
+        completed.body["items"].as_array().unwrap().len(),
+        2,
+        "{}",
+        completed.body
+    );
 }

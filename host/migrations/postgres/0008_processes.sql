@@ -38,7 +38,10 @@ CREATE TABLE process_tokens (
     id          TEXT PRIMARY KEY,
     instance_id TEXT NOT NULL REFERENCES process_instances(id),
     node        TEXT NOT NULL,
-    -- ready, done, incident, cancelled
+    -- The flow it arrived by (a parallel join counts them).
+    via         TEXT,
+    -- ready, waiting (a person's task), joined (at a parallel join), done,
+    -- incident, cancelled
     status      TEXT NOT NULL,
     due_at      TEXT NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,
@@ -61,3 +64,26 @@ CREATE TABLE process_history (
     at          TEXT NOT NULL
 );
 CREATE INDEX process_history_instance ON process_history(instance_id, at, id);
+
+-- A person's part in a process: open until completed with an outcome. Assigned to
+-- a user, to holders of a role in a department, or to a department's members.
+CREATE TABLE process_tasks (
+    id              TEXT PRIMARY KEY,
+    instance_id     TEXT NOT NULL REFERENCES process_instances(id),
+    token_id        TEXT NOT NULL REFERENCES process_tokens(id),
+    node            TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    assignee_user   TEXT,
+    assignee_role   TEXT,
+    department_id   TEXT,
+    -- open, completed, cancelled
+    status          TEXT NOT NULL,
+    claimed_by      TEXT,
+    outcome         TEXT,
+    due_at          TEXT,
+    completed_by    TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+CREATE INDEX process_tasks_open ON process_tasks(status, assignee_user, id);
+CREATE INDEX process_tasks_instance ON process_tasks(instance_id);

@@ -68,6 +68,46 @@ pub enum NodeKind {
         #[serde(default)]
         default: Option<String>,
     },
+    /// A person's task: it waits in the assignee's inbox until completed with an
+    /// outcome (flows out of it named after outcomes are taken by them).
+    UserTask {
+        /// Who does it; nobody named: the user who started the instance.
+        #[serde(default)]
+        assignee: Assignee,
+        /// When it is due, from its creation (ISO 8601 duration).
+        #[serde(default)]
+        due: Option<String>,
+        /// Variables the person fills in when completing it (others are refused).
+        #[serde(default)]
+        fields: Vec<String>,
+        /// The outcomes to choose from (any when empty).
+        #[serde(default)]
+        outcomes: Vec<String>,
+    },
+    /// With several ways out, takes all of them at once (fork); with several ways
+    /// in, waits until a path has arrived by each (join).
+    ParallelGateway,
+    /// Waits: for `duration` (ISO 8601, `PT30M`, `P2D`, `P1DT12H`) or until `date`
+    /// (RFC 3339).
+    Timer {
+        #[serde(default)]
+        duration: Option<String>,
+        #[serde(default)]
+        date: Option<String>,
+    },
+}
+
+/// Who a user task is for: a user, the holders of a role (in `department`, else the
+/// instance's department), or any member of `department`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Assignee {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -91,8 +131,52 @@ pub struct Flow {
 
 /// A node waits (for a person, a timer, a record) instead of running on at once.
 /// Only these may close a cycle: a cycle without one would spin forever.
-fn waits(_kind: &NodeKind) -> bool {
-    false
+fn waits(kind: &NodeKind) -> bool {
+    matches!(kind, NodeKind::Timer { .. } | NodeKind::UserTask { .. })
+}
+
+/// Seconds of an ISO 8601 duration of days, hours, minutes and seconds
+/// (`P2D`, `PT30M`, `P1DT12H`, `PT1.5S`); months and years are not fixed lengths
+/// and are refused.
+pub fn duration_seconds(text: &str) -> Result<f64, String> {
+    let bad = || format!("'{text}' is not a duration such as PT30M, P2D or P1DT12H");
+    let rest = text.strip_prefix('P').ok_or_else(bad)?;
+    let (days, time) = match rest.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (rest, None),
+    };
+    let mut total = 0.0;
+    let mut any = false;
+    let mut take = |part: &str, units: &[(char, f64)]| -> Result<(), String> {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                number.push(c);
+                continue;
+            }
+            let unit = units.iter().find(|(u, _)| *u == c).ok_or_else(bad)?;
+            let n: f64 = number.parse().map_err(|_| bad())?;
+            total += n * unit.1;
+            any = true;
+            number.clear();
+        }
+        if number.is_empty() {
+            Ok(())
+        } else {
+            Err(bad())
+        }
+    };
+    take(days, &[('W', 604_800.0), ('D', 86_400.0)])?;
+    if let Some(time) = time {
+        if time.is_empty() {
+            return Err(bad());
+        }
+        take(time, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)])?;
+    }
+    if !any || !total.is_finite() || total > 3_650.0 * 86_400.0 {
+        return Err(bad());
+    }
+    Ok(total)
 }
 
 fn valid_id(id: &str) -> bool {
@@ -117,6 +201,11 @@ impl Definition {
     /// The flows leaving `node`, in definition order.
     pub fn outgoing<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Flow> + 'a {
         self.flows.iter().filter(move |f| f.from == node)
+    }
+
+    /// The flows arriving at `node`.
+    pub fn incoming<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Flow> + 'a {
+        self.flows.iter().filter(move |f| f.to == node)
     }
 
     /// Every problem at once. `step_exists` says whether a `plugin/step` is offered
@@ -218,6 +307,63 @@ impl Definition {
                         error(at.clone(), "a service task with several ways out names each (the step answers which)".into());
                     }
                 }
+                NodeKind::UserTask {
+                    assignee,
+                    due,
+                    outcomes,
+                    ..
+                } => {
+                    if assignee.user.is_some()
+                        && (assignee.role.is_some() || assignee.department.is_some())
+                    {
+                        error(
+                            format!("{at}.assignee"),
+                            "a task goes to a user, or to a role and/or department, not both"
+                                .into(),
+                        );
+                    }
+                    if let Some(d) = due
+                        && let Err(e) = duration_seconds(d)
+                    {
+                        error(format!("{at}.due"), e);
+                    }
+                    for f in &out {
+                        if let Some(name) = &f.name
+                            && !outcomes.is_empty()
+                            && !outcomes.contains(name)
+                        {
+                            error(
+                                format!("{at}.outcomes"),
+                                format!(
+                                    "the flow {} is named '{name}', which is not an outcome",
+                                    f.id
+                                ),
+                            );
+                        }
+                    }
+                    if out.len() > 1 && out.iter().any(|f| f.name.is_none()) {
+                        error(
+                            at.clone(),
+                            "a task with several ways out names each after an outcome".into(),
+                        );
+                    }
+                }
+                NodeKind::Timer { duration, date } => match (duration, date) {
+                    (Some(d), None) => {
+                        if let Err(e) = duration_seconds(d) {
+                            error(format!("{at}.duration"), e);
+                        }
+                    }
+                    (None, Some(d)) => {
+                        if chrono::DateTime::parse_from_rfc3339(d).is_err() {
+                            error(
+                                format!("{at}.date"),
+                                format!("'{d}' is not an RFC 3339 date and time"),
+                            );
+                        }
+                    }
+                    _ => error(at.clone(), "a timer has either a duration or a date".into()),
+                },
                 NodeKind::ExclusiveGateway { default } => match default {
                     None => error(
                         format!("{at}.default"),
@@ -362,6 +508,29 @@ mod tests {
             {"id": "f2", "from": "check", "to": "route"},
             {"id": "hot", "from": "route", "to": "hot-end", "condition": "score > 5"},
             {"id": "cold", "from": "route", "to": "end"}]}));
+        assert_eq!(problems(&d), Vec::<String>::new());
+    }
+
+    #[test]
+    fn durations_are_days_hours_minutes_and_seconds() {
+        assert_eq!(duration_seconds("PT30M").unwrap(), 1800.0);
+        assert_eq!(duration_seconds("P1DT12H").unwrap(), 129_600.0);
+        assert_eq!(duration_seconds("PT1.5S").unwrap(), 1.5);
+        assert_eq!(duration_seconds("P1W").unwrap(), 604_800.0);
+        for bad in ["", "P", "PT", "30M", "P1M", "PT5X", "P1Y", "PT1H30"] {
+            assert!(duration_seconds(bad).is_err(), "{bad}");
+        }
+        // A cycle through a timer waits, so it is allowed.
+        let d = definition(json!({"name": "Remind", "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "wait", "type": "timer", "duration": "P1D"},
+            {"id": "again", "type": "exclusive_gateway", "default": "loop"},
+            {"id": "end", "type": "end"}],
+          "flows": [
+            {"id": "f1", "from": "start", "to": "wait"},
+            {"id": "f2", "from": "wait", "to": "again"},
+            {"id": "done", "from": "again", "to": "end", "condition": "done"},
+            {"id": "loop", "from": "again", "to": "wait"}]}));
         assert_eq!(problems(&d), Vec::<String>::new());
     }
 

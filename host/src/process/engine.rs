@@ -85,7 +85,8 @@ pub struct Instance {
 pub struct Token {
     pub id: String,
     pub node: String,
-    /// `ready`, `done`, `incident` or `cancelled`.
+    /// `ready`, `waiting` (for a person), `joined` (at a parallel join), `done`,
+    /// `incident` or `cancelled`.
     pub status: String,
     pub due_at: String,
     pub attempts: i64,
@@ -102,6 +103,44 @@ pub struct HistoryEntry {
     pub detail: Value,
     pub actor: Option<String>,
     pub at: String,
+}
+
+/// A user task, as an inbox shows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Task {
+    pub id: String,
+    pub instance: String,
+    pub process: String,
+    #[serde(skip)]
+    pub token: String,
+    pub node: String,
+    pub name: String,
+    /// Its user, or its role and department (the department alone: any member).
+    pub assignee: super::definition::Assignee,
+    /// `open`, `completed` or `cancelled`.
+    pub status: String,
+    pub claimed_by: Option<String>,
+    pub outcome: Option<String>,
+    pub completed_by: Option<String>,
+    pub due_at: Option<String>,
+    /// Variables completing it may set.
+    pub fields: Vec<String>,
+    /// Outcomes to choose from (any when empty).
+    pub outcomes: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// How a task is completed.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteInput {
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// Values of the task's fields.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub variables: Map<String, Value>,
 }
 
 /// An instance with its tokens and history.
@@ -141,6 +180,7 @@ struct Claimed {
     id: String,
     instance_id: String,
     node: String,
+    via: Option<String>,
     attempts: i64,
 }
 
@@ -148,9 +188,17 @@ struct Claimed {
 enum Step {
     /// Move on along these flows, merging these variables.
     Next(Vec<String>, Map<String, Value>),
+    /// Arrived at a parallel join: move on along these flows once a path has
+    /// arrived by every incoming flow.
+    Join(Vec<String>),
+    /// Wait for a person: a task in their inbox.
+    Task,
     /// The path ends here.
     End,
 }
+
+/// Token states that keep an instance alive.
+const LIVE: &str = "('ready', 'waiting', 'joined', 'incident')";
 
 fn key_ok(key: &str) -> bool {
     !key.is_empty()
@@ -382,7 +430,7 @@ impl ProcessService {
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-        insert_token(&mut tx, &id, &start.id, &now).await?;
+        insert_token(&mut tx, &id, &start.id, None, &now, &now).await?;
         history(
             &mut tx,
             &id,
@@ -510,9 +558,16 @@ impl ProcessService {
                         instance.status
                     )));
                 }
-                sqlx::query(
+                sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE process_tokens SET status = 'cancelled', lease_owner = NULL, updated_at = $1 \
-                     WHERE instance_id = $2 AND status IN ('ready', 'incident')",
+                     WHERE instance_id = $2 AND status IN {LIVE}"
+                )))
+                .bind(&now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE process_tasks SET status = 'cancelled', updated_at = $1 WHERE instance_id = $2 AND status = 'open'",
                 )
                 .bind(&now)
                 .bind(id)
@@ -578,9 +633,7 @@ impl ProcessService {
                         )
                         .await?;
                         for flow in &flows {
-                            if let Some(f) = definition.flows.iter().find(|f| &f.id == flow) {
-                                insert_token(&mut tx, id, &f.to, &now).await?;
-                            }
+                            enter(&mut tx, &definition, id, flow, &now).await?;
                         }
                     }
                 }
@@ -651,7 +704,7 @@ impl ProcessService {
             "UPDATE process_tokens SET lease_owner = $1, lease_until = $2 WHERE id IN \
              (SELECT id FROM process_tokens WHERE status = 'ready' AND due_at <= $3 \
               AND (lease_until IS NULL OR lease_until < $3) ORDER BY due_at LIMIT $4{skip_locked}) \
-             RETURNING id, instance_id, node, attempts"
+             RETURNING id, instance_id, node, via, attempts"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&self.host_id)
@@ -667,6 +720,7 @@ impl ProcessService {
                     id: r.try_get("id")?,
                     instance_id: r.try_get("instance_id")?,
                     node: r.try_get("node")?,
+                    via: r.try_get("via")?,
                     attempts: r.try_get("attempts")?,
                 })
             })
@@ -709,8 +763,14 @@ impl ProcessService {
                 .collect()
         };
         match &node.kind {
-            NodeKind::Start => Ok(Step::Next(all_out(), Map::new())),
+            // A timer's token was created due when the timer fires.
+            NodeKind::Start | NodeKind::Timer { .. } => Ok(Step::Next(all_out(), Map::new())),
             NodeKind::End => Ok(Step::End),
+            NodeKind::ParallelGateway if definition.incoming(&node.id).count() > 1 => {
+                Ok(Step::Join(all_out()))
+            }
+            NodeKind::ParallelGateway => Ok(Step::Next(all_out(), Map::new())),
+            NodeKind::UserTask { .. } => Ok(Step::Task),
             NodeKind::ExclusiveGateway { default } => {
                 let scope = self.scope(instance).await?;
                 for flow in definition.outgoing(&node.id) {
@@ -845,13 +905,27 @@ impl ProcessService {
         definition: &Definition,
         step: Step,
     ) -> Result<(), ApiError> {
-        let now = db::now();
+        let now = chrono::Utc::now();
+        let stamp = db::format_time(now);
         let mut tx = self.db.pool.begin().await?;
+        // The instance row first: moves of one instance's tokens take turns (a
+        // join must see every path that arrived before it).
+        sqlx::query("UPDATE process_instances SET updated_at = $1 WHERE id = $2")
+            .bind(&stamp)
+            .bind(&token.instance_id)
+            .execute(&mut *tx)
+            .await?;
+        let status = match step {
+            Step::Join(_) => "joined",
+            Step::Task => "waiting",
+            _ => "done",
+        };
         let moved = sqlx::query(
-            "UPDATE process_tokens SET status = 'done', lease_owner = NULL, lease_until = NULL, updated_at = $1 \
-             WHERE id = $2 AND status = 'ready' AND lease_owner = $3",
+            "UPDATE process_tokens SET status = $1, lease_owner = NULL, lease_until = NULL, updated_at = $2 \
+             WHERE id = $3 AND status = 'ready' AND lease_owner = $4",
         )
-        .bind(&now)
+        .bind(status)
+        .bind(&stamp)
         .bind(&token.id)
         .bind(&self.host_id)
         .execute(&mut *tx)
@@ -859,7 +933,60 @@ impl ProcessService {
         if moved.rows_affected() != 1 {
             return Ok(());
         }
+        let now = stamp;
+        let step = match step {
+            Step::Join(flows) => {
+                let arrived: Vec<Option<String>> = sqlx::query_scalar(
+                    "SELECT via FROM process_tokens WHERE instance_id = $1 AND node = $2 AND status = 'joined'",
+                )
+                .bind(&token.instance_id)
+                .bind(&token.node)
+                .fetch_all(&mut *tx)
+                .await?;
+                let complete = definition
+                    .incoming(&token.node)
+                    .all(|f| arrived.iter().any(|a| a.as_deref() == Some(f.id.as_str())));
+                if !complete {
+                    history(
+                        &mut tx,
+                        &token.instance_id,
+                        Some(&token.node),
+                        "joined",
+                        json!({"via": token.via}),
+                        None,
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(());
+                }
+                // Every path is in: they leave as one.
+                sqlx::query(
+                    "UPDATE process_tokens SET status = 'done', updated_at = $1 \
+                     WHERE instance_id = $2 AND node = $3 AND status = 'joined'",
+                )
+                .bind(&now)
+                .bind(&token.instance_id)
+                .bind(&token.node)
+                .execute(&mut *tx)
+                .await?;
+                Step::Next(flows, Map::new())
+            }
+            other => other,
+        };
         match step {
+            Step::Join(_) => unreachable!("joins became moves above"),
+            Step::Task => {
+                let task = self.open_task(&mut tx, definition, token, &now).await?;
+                history(
+                    &mut tx,
+                    &token.instance_id,
+                    Some(&token.node),
+                    "task",
+                    json!({"task": task}),
+                    None,
+                )
+                .await?;
+            }
             Step::Next(flows, set) => {
                 if !set.is_empty() {
                     let lock = match self.db.dialect {
@@ -892,13 +1019,7 @@ impl ProcessService {
                 )
                 .await?;
                 for flow in &flows {
-                    let to = definition
-                        .flows
-                        .iter()
-                        .find(|f| &f.id == flow)
-                        .map(|f| f.to.clone())
-                        .ok_or_else(|| ApiError::internal(format!("no flow {flow}")))?;
-                    insert_token(&mut tx, &token.instance_id, &to, &now).await?;
+                    enter(&mut tx, definition, &token.instance_id, flow, &now).await?;
                 }
             }
             Step::End => {
@@ -911,9 +1032,9 @@ impl ProcessService {
                     None,
                 )
                 .await?;
-                let live: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM process_tokens WHERE instance_id = $1 AND status IN ('ready', 'incident')",
-                )
+                let live: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM process_tokens WHERE instance_id = $1 AND status IN {LIVE}"
+                )))
                 .bind(&token.instance_id)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -926,6 +1047,345 @@ impl ProcessService {
         // The next tokens are due now: run them without waiting for the poll.
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// Puts a user task in its assignee's inbox; answers its id.
+    async fn open_task(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        definition: &Definition,
+        token: &Claimed,
+        now: &str,
+    ) -> Result<String, ApiError> {
+        let node = definition
+            .node(&token.node)
+            .ok_or_else(|| ApiError::internal("a task node vanished"))?;
+        let NodeKind::UserTask { assignee, due, .. } = &node.kind else {
+            return Err(ApiError::internal("not a task node"));
+        };
+        let (started_by, department): (String, Option<String>) = {
+            let row = sqlx::query(
+                "SELECT started_by, department_id FROM process_instances WHERE id = $1",
+            )
+            .bind(&token.instance_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            (row.try_get("started_by")?, row.try_get("department_id")?)
+        };
+        let user = match (&assignee.user, &assignee.role, &assignee.department) {
+            (Some(u), _, _) => Some(u.clone()),
+            (None, None, None) => Some(started_by),
+            _ => None,
+        };
+        let department = assignee.department.clone().or(department);
+        let due_at = match due {
+            Some(d) => {
+                let seconds = super::definition::duration_seconds(d).map_err(ApiError::internal)?;
+                Some(db::format_time(
+                    chrono::Utc::now() + chrono::TimeDelta::milliseconds((seconds * 1000.0) as i64),
+                ))
+            }
+            None => None,
+        };
+        let id = db::new_id();
+        let name = if node.name.is_empty() {
+            node.id.clone()
+        } else {
+            node.name.clone()
+        };
+        sqlx::query(
+            "INSERT INTO process_tasks (id, instance_id, token_id, node, name, assignee_user, assignee_role, \
+             department_id, status, due_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $10, $10)",
+        )
+        .bind(&id)
+        .bind(&token.instance_id)
+        .bind(&token.id)
+        .bind(&node.id)
+        .bind(&name)
+        .bind(&user)
+        .bind(&assignee.role)
+        .bind(&department)
+        .bind(&due_at)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(id)
+    }
+
+    /// The open tasks the caller may do (or has claimed), or its completed ones,
+    /// oldest first.
+    pub async fn tasks(
+        &self,
+        actor: &Actor,
+        status: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<(Vec<Task>, Option<String>), ApiError> {
+        let rows = if status == "open" {
+            // Role and department tasks are few next to personal ones; the
+            // membership check is done here, on the candidates.
+            sqlx::query(
+                "SELECT * FROM process_tasks WHERE status = 'open' AND ($2 = '' OR id > $2) \
+                 AND (assignee_user = $1 OR claimed_by = $1 OR assignee_user IS NULL) ORDER BY id LIMIT 1000",
+            )
+            .bind(&actor.user_id)
+            .bind(cursor.unwrap_or(""))
+            .fetch_all(&self.db.pool)
+            .await?
+        } else {
+            sqlx::query(
+                "SELECT * FROM process_tasks WHERE status = 'completed' AND completed_by = $1 \
+                 AND ($2 = '' OR id > $2) ORDER BY id LIMIT 1000",
+            )
+            .bind(&actor.user_id)
+            .bind(cursor.unwrap_or(""))
+            .fetch_all(&self.db.pool)
+            .await?
+        };
+        let mut tasks = Vec::new();
+        for row in &rows {
+            let task = self.task_of(row).await?;
+            if status != "open" || self.may_do(actor, &task) {
+                tasks.push(task);
+            }
+            if tasks.len() as i64 > limit {
+                break;
+            }
+        }
+        let next = if tasks.len() as i64 > limit {
+            tasks.truncate(limit as usize);
+            tasks.last().map(|t| t.id.clone())
+        } else {
+            None
+        };
+        Ok((tasks, next))
+    }
+
+    /// One task, for whoever may do it (or did it) and admins of its department.
+    pub async fn task(&self, actor: &Actor, id: &str) -> Result<Task, ApiError> {
+        let row = sqlx::query("SELECT * FROM process_tasks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?
+            .ok_or_else(|| ApiError::not_found("there is no such task"))?;
+        let task = self.task_of(&row).await?;
+        let admin = self
+            .records
+            .access()
+            .user(actor)
+            .is_admin_of(task.assignee.department.as_deref());
+        if self.may_do(actor, &task)
+            || task.completed_by.as_deref() == Some(&actor.user_id)
+            || admin
+        {
+            Ok(task)
+        } else {
+            Err(ApiError::not_found("there is no such task"))
+        }
+    }
+
+    /// Whether the caller may claim or complete the task: its user, a holder of its
+    /// role in its department (or one below), a member of its department, or an
+    /// admin of that department; once claimed, only the claimer (and admins).
+    fn may_do(&self, actor: &Actor, task: &Task) -> bool {
+        let user = self.records.access().user(actor);
+        let department = task.assignee.department.as_deref();
+        if user.is_admin_of(department) && department.is_some() {
+            return true;
+        }
+        if let Some(claimer) = &task.claimed_by {
+            return claimer == &actor.user_id;
+        }
+        if let Some(u) = &task.assignee.user {
+            return u == &actor.user_id;
+        }
+        let Some(department) = department else {
+            return false;
+        };
+        let tree = self.records.access().department_tree();
+        user.memberships().iter().any(|(d, role)| {
+            tree.departments.is_within(d, department)
+                && task.assignee.role.as_ref().is_none_or(|r| r == role)
+        })
+    }
+
+    /// Claims an open task for the caller (others then no longer see it).
+    pub async fn claim(&self, actor: &Actor, id: &str) -> Result<Task, ApiError> {
+        let task = self.task(actor, id).await?;
+        if task.status != "open" {
+            return Err(ApiError::conflict(format!("the task is {}", task.status)));
+        }
+        if !self.may_do(actor, &task) {
+            return Err(ApiError::forbidden("this task is not yours to claim"));
+        }
+        let claimed = sqlx::query(
+            "UPDATE process_tasks SET claimed_by = $1, updated_at = $2 WHERE id = $3 AND status = 'open' \
+             AND (claimed_by IS NULL OR claimed_by = $1)",
+        )
+        .bind(&actor.user_id)
+        .bind(db::now())
+        .bind(id)
+        .execute(&self.db.pool)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            return Err(ApiError::conflict("someone else claimed the task first"));
+        }
+        self.task(actor, id).await
+    }
+
+    /// Completes a task with an outcome and the variables it asks for; the instance
+    /// moves on by the flow named after the outcome (or its unnamed way out).
+    pub async fn complete(
+        &self,
+        actor: &Actor,
+        id: &str,
+        input: CompleteInput,
+    ) -> Result<Task, ApiError> {
+        let task = self.task(actor, id).await?;
+        if task.status != "open" {
+            return Err(ApiError::conflict(format!("the task is {}", task.status)));
+        }
+        if !self.may_do(actor, &task) {
+            return Err(ApiError::forbidden("this task is not yours to complete"));
+        }
+        let definition = self.definition_of_instance(&task.instance).await?;
+        let node = definition
+            .node(&task.node)
+            .ok_or_else(|| ApiError::internal("a task node vanished"))?;
+        let NodeKind::UserTask {
+            fields, outcomes, ..
+        } = &node.kind
+        else {
+            return Err(ApiError::internal("not a task node"));
+        };
+        let mut errors = Vec::new();
+        match &input.outcome {
+            Some(o) if !outcomes.is_empty() && !outcomes.contains(o) => errors.push(
+                FieldError::new("outcome", format!("must be one of {}", outcomes.join(", "))),
+            ),
+            None if !outcomes.is_empty() => errors.push(FieldError::new(
+                "outcome",
+                format!("is required: one of {}", outcomes.join(", ")),
+            )),
+            _ => {}
+        }
+        for name in input.variables.keys() {
+            if !fields.contains(name) {
+                errors.push(FieldError::new(
+                    format!("variables.{name}"),
+                    "is not a field of this task",
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::invalid("the task cannot be completed so", errors));
+        }
+        let out: Vec<&Flow> = definition.outgoing(&node.id).collect();
+        let flow = input
+            .outcome
+            .as_ref()
+            .and_then(|o| out.iter().find(|f| f.name.as_deref() == Some(o)))
+            .or_else(|| out.iter().find(|f| f.name.is_none()))
+            .or(out.first())
+            .map(|f| f.id.clone())
+            .ok_or_else(|| ApiError::internal("a task without a way out"))?;
+        let now = db::now();
+        let mut tx = self.db.pool.begin().await?;
+        sqlx::query("UPDATE process_instances SET updated_at = $1 WHERE id = $2")
+            .bind(&now)
+            .bind(&task.instance)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(
+            "UPDATE process_tasks SET status = 'completed', outcome = $1, completed_by = $2, updated_at = $3 \
+             WHERE id = $4 AND status = 'open'",
+        )
+        .bind(&input.outcome)
+        .bind(&actor.user_id)
+        .bind(&now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let moved = sqlx::query(
+            "UPDATE process_tokens SET status = 'done', updated_at = $1 WHERE id = $2 AND status = 'waiting'",
+        )
+        .bind(&now)
+        .bind(&task.token)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 || moved.rows_affected() != 1 {
+            return Err(ApiError::conflict(
+                "the task was completed or cancelled meanwhile",
+            ));
+        }
+        let mut set = input.variables.clone();
+        if let Some(o) = &input.outcome {
+            set.insert("outcome".into(), Value::String(o.clone()));
+        }
+        let current: String =
+            sqlx::query_scalar("SELECT variables FROM process_instances WHERE id = $1")
+                .bind(&task.instance)
+                .fetch_one(&mut *tx)
+                .await?;
+        let mut variables: Map<String, Value> = serde_json::from_str(&current).unwrap_or_default();
+        variables.extend(set.clone());
+        sqlx::query("UPDATE process_instances SET variables = $1 WHERE id = $2")
+            .bind(Value::Object(variables).to_string())
+            .bind(&task.instance)
+            .execute(&mut *tx)
+            .await?;
+        history(
+            &mut tx,
+            &task.instance,
+            Some(&task.node),
+            "completed",
+            json!({"flows": [flow], "variables": set, "task": id}),
+            Some(&actor.user_id),
+        )
+        .await?;
+        enter(&mut tx, &definition, &task.instance, &flow, &now).await?;
+        tx.commit().await?;
+        self.wake.notify_one();
+        self.task(actor, id).await
+    }
+
+    async fn task_of(&self, r: &sqlx::any::AnyRow) -> Result<Task, ApiError> {
+        let instance: String = r.try_get("instance_id")?;
+        let node: String = r.try_get("node")?;
+        let definition = self.definition_of_instance(&instance).await?;
+        let (fields, outcomes) = match definition.node(&node).map(|n| &n.kind) {
+            Some(NodeKind::UserTask {
+                fields, outcomes, ..
+            }) => (fields.clone(), outcomes.clone()),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let process: String =
+            sqlx::query_scalar("SELECT process_key FROM process_instances WHERE id = $1")
+                .bind(&instance)
+                .fetch_one(&self.db.pool)
+                .await?;
+        Ok(Task {
+            id: r.try_get("id")?,
+            instance,
+            process,
+            token: r.try_get("token_id")?,
+            node,
+            name: r.try_get("name")?,
+            assignee: super::definition::Assignee {
+                user: r.try_get("assignee_user")?,
+                role: r.try_get("assignee_role")?,
+                department: r.try_get("department_id")?,
+            },
+            status: r.try_get("status")?,
+            claimed_by: r.try_get("claimed_by")?,
+            outcome: r.try_get("outcome")?,
+            completed_by: r.try_get("completed_by")?,
+            due_at: r.try_get("due_at")?,
+            fields,
+            outcomes,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
     }
 
     /// Records a failed attempt: retried later, or an incident after the last one.
@@ -1013,19 +1473,58 @@ fn default_way_out(definition: &Definition, node: &str) -> Vec<String> {
     }
 }
 
+/// A path enters the node `flow` leads to: a token due now, or when a timer fires.
+async fn enter(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    definition: &Definition,
+    instance: &str,
+    flow: &str,
+    now: &str,
+) -> Result<(), ApiError> {
+    let to = definition
+        .flows
+        .iter()
+        .find(|f| f.id == flow)
+        .map(|f| f.to.as_str())
+        .ok_or_else(|| ApiError::internal(format!("no flow {flow}")))?;
+    let due = match definition.node(to).map(|n| &n.kind) {
+        Some(NodeKind::Timer {
+            duration: Some(d), ..
+        }) => {
+            let seconds = super::definition::duration_seconds(d).map_err(ApiError::internal)?;
+            let start = chrono::DateTime::parse_from_rfc3339(now)
+                .map_err(ApiError::internal)?
+                .with_timezone(&chrono::Utc);
+            db::format_time(start + chrono::TimeDelta::milliseconds((seconds * 1000.0) as i64))
+        }
+        Some(NodeKind::Timer { date: Some(d), .. }) => db::format_time(
+            chrono::DateTime::parse_from_rfc3339(d)
+                .map_err(ApiError::internal)?
+                .with_timezone(&chrono::Utc),
+        ),
+        _ => now.to_string(),
+    };
+    insert_token(tx, instance, to, Some(flow), &due, now).await?;
+    Ok(())
+}
+
 async fn insert_token(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     instance: &str,
     node: &str,
+    via: Option<&str>,
+    due: &str,
     now: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO process_tokens (id, instance_id, node, status, due_at, attempts, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'ready', $4, 0, $4, $4)",
+        "INSERT INTO process_tokens (id, instance_id, node, via, status, due_at, attempts, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'ready', $5, 0, $6, $6)",
     )
     .bind(db::new_id())
     .bind(instance)
     .bind(node)
+    .bind(via)
+    .bind(due)
     .bind(now)
     .execute(&mut **tx)
     .await?;

@@ -9,7 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::definition::Definition;
-use super::engine::{Instance, InstanceView, Published, Resolution, StartInput};
+use super::engine::{
+    CompleteInput, Instance, InstanceView, Published, Resolution, StartInput, Task,
+};
 use crate::api::error::{ApiError, ApiResult, Problem};
 use crate::api::extract::ApiJson;
 use crate::api::{AppState, paging};
@@ -23,6 +25,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_instances))
         .routes(routes!(get_instance))
         .routes(routes!(resolve_instance))
+        .routes(routes!(list_tasks))
+        .routes(routes!(get_task))
+        .routes(routes!(claim_task))
+        .routes(routes!(complete_task))
 }
 
 /// The newest version of every process.
@@ -185,4 +191,87 @@ async fn resolve_instance(
         }
     };
     Ok(Json(app.processes.resolve(&actor, &id, resolution).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskPage {
+    pub items: Vec<Task>,
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's task inbox: open tasks it may do (its own, its role's and its
+/// department's, and those it claimed), oldest first; `status=completed` for those
+/// it completed.
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "processes", security(("bearer" = [])),
+    params(
+        ("status" = Option<String>, Query, description = "open (default) or completed"),
+        ("cursor" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+    ),
+    responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn list_tasks(
+    State(app): State<AppState>,
+    actor: Actor,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<TaskPage>> {
+    let mut status = "open".to_string();
+    let mut pairs = Vec::new();
+    for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        if k == "status" {
+            if !["open", "completed"].contains(&v.as_ref()) {
+                return Err(ApiError::bad_request("status is open or completed"));
+            }
+            status = v.into_owned();
+        } else {
+            pairs.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    let rest = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let (cursor, limit) = paging(Some(&rest), "cursor", 200, 50)?;
+    let (items, next_cursor) = app
+        .processes
+        .tasks(&actor, &status, cursor.as_deref(), limit)
+        .await?;
+    Ok(Json(TaskPage { items, next_cursor }))
+}
+
+/// One task (for whoever may do it or did it, and admins of its department).
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "processes", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn get_task(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Task>> {
+    Ok(Json(app.processes.task(&actor, &id).await?))
+}
+
+/// Claims an open task: from then on only the claimer (and admins) may complete it.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/claim", tag = "processes", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Claimed by someone else, or no longer open", body = Problem, content_type = "application/problem+json")))]
+async fn claim_task(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Task>> {
+    Ok(Json(app.processes.claim(&actor, &id).await?))
+}
+
+/// Completes a task with an outcome and its fields; the process moves on.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/complete", tag = "processes", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = CompleteInput,
+    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An outcome or field that the task does not take", body = Problem, content_type = "application/problem+json")))]
+async fn complete_task(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<CompleteInput>,
+) -> ApiResult<Json<Task>> {
+    Ok(Json(app.processes.complete(&actor, &id, input).await?))
 }
