@@ -15,6 +15,8 @@ on_both_backends!(
     a_failing_step_becomes_an_incident_an_admin_retries_skips_or_cancels,
     bad_definitions_are_refused_with_every_problem_named,
     user_tasks_wait_in_the_right_inbox_while_a_parallel_timer_runs,
+    records_and_forms_start_instances_and_record_changes_wake_waiting_ones,
+    a_boundary_timer_escalates_a_task_nobody_did,
 );
 
 /// Long enough for a few worker rounds on a busy machine.
@@ -533,5 +535,206 @@ async fn user_tasks_wait_in_the_right_inbox_while_a_parallel_timer_runs(backend:
         2,
         "{}",
         completed.body
+    );
+}
+
+/// The instances of `process` the admin sees, newest first.
+async fn instances_of(admin: &Client, process: &str) -> Vec<serde_json::Value> {
+    let res = admin.get("/api/v1/process-instances?limit=200").await;
+    res.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["process"] == process)
+        .cloned()
+        .collect()
+}
+
+async fn records_and_forms_start_instances_and_record_changes_wake_waiting_ones(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let published = admin
+        .put(
+            "/api/v1/processes/web-leads",
+            json!({
+                "name": "Follow up web leads",
+                "nodes": [
+                    {"id": "start", "type": "start", "trigger":
+                        {"type": "record", "object": "leads", "on": ["created"], "condition": "record.source == 'Web'"}},
+                    {"id": "until-qualified", "type": "wait_record", "condition": "record.status == 'qualified'"},
+                    {"id": "end", "type": "end"}
+                ],
+                "flows": [
+                    {"id": "f1", "from": "start", "to": "until-qualified"},
+                    {"id": "f2", "from": "until-qualified", "to": "end"}
+                ]
+            }),
+        )
+        .await;
+    assert_eq!(published.status, StatusCode::CREATED, "{}", published.body);
+    // The trigger reads from now on: give its first round a moment.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let web = sam
+        .create("leads", json!({"last_name": "Web", "source": "Web"}))
+        .await;
+    sam.create(
+        "leads",
+        json!({"last_name": "Partner", "source": "Partner"}),
+    )
+    .await;
+    let instance = eventually(RUN, "the web lead's instance", || async {
+        instances_of(&admin, "web-leads").await.into_iter().next()
+    })
+    .await;
+    assert_eq!(instance["record"]["id"], web["id"]);
+    assert_eq!(
+        instance["started_by"],
+        sam_id.as_str(),
+        "as the user who made the change"
+    );
+    let id = instance["id"].as_str().unwrap().to_string();
+    eventually(RUN, "the instance to wait for its lead", || async {
+        let res = admin.get(&format!("/api/v1/process-instances/{id}")).await;
+        res.body["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["node"] == "until-qualified" && t["status"] == "waiting")
+            .then_some(())
+    })
+    .await;
+    // A change that does not match leaves it waiting; the one that does ends it.
+    let lead = format!("/api/v1/records/leads/{}", web["id"].as_str().unwrap());
+    sam.patch(&lead, json!({"status": "in progress"})).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let still = admin.get(&format!("/api/v1/process-instances/{id}")).await;
+    assert_eq!(still.body["status"], "running", "{}", still.body);
+    sam.patch(&lead, json!({"status": "qualified"})).await;
+    let done = finished(&admin, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        instances_of(&admin, "web-leads").await.len(),
+        1,
+        "only the web lead started one"
+    );
+
+    // A form submission starts the form's process, for its submission record.
+    admin
+        .install_plugin(plugin_package("plugins/forms"), &sales)
+        .await;
+    let form = admin
+        .put(
+            "/api/v1/x/forms/forms/talk",
+            json!({"title": "Talk", "fields": [{"name": "last_name", "required": true}, {"name": "email", "type": "email"}]}),
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let published = admin
+        .put(
+            "/api/v1/processes/call-back",
+            json!({
+                "name": "Call back",
+                "nodes": [
+                    {"id": "start", "type": "start", "trigger": {"type": "form", "form": "talk"}},
+                    {"id": "call", "type": "user_task", "assignee": {"user": sam_id}},
+                    {"id": "end", "type": "end"}
+                ],
+                "flows": [
+                    {"id": "f1", "from": "start", "to": "call"},
+                    {"id": "f2", "from": "call", "to": "end"}
+                ]
+            }),
+        )
+        .await;
+    assert_eq!(published.status, StatusCode::CREATED, "{}", published.body);
+    let sent = srv
+        .anonymous()
+        .post(
+            "/public/forms/f/talk",
+            json!({"last_name": "Lee", "email": "lee@acme.example"}),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    let task = eventually(RUN, "sam's call-back task", || async {
+        inbox(&sam).await.into_iter().next()
+    })
+    .await;
+    let started = admin
+        .get(&format!(
+            "/api/v1/process-instances/{}",
+            task["instance"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(started.body["record"]["object"], "form_submissions");
+    assert_eq!(started.body["record"]["id"], sent.body["submission"]);
+}
+
+async fn a_boundary_timer_escalates_a_task_nobody_did(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let published = admin
+        .put(
+            "/api/v1/processes/escalate",
+            json!({
+                "name": "Answer within a second",
+                "nodes": [
+                    {"id": "start", "type": "start"},
+                    {"id": "answer", "type": "user_task", "assignee": {"user": sam_id}},
+                    {"id": "too-late", "type": "boundary_timer", "attached_to": "answer", "duration": "PT1S"},
+                    {"id": "answered", "type": "end"},
+                    {"id": "escalated", "type": "end"}
+                ],
+                "flows": [
+                    {"id": "f1", "from": "start", "to": "answer"},
+                    {"id": "f2", "from": "answer", "to": "answered"},
+                    {"id": "f3", "from": "too-late", "to": "escalated"}
+                ]
+            }),
+        )
+        .await;
+    assert_eq!(published.status, StatusCode::CREATED, "{}", published.body);
+    let start = || async {
+        let res = sam
+            .post("/api/v1/processes/escalate/instances", json!({}))
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        res.body["id"].as_str().unwrap().to_string()
+    };
+    // Nobody answers: the timer fires, the task is withdrawn.
+    let late = start().await;
+    let late = finished(&sam, &late).await;
+    assert_eq!(ended_at(&late), ["escalated"], "{late}");
+    assert!(inbox(&sam).await.is_empty(), "the task was withdrawn");
+    // Answered in time: the timer has nothing to do.
+    let quick = start().await;
+    let task = eventually(RUN, "the task", || async {
+        inbox(&sam).await.into_iter().next()
+    })
+    .await;
+    let done = sam
+        .post(
+            &format!("/api/v1/tasks/{}/complete", task["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let quick = finished(&sam, &quick).await;
+    assert_eq!(ended_at(&quick), ["answered"], "{quick}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = sam
+        .get(&format!(
+            "/api/v1/process-instances/{}",
+            quick["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(after.body["status"], "completed");
+    assert_eq!(
+        ended_at(&after.body),
+        ["answered"],
+        "the cancelled timer never fired"
     );
 }

@@ -24,12 +24,17 @@ CREATE TABLE process_instances (
     record_id     TEXT,
     department_id TEXT,
     started_by    TEXT NOT NULL,
+    -- What started it, for starts that must happen once: `event:<seq>` for a
+    -- record trigger, `schedule:<time>` for a schedule.
+    trigger_key   TEXT,
     created_at    TEXT NOT NULL,
     updated_at    TEXT NOT NULL,
     ended_at      TEXT
 );
 CREATE INDEX process_instances_started_by ON process_instances(started_by, id);
 CREATE INDEX process_instances_status ON process_instances(status, id);
+CREATE INDEX process_instances_record ON process_instances(record_object, record_id);
+CREATE UNIQUE INDEX process_instances_trigger ON process_instances(process_key, trigger_key);
 
 -- A token is one path of an instance standing at a node. Workers claim ready,
 -- due tokens under a lease (FOR UPDATE SKIP LOCKED on PostgreSQL), run the node
@@ -87,3 +92,18 @@ CREATE TABLE process_tasks (
 );
 CREATE INDEX process_tasks_open ON process_tasks(status, assignee_user, id);
 CREATE INDEX process_tasks_instance ON process_tasks(instance_id);
+
+-- How far record triggers have read the outbox; a host holds the lease while it
+-- reads, so two hosts never start the same instance.
+CREATE TABLE process_trigger_cursor (
+    name        TEXT PRIMARY KEY,
+    last_seq    BIGINT NOT NULL,
+    lease_owner TEXT,
+    lease_until TEXT
+);
+
+-- When each scheduled process starts next.
+CREATE TABLE process_schedules (
+    process_key TEXT PRIMARY KEY,
+    next_at     TEXT NOT NULL
+);

@@ -52,8 +52,12 @@ pub struct Node {
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NodeKind {
-    /// Where an instance begins (exactly one per definition).
-    Start,
+    /// Where an instance begins (exactly one per definition); `trigger` says what
+    /// starts one besides a manual start.
+    Start {
+        #[serde(default)]
+        trigger: Trigger,
+    },
     /// Where a path ends; the instance completes when no path is left.
     End,
     /// A step a plugin runs: `step` is `plugin/step-type`, `config` its settings.
@@ -84,6 +88,21 @@ pub enum NodeKind {
         #[serde(default)]
         outcomes: Vec<String>,
     },
+    /// Waits until the instance's record matches `condition` (checked on arrival and
+    /// whenever the record changes).
+    WaitRecord { condition: String },
+    /// A timer on a user task (`attached_to`): when it fires while the task is
+    /// open, the path goes on from here; `interrupting` (the default) cancels the
+    /// task, otherwise the task stays open (an escalation beside it).
+    BoundaryTimer {
+        attached_to: String,
+        #[serde(default)]
+        duration: Option<String>,
+        #[serde(default)]
+        date: Option<String>,
+        #[serde(default = "yes")]
+        interrupting: bool,
+    },
     /// With several ways out, takes all of them at once (fork); with several ways
     /// in, waits until a path has arrived by each (join).
     ParallelGateway,
@@ -95,6 +114,38 @@ pub enum NodeKind {
         #[serde(default)]
         date: Option<String>,
     },
+}
+
+/// What starts an instance besides `POST .../instances`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Trigger {
+    /// Only a manual start.
+    #[default]
+    Manual,
+    /// A record of `object` created or updated (`on`, default created) for which
+    /// `condition` holds (over `record` and `changes`); the instance runs for it, as
+    /// the user who made the change.
+    Record {
+        object: String,
+        #[serde(default = "created")]
+        on: Vec<String>,
+        #[serde(default)]
+        condition: Option<String>,
+    },
+    /// A submission of the forms plugin's form `form` (its `form_submissions`
+    /// record is the instance's record).
+    Form { form: String },
+    /// Every `every` (ISO 8601 duration), as the admin who published the version.
+    Schedule { every: String },
+}
+
+fn created() -> Vec<String> {
+    vec!["created".into()]
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Who a user task is for: a user, the holders of a role (in `department`, else the
@@ -132,7 +183,30 @@ pub struct Flow {
 /// A node waits (for a person, a timer, a record) instead of running on at once.
 /// Only these may close a cycle: a cycle without one would spin forever.
 fn waits(kind: &NodeKind) -> bool {
-    matches!(kind, NodeKind::Timer { .. } | NodeKind::UserTask { .. })
+    matches!(
+        kind,
+        NodeKind::Timer { .. }
+            | NodeKind::UserTask { .. }
+            | NodeKind::WaitRecord { .. }
+            | NodeKind::BoundaryTimer { .. }
+    )
+}
+
+/// The date an ISO 8601 `duration` after `from`, or the RFC 3339 `date`.
+pub fn due_after(
+    duration: Option<&str>,
+    date: Option<&str>,
+    from: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    match (duration, date) {
+        (Some(d), None) => {
+            Ok(from + chrono::TimeDelta::milliseconds((duration_seconds(d)? * 1000.0) as i64))
+        }
+        (None, Some(d)) => chrono::DateTime::parse_from_rfc3339(d)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|_| format!("'{d}' is not an RFC 3339 date and time")),
+        _ => Err("a timer has either a duration or a date".into()),
+    }
 }
 
 /// Seconds of an ISO 8601 duration of days, hours, minutes and seconds
@@ -195,7 +269,7 @@ impl Definition {
     pub fn start(&self) -> Option<&Node> {
         self.nodes
             .iter()
-            .find(|n| matches!(n.kind, NodeKind::Start))
+            .find(|n| matches!(n.kind, NodeKind::Start { .. }))
     }
 
     /// The flows leaving `node`, in definition order.
@@ -240,7 +314,7 @@ impl Definition {
         let starts = self
             .nodes
             .iter()
-            .filter(|n| matches!(n.kind, NodeKind::Start))
+            .filter(|n| matches!(n.kind, NodeKind::Start { .. }))
             .count();
         if starts != 1 {
             error(
@@ -286,8 +360,14 @@ impl Definition {
             let out: Vec<&Flow> = self.outgoing(&node.id).collect();
             let incoming = self.flows.iter().filter(|f| f.to == node.id).count();
             match &node.kind {
-                NodeKind::Start if incoming > 0 => {
+                NodeKind::Start { .. } if incoming > 0 => {
                     error(at.clone(), "nothing flows into the start".into());
+                }
+                NodeKind::BoundaryTimer { .. } if incoming > 0 => {
+                    error(
+                        at.clone(),
+                        "nothing flows into a boundary timer: it sits on its task".into(),
+                    );
                 }
                 NodeKind::End if !out.is_empty() => {
                     error(at.clone(), "an end has no way out".into());
@@ -348,21 +428,61 @@ impl Definition {
                         );
                     }
                 }
-                NodeKind::Timer { duration, date } => match (duration, date) {
-                    (Some(d), None) => {
-                        if let Err(e) = duration_seconds(d) {
-                            error(format!("{at}.duration"), e);
-                        }
+                NodeKind::Timer { duration, date } => {
+                    if let Err(e) =
+                        due_after(duration.as_deref(), date.as_deref(), chrono::Utc::now())
+                    {
+                        error(at.clone(), e);
                     }
-                    (None, Some(d)) => {
-                        if chrono::DateTime::parse_from_rfc3339(d).is_err() {
+                }
+                NodeKind::BoundaryTimer {
+                    attached_to,
+                    duration,
+                    date,
+                    ..
+                } => {
+                    if let Err(e) =
+                        due_after(duration.as_deref(), date.as_deref(), chrono::Utc::now())
+                    {
+                        error(at.clone(), e);
+                    }
+                    if !self
+                        .node(attached_to)
+                        .is_some_and(|n| matches!(n.kind, NodeKind::UserTask { .. }))
+                    {
+                        error(
+                            format!("{at}.attached_to"),
+                            format!("'{attached_to}' is not a user task"),
+                        );
+                    }
+                }
+                NodeKind::WaitRecord { condition } => {
+                    if let Err(e) = expr::parse(condition) {
+                        error(format!("{at}.condition"), e);
+                    }
+                }
+                NodeKind::Start { trigger } => match trigger {
+                    Trigger::Record { on, condition, .. } => {
+                        if on.is_empty() || on.iter().any(|o| o != "created" && o != "updated") {
                             error(
-                                format!("{at}.date"),
-                                format!("'{d}' is not an RFC 3339 date and time"),
+                                format!("{at}.trigger.on"),
+                                "is created and/or updated".into(),
                             );
                         }
+                        if let Some(c) = condition
+                            && let Err(e) = expr::parse(c)
+                        {
+                            error(format!("{at}.trigger.condition"), e);
+                        }
                     }
-                    _ => error(at.clone(), "a timer has either a duration or a date".into()),
+                    Trigger::Schedule { every } => match duration_seconds(every) {
+                        Ok(s) if s < 60.0 => {
+                            error(format!("{at}.trigger.every"), "is at least a minute".into())
+                        }
+                        Ok(_) => {}
+                        Err(e) => error(format!("{at}.trigger.every"), e),
+                    },
+                    Trigger::Manual | Trigger::Form { .. } => {}
                 },
                 NodeKind::ExclusiveGateway { default } => match default {
                     None => error(
@@ -413,6 +533,13 @@ impl Definition {
         while let Some(n) = todo.pop() {
             if seen.insert(n) {
                 todo.extend(self.outgoing(n).map(|f| f.to.as_str()));
+                // A boundary timer is reached with the task it sits on.
+                todo.extend(self.nodes.iter().filter_map(|b| match &b.kind {
+                    NodeKind::BoundaryTimer { attached_to, .. } if attached_to == n => {
+                        Some(b.id.as_str())
+                    }
+                    _ => None,
+                }));
             }
         }
         seen

@@ -165,11 +165,11 @@ pub enum Resolution {
 
 #[derive(Clone)]
 pub struct ProcessService {
-    db: Db,
-    records: RecordService,
+    pub(super) db: Db,
+    pub(super) records: RecordService,
     plugins: PluginService,
-    host_id: String,
-    wake: Arc<tokio::sync::Notify>,
+    pub(super) host_id: String,
+    pub(super) wake: Arc<tokio::sync::Notify>,
     definitions: Arc<Mutex<HashMap<String, Arc<Definition>>>>,
     /// Waits before each retry of a failed step; one attempt more than entries.
     retries: Arc<Vec<Duration>>,
@@ -193,6 +193,14 @@ enum Step {
     Join(Vec<String>),
     /// Wait for a person: a task in their inbox.
     Task,
+    /// Wait for the instance's record to match a condition.
+    Wait,
+    /// A boundary timer fired: go on if its task is still open (cancelling it
+    /// when interrupting).
+    Boundary {
+        interrupting: bool,
+        flows: Vec<String>,
+    },
     /// The path ends here.
     End,
 }
@@ -271,6 +279,7 @@ impl ProcessService {
             .await;
             match inserted {
                 Ok(_) => {
+                    self.schedule(key, &definition).await?;
                     return Ok(Published {
                         key: key.to_string(),
                         version: next,
@@ -379,6 +388,20 @@ impl ProcessService {
         key: &str,
         input: StartInput,
     ) -> Result<Instance, ApiError> {
+        self.start_once(actor, key, input, None)
+            .await?
+            .ok_or_else(|| ApiError::internal("a manual start has no trigger to repeat"))
+    }
+
+    /// Starts an instance; with a `trigger_key`, at most once per key (a start
+    /// already made for it answers `None`).
+    pub(super) async fn start_once(
+        &self,
+        actor: &Actor,
+        key: &str,
+        input: StartInput,
+        trigger_key: Option<String>,
+    ) -> Result<Option<Instance>, ApiError> {
         let row = sqlx::query(
             "SELECT id, version, definition FROM process_definitions WHERE process_key = $1 \
              ORDER BY version DESC LIMIT 1",
@@ -413,10 +436,10 @@ impl ProcessService {
             ));
         }
         let mut tx = self.db.pool.begin().await?;
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO process_instances (id, definition_id, process_key, version, status, variables, \
-             record_object, record_id, department_id, started_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $10, $10)",
+             record_object, record_id, department_id, started_by, trigger_key, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $11, $10, $10)",
         )
         .bind(&id)
         .bind(&definition_id)
@@ -428,8 +451,20 @@ impl ProcessService {
         .bind(&department)
         .bind(&actor.user_id)
         .bind(&now)
+        .bind(&trigger_key)
         .execute(&mut *tx)
-        .await?;
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e)
+                if trigger_key.is_some()
+                    && e.as_database_error()
+                        .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
         insert_token(&mut tx, &id, &start.id, None, &now, &now).await?;
         history(
             &mut tx,
@@ -442,7 +477,7 @@ impl ProcessService {
         .await?;
         tx.commit().await?;
         self.wake.notify_one();
-        self.instance_row(&id).await
+        self.instance_row(&id).await.map(Some)
     }
 
     async fn instance_row(&self, id: &str) -> Result<Instance, ApiError> {
@@ -655,7 +690,7 @@ impl ProcessService {
     }
 
     /// A published definition by id (they never change, so they are kept).
-    async fn definition(&self, id: &str) -> Result<Arc<Definition>, ApiError> {
+    pub(super) async fn definition(&self, id: &str) -> Result<Arc<Definition>, ApiError> {
         if let Some(d) = self.definitions.lock().expect("lock").get(id) {
             return Ok(d.clone());
         }
@@ -675,8 +710,17 @@ impl ProcessService {
         Ok(definition)
     }
 
-    /// Runs due tokens in the background.
+    /// Runs due tokens, and starts instances from triggers, in the background.
     pub fn spawn(self) {
+        let triggers = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = triggers.trigger_round().await {
+                    tracing::error!(error = ?e, "a process trigger round failed");
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        });
         tokio::spawn(async move {
             loop {
                 match self.round().await {
@@ -764,7 +808,22 @@ impl ProcessService {
         };
         match &node.kind {
             // A timer's token was created due when the timer fires.
-            NodeKind::Start | NodeKind::Timer { .. } => Ok(Step::Next(all_out(), Map::new())),
+            NodeKind::Start { .. } | NodeKind::Timer { .. } => {
+                Ok(Step::Next(all_out(), Map::new()))
+            }
+            NodeKind::WaitRecord { condition } => {
+                let expr =
+                    super::expr::parse(condition).map_err(|e| format!("the condition: {e}"))?;
+                if expr.holds(&self.scope(instance).await?) {
+                    Ok(Step::Next(all_out(), Map::new()))
+                } else {
+                    Ok(Step::Wait)
+                }
+            }
+            NodeKind::BoundaryTimer { interrupting, .. } => Ok(Step::Boundary {
+                interrupting: *interrupting,
+                flows: all_out(),
+            }),
             NodeKind::End => Ok(Step::End),
             NodeKind::ParallelGateway if definition.incoming(&node.id).count() > 1 => {
                 Ok(Step::Join(all_out()))
@@ -917,7 +976,7 @@ impl ProcessService {
             .await?;
         let status = match step {
             Step::Join(_) => "joined",
-            Step::Task => "waiting",
+            Step::Task | Step::Wait => "waiting",
             _ => "done",
         };
         let moved = sqlx::query(
@@ -986,6 +1045,96 @@ impl ProcessService {
                     None,
                 )
                 .await?;
+                // Its boundary timers start now; they know the task by its token.
+                for node in &definition.nodes {
+                    if let NodeKind::BoundaryTimer {
+                        attached_to,
+                        duration,
+                        date,
+                        ..
+                    } = &node.kind
+                        && attached_to == &token.node
+                    {
+                        let due = super::definition::due_after(
+                            duration.as_deref(),
+                            date.as_deref(),
+                            chrono::Utc::now(),
+                        )
+                        .map_err(ApiError::internal)?;
+                        insert_token(
+                            &mut tx,
+                            &token.instance_id,
+                            &node.id,
+                            Some(&token.id),
+                            &db::format_time(due),
+                            &now,
+                        )
+                        .await?;
+                    }
+                }
+            }
+            Step::Wait => {
+                history(
+                    &mut tx,
+                    &token.instance_id,
+                    Some(&token.node),
+                    "waiting",
+                    json!({}),
+                    None,
+                )
+                .await?;
+            }
+            Step::Boundary {
+                interrupting,
+                flows,
+            } => {
+                let task_token = token.via.clone().unwrap_or_default();
+                let open: Option<String> = sqlx::query_scalar(
+                    "SELECT status FROM process_tokens WHERE id = $1 AND status = 'waiting'",
+                )
+                .bind(&task_token)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if open.is_none() {
+                    // The task was done first: the timer has nothing to do.
+                    history(
+                        &mut tx,
+                        &token.instance_id,
+                        Some(&token.node),
+                        "expired",
+                        json!({}),
+                        None,
+                    )
+                    .await?;
+                } else {
+                    if interrupting {
+                        sqlx::query("UPDATE process_tokens SET status = 'cancelled', updated_at = $1 WHERE id = $2")
+                            .bind(&now)
+                            .bind(&task_token)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(
+                            "UPDATE process_tasks SET status = 'cancelled', updated_at = $1 WHERE token_id = $2 AND status = 'open'",
+                        )
+                        .bind(&now)
+                        .bind(&task_token)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    history(
+                        &mut tx,
+                        &token.instance_id,
+                        Some(&token.node),
+                        "completed",
+                        json!({"flows": flows, "interrupting": interrupting}),
+                        None,
+                    )
+                    .await?;
+                    for flow in &flows {
+                        enter(&mut tx, definition, &token.instance_id, flow, &now).await?;
+                    }
+                }
+                complete_if_done(&mut tx, &token.instance_id, &now).await?;
             }
             Step::Next(flows, set) => {
                 if !set.is_empty() {
@@ -1032,15 +1181,7 @@ impl ProcessService {
                     None,
                 )
                 .await?;
-                let live: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT COUNT(*) FROM process_tokens WHERE instance_id = $1 AND status IN {LIVE}"
-                )))
-                .bind(&token.instance_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                if live == 0 {
-                    set_status(&mut tx, &token.instance_id, "completed", &now, true).await?;
-                }
+                complete_if_done(&mut tx, &token.instance_id, &now).await?;
             }
         }
         tx.commit().await?;
@@ -1079,12 +1220,10 @@ impl ProcessService {
         };
         let department = assignee.department.clone().or(department);
         let due_at = match due {
-            Some(d) => {
-                let seconds = super::definition::duration_seconds(d).map_err(ApiError::internal)?;
-                Some(db::format_time(
-                    chrono::Utc::now() + chrono::TimeDelta::milliseconds((seconds * 1000.0) as i64),
-                ))
-            }
+            Some(d) => Some(db::format_time(
+                super::definition::due_after(Some(d), None, chrono::Utc::now())
+                    .map_err(ApiError::internal)?,
+            )),
             None => None,
         };
         let id = db::new_id();
@@ -1318,6 +1457,15 @@ impl ProcessService {
                 "the task was completed or cancelled meanwhile",
             ));
         }
+        // Its boundary timers have nothing left to watch.
+        sqlx::query(
+            "UPDATE process_tokens SET status = 'cancelled', updated_at = $1 WHERE instance_id = $2 AND via = $3 AND status = 'ready'",
+        )
+        .bind(&now)
+        .bind(&task.instance)
+        .bind(&task.token)
+        .execute(&mut *tx)
+        .await?;
         let mut set = input.variables.clone();
         if let Some(o) = &input.outcome {
             set.insert("outcome".into(), Value::String(o.clone()));
@@ -1488,20 +1636,15 @@ async fn enter(
         .map(|f| f.to.as_str())
         .ok_or_else(|| ApiError::internal(format!("no flow {flow}")))?;
     let due = match definition.node(to).map(|n| &n.kind) {
-        Some(NodeKind::Timer {
-            duration: Some(d), ..
-        }) => {
-            let seconds = super::definition::duration_seconds(d).map_err(ApiError::internal)?;
+        Some(NodeKind::Timer { duration, date }) => {
             let start = chrono::DateTime::parse_from_rfc3339(now)
                 .map_err(ApiError::internal)?
                 .with_timezone(&chrono::Utc);
-            db::format_time(start + chrono::TimeDelta::milliseconds((seconds * 1000.0) as i64))
+            db::format_time(
+                super::definition::due_after(duration.as_deref(), date.as_deref(), start)
+                    .map_err(ApiError::internal)?,
+            )
         }
-        Some(NodeKind::Timer { date: Some(d), .. }) => db::format_time(
-            chrono::DateTime::parse_from_rfc3339(d)
-                .map_err(ApiError::internal)?
-                .with_timezone(&chrono::Utc),
-        ),
         _ => now.to_string(),
     };
     insert_token(tx, instance, to, Some(flow), &due, now).await?;
@@ -1528,6 +1671,24 @@ async fn insert_token(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Completes the instance when no path of it is left.
+async fn complete_if_done(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    instance: &str,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    let live: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM process_tokens WHERE instance_id = $1 AND status IN {LIVE}"
+    )))
+    .bind(instance)
+    .fetch_one(&mut **tx)
+    .await?;
+    if live == 0 {
+        set_status(tx, instance, "completed", now, true).await?;
+    }
     Ok(())
 }
 

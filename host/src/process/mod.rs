@@ -16,5 +16,6 @@ pub mod definition;
 pub mod engine;
 pub mod expr;
 pub mod routes;
+pub mod triggers;
 
 pub use engine::ProcessService;
