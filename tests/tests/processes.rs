@@ -17,6 +17,7 @@ on_both_backends!(
     user_tasks_wait_in_the_right_inbox_while_a_parallel_timer_runs,
     records_and_forms_start_instances_and_record_changes_wake_waiting_ones,
     a_boundary_timer_escalates_a_task_nobody_did,
+    process_steps_update_create_notify_and_queue_email_once_per_run,
 );
 
 /// Long enough for a few worker rounds on a busy machine.
@@ -736,5 +737,119 @@ async fn a_boundary_timer_escalates_a_task_nobody_did(backend: Backend) {
         ended_at(&after.body),
         ["answered"],
         "the cancelled timer never fired"
+    );
+}
+
+async fn process_steps_update_create_notify_and_queue_email_once_per_run(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    admin
+        .install_plugin(plugin_package("plugins/process-steps"), &sales)
+        .await;
+    let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let step = |id: &str, step: &str, config: serde_json::Value| json!({"id": id, "type": "service_task", "step": format!("process-steps/{step}"), "config": config});
+    let published = admin
+        .put(
+            "/api/v1/processes/welcome",
+            json!({
+                "name": "Welcome a web lead",
+                "nodes": [
+                    {"id": "start", "type": "start", "trigger": {"type": "record", "object": "leads", "condition": "record.source == 'Web'"}},
+                    step("call", "create-record", json!({"object": "activities", "as": "call_id",
+                        "fields": {"kind": "call", "topic": "Call back", "assigned_to": "$record.owner"}})),
+                    step("work", "update-record", json!({"fields": {"status": "in progress"}})),
+                    step("tell", "notify", json!({"user": "$record.owner", "title": "New web lead {{record.last_name}}"})),
+                    step("mail", "send-email", json!({"to": "$record.email", "subject": "Thanks, {{record.first_name}}", "body": "We will call you."})),
+                    step("ask", "request-approval", json!({"approver": "$record.owner", "subject": "A discount for {{record.last_name}}?"})),
+                    {"id": "end", "type": "end"}
+                ],
+                "flows": [
+                    {"id": "f1", "from": "start", "to": "call"},
+                    {"id": "f2", "from": "call", "to": "work"},
+                    {"id": "f3", "from": "work", "to": "tell"},
+                    {"id": "f4", "from": "tell", "to": "mail"},
+                    {"id": "f5", "from": "mail", "to": "ask"},
+                    {"id": "f6", "from": "ask", "to": "end"}
+                ]
+            }),
+        )
+        .await;
+    assert_eq!(published.status, StatusCode::CREATED, "{}", published.body);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let lead = sam
+        .create(
+            "leads",
+            json!({"first_name": "Ana", "last_name": "Diaz", "email": "ana@acme.example", "source": "Web"}),
+        )
+        .await;
+    let instance = eventually(RUN, "the welcome instance", || async {
+        instances_of(&admin, "welcome").await.into_iter().next()
+    })
+    .await;
+    let done = finished(&admin, instance["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let vars = &done["variables"];
+    assert_eq!(vars["approval_requested_from"], sam_id.as_str(), "{done}");
+
+    let call = sam
+        .get(&format!(
+            "/api/v1/records/activities/{}",
+            vars["call_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(call.status, StatusCode::OK, "{}", call.body);
+    assert_eq!(call.body["topic"], "Call back");
+    assert_eq!(call.body["assigned_to"], sam_id.as_str());
+    assert_eq!(call.body["department"], sales.as_str());
+    let lead_now = sam
+        .get(&format!(
+            "/api/v1/records/leads/{}",
+            lead["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(lead_now.body["status"], "in progress");
+    let told = sam.get("/api/v1/notifications").await;
+    let titles: Vec<&str> = told.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["title"].as_str().unwrap())
+        .collect();
+    assert!(titles.contains(&"New web lead Diaz"), "{titles:?}");
+    assert!(titles.contains(&"A discount for Diaz?"), "{titles:?}");
+    let email = admin
+        .get(&format!(
+            "/api/v1/records/outgoing_emails/{}",
+            vars["email_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(email.body["to"], "ana@acme.example", "{}", email.body);
+    assert_eq!(email.body["subject"], "Thanks, Ana");
+    assert_eq!(email.body["status"], "queued");
+
+    // A run repeated (as after a crash) does nothing new and answers the same.
+    let run = |_: ()| async {
+        let res = admin
+            .post(
+                "/api/v1/plugins/process-steps/steps/create-record/run",
+                json!({"config": {"object": "activities", "fields": {"kind": "task", "topic": "Once", "department": sales}},
+                       "variables": {"_run": "run-1"}}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        res.body["variables"]["created_id"].clone()
+    };
+    let first = run(()).await;
+    let second = run(()).await;
+    assert_eq!(first, second);
+    let once = admin
+        .get("/api/v1/records/activities?filter[topic]=Once")
+        .await;
+    assert_eq!(
+        once.body["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        once.body
     );
 }
