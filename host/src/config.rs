@@ -28,6 +28,10 @@ pub struct Config {
     /// milliseconds, comma-separated (default `1000,5000,30000`: three retries, then
     /// an incident). Tests shorten it.
     pub process_retries: Vec<std::time::Duration>,
+    /// `CRM_PROCESS_LEASE_SECS`: how long a host's claim on a process token lasts
+    /// (default 90, longer than any step's deadline); a stopped host's tokens run
+    /// again elsewhere after it. Tests shorten it.
+    pub process_lease: std::time::Duration,
 }
 
 impl Config {
@@ -51,9 +55,14 @@ impl Config {
             .map_err(|e| {
                 anyhow::anyhow!("CRM_PROCESS_RETRY_MS is not a list of milliseconds: {e}")
             })?;
+        let process_lease = env_or("CRM_PROCESS_LEASE_SECS", "90")
+            .parse()
+            .map(std::time::Duration::from_secs)
+            .map_err(|e| anyhow::anyhow!("CRM_PROCESS_LEASE_SECS is not a number: {e}"))?;
         Ok(Config {
             listen,
             process_retries,
+            process_lease,
             data_dir: PathBuf::from(env_or("CRM_DATA_DIR", "./data")),
             database_url: std::env::var("CRM_DATABASE_URL")
                 .ok()

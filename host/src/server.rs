@@ -82,6 +82,7 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         records.clone(),
         plugins.clone(),
         config.process_retries.clone(),
+        config.process_lease,
     );
     processes.clone().spawn();
     Ok(Arc::new(App {

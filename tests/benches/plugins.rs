@@ -218,6 +218,7 @@ async fn hook_calls(package: &[u8]) -> Duration {
         session_hours: 12,
         log_json: false,
         process_retries: vec![std::time::Duration::from_secs(1)],
+        process_lease: std::time::Duration::from_secs(90),
     };
     let db = crm_host::server::open_database(&config)
         .await

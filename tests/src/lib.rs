@@ -129,6 +129,7 @@ pub fn package_of(files: &[(&str, &[u8])]) -> Vec<u8> {
 /// A running `crm serve` with its own data dir (and PostgreSQL schema).
 pub struct Server {
     child: Child,
+    options: Options,
     pub backend: Backend,
     pub base: String,
     pub data_dir: tempfile::TempDir,
@@ -172,52 +173,14 @@ impl Server {
                 (with_search_path(&postgres_url(), &schema), Some(schema))
             }
         };
-        let mut cmd = Command::new(crm_binary(options.release));
-        cmd.arg("serve")
-            .env("CRM_LISTEN", "127.0.0.1:0")
-            .env("CRM_DATA_DIR", data_dir.path())
-            .env("CRM_DATABASE_URL", &database_url)
-            .env("CRM_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("CRM_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env(
-                "RUST_LOG",
-                std::env::var("CRM_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(
-                std::fs::File::create(data_dir.path().join("server.log")).expect("log file"),
-            ))
-            .kill_on_drop(true);
-        for (k, v) in &options.env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("crm starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let base = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(url) = line.strip_prefix("crm listening on ") {
-                    return Some(url.to_string());
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| {
-            let log =
-                std::fs::read_to_string(data_dir.path().join("server.log")).unwrap_or_default();
-            panic!("crm did not start; its log:\n{log}")
-        });
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (child, base) = spawn(&options, data_dir.path(), &database_url, "127.0.0.1:0").await;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
             .expect("client");
         Server {
             child,
+            options,
             backend,
             base,
             data_dir,
@@ -238,6 +201,26 @@ impl Server {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// Kills the server at once (SIGKILL: no shutdown, as a crash or power cut).
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("the server is killed");
+    }
+
+    /// Starts the server again on the same address, data and database, after
+    /// [`Self::kill`]: clients and their tokens go on working.
+    pub async fn restart(&mut self) {
+        let listen = self.base.trim_start_matches("http://").to_string();
+        let (child, base) = spawn(
+            &self.options,
+            self.data_dir.path(),
+            &self.database_url,
+            &listen,
+        )
+        .await;
+        self.child = child;
+        self.base = base;
     }
 
     /// Waits for the process to exit (after a signal) and returns its exit code.
@@ -534,4 +517,57 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Starts `crm serve` on a data dir and database; answers the child and its address.
+async fn spawn(
+    options: &Options,
+    data_dir: &std::path::Path,
+    database_url: &str,
+    listen: &str,
+) -> (Child, String) {
+    let mut cmd = Command::new(crm_binary(options.release));
+    cmd.arg("serve")
+        .env("CRM_LISTEN", listen)
+        .env("CRM_DATA_DIR", data_dir)
+        .env("CRM_DATABASE_URL", database_url)
+        .env("CRM_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("CRM_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env(
+            "RUST_LOG",
+            std::env::var("CRM_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(data_dir.join("server.log"))
+                .expect("log file"),
+        ))
+        .kill_on_drop(true);
+    for (k, v) in &options.env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("crm starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let base = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("crm listening on ") {
+                return Some(url.to_string());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        let log = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
+        panic!("crm did not start; its log:\n{log}")
+    });
+    // Keep draining stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
 }

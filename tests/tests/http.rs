@@ -172,6 +172,8 @@ async fn the_openapi_document_lists_every_route() {
         ("/api/v1/processes/{key}", "get"),
         ("/api/v1/processes/{key}", "put"),
         ("/api/v1/processes/{key}/instances", "post"),
+        ("/api/v1/processes/{key}/bpmn", "get"),
+        ("/api/v1/processes/{key}/bpmn", "put"),
         ("/api/v1/process-instances", "get"),
         ("/api/v1/process-instances/{id}", "get"),
         ("/api/v1/process-instances/{id}/{action}", "post"),

@@ -18,6 +18,8 @@ on_both_backends!(
     records_and_forms_start_instances_and_record_changes_wake_waiting_ones,
     a_boundary_timer_escalates_a_task_nobody_did,
     process_steps_update_create_notify_and_queue_email_once_per_run,
+    a_killed_host_resumes_every_instance_without_skipping_or_repeating_a_step,
+    bpmn_files_import_run_and_export_and_unsupported_elements_are_named,
 );
 
 /// Long enough for a few worker rounds on a busy machine.
@@ -852,4 +854,242 @@ async fn process_steps_update_create_notify_and_queue_email_once_per_run(backend
         "{}",
         once.body
     );
+}
+
+async fn a_killed_host_resumes_every_instance_without_skipping_or_repeating_a_step(
+    backend: Backend,
+) {
+    // A short lease: the killed host's claims run out in two seconds.
+    let mut srv = Server::start_with(
+        backend,
+        Options::default().env("CRM_PROCESS_LEASE_SECS", "2"),
+    )
+    .await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    admin
+        .install_plugin(plugin_package("plugins/process-steps"), &sales)
+        .await;
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    // Five steps, each creating an activity tagged with the instance's tag, with a
+    // timer after the first so that the kill finds instances at every stage.
+    let mut nodes = vec![json!({"id": "start", "type": "start"})];
+    let mut flows = Vec::new();
+    let mut last = "start".to_string();
+    for n in 1..=5 {
+        let id = format!("step-{n}");
+        nodes.push(json!({"id": id, "type": "service_task", "step": "process-steps/create-record",
+            "config": {"object": "activities", "fields": {"kind": "task", "topic": format!("step {n}"), "result": "$tag"}}}));
+        flows.push(json!({"id": format!("to-{id}"), "from": last, "to": id}));
+        last = id;
+        if n == 1 {
+            nodes.push(json!({"id": "pause", "type": "timer", "duration": "PT1S"}));
+            flows.push(json!({"id": "to-pause", "from": last, "to": "pause"}));
+            last = "pause".into();
+        }
+    }
+    nodes.push(json!({"id": "end", "type": "end"}));
+    flows.push(json!({"id": "to-end", "from": last, "to": "end"}));
+    let published = admin
+        .put(
+            "/api/v1/processes/five",
+            json!({"name": "Five steps", "nodes": nodes, "flows": flows}),
+        )
+        .await;
+    assert_eq!(published.status, StatusCode::CREATED, "{}", published.body);
+    const INSTANCES: usize = 20;
+    for i in 0..INSTANCES {
+        let res = sam
+            .post(
+                "/api/v1/processes/five/instances",
+                json!({"variables": {"tag": format!("i-{i}")}}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    }
+    // Kill it while the instances are under way.
+    let count = |topic: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let res = admin
+                .get(&format!(
+                    "/api/v1/records/activities?filter[topic]={topic}&limit=200"
+                ))
+                .await;
+            res.body["items"].as_array().map_or(0, Vec::len)
+        }
+    };
+    eventually(RUN, "some first steps", || async {
+        (count("step 1").await >= 5).then_some(())
+    })
+    .await;
+    srv.kill().await;
+    srv.restart().await;
+
+    let done = eventually(
+        Duration::from_secs(60),
+        "every instance to complete",
+        || async {
+            let res = admin
+                .get("/api/v1/process-instances?status=completed&limit=200")
+                .await;
+            let n = res.body["items"].as_array().map_or(0, Vec::len);
+            (n == INSTANCES).then_some(n)
+        },
+    )
+    .await;
+    assert_eq!(done, INSTANCES);
+    // Every instance ran each of its five steps exactly once.
+    let mut seen = std::collections::BTreeMap::<(String, String), usize>::new();
+    let mut cursor = String::new();
+    loop {
+        let res = admin
+            .get(&format!("/api/v1/records/activities?limit=200{cursor}"))
+            .await;
+        for a in res.body["items"].as_array().unwrap() {
+            let key = (
+                a["result"].as_str().unwrap_or_default().to_string(),
+                a["topic"].as_str().unwrap().to_string(),
+            );
+            *seen.entry(key).or_default() += 1;
+        }
+        match res.body["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), INSTANCES * 5, "no step skipped: {seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "no step twice: {seen:?}");
+}
+
+/// As a modeler saves a simple approval: a manager's task, then an end by outcome.
+const BPMN: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" xmlns:crm="https://crm-platform.dev/bpmn"
+    id="Definitions_1" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="Approval" name="Approve an offer" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:userTask id="approve" name="Approve" camunda:candidateGroups="manager" crm:outcomes="yes,no" />
+    <bpmn:exclusiveGateway id="decide" default="rejected-flow" />
+    <bpmn:endEvent id="approved" />
+    <bpmn:endEvent id="rejected" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="approve" />
+    <bpmn:sequenceFlow id="f2" sourceRef="approve" targetRef="decide" />
+    <bpmn:sequenceFlow id="approved-flow" sourceRef="decide" targetRef="approved">
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">${outcome == "yes"}</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="rejected-flow" sourceRef="decide" targetRef="rejected" />
+  </bpmn:process>
+  <bpmndi:BPMNDiagram id="diagram" />
+</bpmn:definitions>"#;
+
+async fn bpmn_files_import_run_and_export_and_unsupported_elements_are_named(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let (_, mia) = srv.member("mia@example.com", &sales, "manager").await;
+    let put = |body: String| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .send(
+                    admin
+                        .request(
+                            crm_tests::reqwest::Method::PUT,
+                            "/api/v1/processes/approval/bpmn",
+                        )
+                        .header("content-type", "application/xml")
+                        .body(body),
+                )
+                .await
+        }
+    };
+    let imported = put(BPMN.to_string()).await;
+    assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.body);
+    assert_eq!(imported.body["name"], "Approve an offer");
+
+    // It runs like any other definition.
+    let started = sam
+        .post("/api/v1/processes/approval/instances", json!({}))
+        .await;
+    let id = started.body["id"].as_str().unwrap().to_string();
+    let task = eventually(RUN, "mia's approval", || async {
+        inbox(&mia).await.into_iter().next()
+    })
+    .await;
+    mia.post(
+        &format!("/api/v1/tasks/{}/complete", task["id"].as_str().unwrap()),
+        json!({"outcome": "yes"}),
+    )
+    .await;
+    assert_eq!(ended_at(&finished(&sam, &id).await), ["approved"]);
+
+    // Exported back as BPMN with a diagram, it imports to the same definition.
+    let exported = admin.get("/api/v1/processes/approval/bpmn").await;
+    assert_eq!(exported.status, StatusCode::OK);
+    assert!(
+        exported
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/xml")
+    );
+    assert!(
+        exported.text.contains("<bpmn:userTask id=\"approve\""),
+        "{}",
+        exported.text
+    );
+    assert!(
+        exported.text.contains("bpmndi:BPMNShape"),
+        "{}",
+        exported.text
+    );
+    let again = put(exported.text.clone()).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert_eq!(again.body["version"], 2);
+    assert_eq!(again.body["definition"], imported.body["definition"]);
+
+    // Elements outside the executable subset are refused by name; nothing is published.
+    let unsupported = BPMN.replace(
+        "<bpmn:endEvent id=\"rejected\" />",
+        "<bpmn:endEvent id=\"rejected\" /><bpmn:scriptTask id=\"script\" /><bpmn:callActivity id=\"call\" />",
+    );
+    let refused = put(unsupported).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.text.contains("scriptTask is not supported"),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains("callActivity is not supported"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(
+        put("<not-bpmn/>".into()).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        admin.get("/api/v1/processes/approval").await.body["version"],
+        2
+    );
+    // Members do not import.
+    let member = sam
+        .send(
+            sam.request(
+                crm_tests::reqwest::Method::PUT,
+                "/api/v1/processes/approval/bpmn",
+            )
+            .header("content-type", "application/xml")
+            .body(BPMN),
+        )
+        .await;
+    assert_eq!(member.status, StatusCode::FORBIDDEN);
 }

@@ -28,9 +28,6 @@ use crate::records::service::RecordService;
 const BATCH: i64 = 32;
 /// How often due tokens are looked for when nothing wakes the worker.
 const POLL: Duration = Duration::from_millis(250);
-/// How long a host's claim on a token lasts: longer than any step's deadline
-/// (60 s at most), so a live host never loses a token it is running.
-const LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(90);
 
 /// A published version of a process.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -173,6 +170,9 @@ pub struct ProcessService {
     definitions: Arc<Mutex<HashMap<String, Arc<Definition>>>>,
     /// Waits before each retry of a failed step; one attempt more than entries.
     retries: Arc<Vec<Duration>>,
+    /// How long a host's claim on a token lasts: by default longer than any step's
+    /// deadline (60 s at most), so a live host never loses a token it is running.
+    lease: chrono::TimeDelta,
 }
 
 /// A claimed token, with what its move needs.
@@ -217,8 +217,14 @@ fn key_ok(key: &str) -> bool {
 }
 
 impl ProcessService {
-    pub fn new(records: RecordService, plugins: PluginService, retries: Vec<Duration>) -> Self {
+    pub fn new(
+        records: RecordService,
+        plugins: PluginService,
+        retries: Vec<Duration>,
+        lease: Duration,
+    ) -> Self {
         ProcessService {
+            lease: chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::seconds(90)),
             retries: Arc::new(retries),
             db: records.db().clone(),
             records,
@@ -740,6 +746,16 @@ impl ProcessService {
     /// Claims and runs the tokens due now; answers how many it claimed.
     pub async fn round(&self) -> Result<usize, ApiError> {
         let now = chrono::Utc::now();
+        // A read first: an idle engine never takes SQLite's write lock.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM process_tokens WHERE status = 'ready' AND due_at <= $1 LIMIT 1",
+        )
+        .bind(db::format_time(now))
+        .fetch_optional(&self.db.pool)
+        .await?;
+        if due.is_none() {
+            return Ok(0);
+        }
         let skip_locked = match self.db.dialect {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
@@ -752,7 +768,7 @@ impl ProcessService {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&self.host_id)
-            .bind(db::format_time(now + LEASE))
+            .bind(db::format_time(now + self.lease))
             .bind(db::format_time(now))
             .bind(BATCH)
             .fetch_all(&self.db.pool)

@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_processes))
         .routes(routes!(get_process, publish_process))
+        .routes(routes!(get_bpmn, publish_bpmn))
         .routes(routes!(start_instance))
         .routes(routes!(list_instances))
         .routes(routes!(get_instance))
@@ -51,8 +52,14 @@ async fn get_process(
     Path(key): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Published>> {
+    let version = version_of(query.as_deref())?;
+    Ok(Json(app.processes.get(&key, version).await?))
+}
+
+/// `?version=N`, or none for the newest.
+fn version_of(query: Option<&str>) -> Result<Option<i64>, ApiError> {
     let mut version = None;
-    for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
             "version" => {
                 version = Some(
@@ -65,7 +72,63 @@ async fn get_process(
             _ => return Err(ApiError::bad_request(format!("unknown parameter '{k}'"))),
         }
     }
-    Ok(Json(app.processes.get(&key, version).await?))
+    Ok(version)
+}
+
+/// The process as BPMN 2.0 XML (its newest version, or `?version=N`), with a
+/// diagram a modeler can show.
+#[utoipa::path(get, path = "/api/v1/processes/{key}/bpmn", tag = "processes", security(("bearer" = [])),
+    params(("key" = String, Path), ("version" = Option<i64>, Query)),
+    responses((status = 200, body = String, content_type = "application/xml"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn get_bpmn(
+    State(app): State<AppState>,
+    _actor: Actor,
+    Path(key): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let published = app
+        .processes
+        .get(&key, version_of(query.as_deref())?)
+        .await?;
+    let xml = super::bpmn::export(&key, &published.definition);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/xml; charset=utf-8",
+        )],
+        xml,
+    )
+        .into_response())
+}
+
+/// Imports BPMN 2.0 XML (as a modeler saves it) and publishes it as the next
+/// version (organisation admins). Elements outside the executable subset are refused
+/// by name; the definition is then checked as any other.
+#[utoipa::path(put, path = "/api/v1/processes/{key}/bpmn", tag = "processes", security(("bearer" = [])),
+    params(("key" = String, Path)),
+    request_body(content = String, content_type = "application/xml"),
+    responses((status = 201, body = Published),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unsupported elements or an invalid definition", body = Problem, content_type = "application/problem+json")))]
+async fn publish_bpmn(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(key): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Published>)> {
+    app.access
+        .require_admin(&actor, None, "publish processes")
+        .await?;
+    let text =
+        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("BPMN XML is UTF-8 text"))?;
+    let definition = super::bpmn::import(text)
+        .map_err(|errors| ApiError::invalid("the BPMN document cannot be imported", errors))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(app.processes.publish(&actor, &key, definition).await?),
+    ))
 }
 
 /// Checks a definition and publishes it as the next version of the process

@@ -105,10 +105,26 @@ impl ProcessService {
                 .bind(CURSOR)
                 .fetch_one(&self.db.pool)
                 .await?;
-        let events = crate::events::list(&self.db, last, BATCH).await?;
         let triggers = self.record_triggers().await?;
+        let waiting: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM process_tokens WHERE status = 'waiting' LIMIT 1")
+                .fetch_optional(&self.db.pool)
+                .await?;
+        if triggers.is_empty() && waiting.is_none() {
+            // Nothing listens: skip to the newest event in one step.
+            sqlx::query(
+                "UPDATE process_trigger_cursor SET last_seq = $1 WHERE name = $2 AND lease_owner = $3 AND last_seq < $1",
+            )
+            .bind(newest)
+            .bind(CURSOR)
+            .bind(&self.host_id)
+            .execute(&self.db.pool)
+            .await?;
+            return Ok(0);
+        }
+        let events = crate::events::list(&self.db, last, BATCH).await?;
         for event in &events {
-            if let Err(e) = self.on_event(&triggers, event).await {
+            if let Err(e) = self.on_event(&triggers, event, waiting.is_some()).await {
                 tracing::warn!(seq = event.seq, error = ?e, "a process trigger could not act on an event");
             }
             sqlx::query(
@@ -169,13 +185,20 @@ impl ProcessService {
         Ok(triggers)
     }
 
-    async fn on_event(&self, triggers: &[RecordTrigger], event: &Event) -> Result<(), ApiError> {
+    async fn on_event(
+        &self,
+        triggers: &[RecordTrigger],
+        event: &Event,
+        anyone_waits: bool,
+    ) -> Result<(), ApiError> {
         let op = match event.topic.as_str() {
             "record.created" => "created",
             "record.updated" => "updated",
             _ => return Ok(()),
         };
-        self.wake_waiting(&event.object, &event.record_id).await?;
+        if anyone_waits {
+            self.wake_waiting(&event.object, &event.record_id).await?;
+        }
         let scope = json!({
             "record": event.payload.get("record").cloned().unwrap_or(Value::Null),
             "changes": event.payload.get("changes").cloned().unwrap_or(Value::Null),
