@@ -7,7 +7,8 @@
 //! - `notify`: a notification to a user;
 //! - `request-approval`: tells the approver an approval waits (the approval itself is
 //!   a user task of the process, assigned to them);
-//! - `send-email`: queues a follow-up email as an `outgoing_emails` record.
+//! - `send-email`: queues a follow-up email as an `outgoing_emails` record;
+//! - `set`: sets variables (from values, variables or the record's fields).
 //!
 //! Values in a step's configuration may name the process's data: a string `"$name"`
 //! is the variable `name`, `"$record.field"` a field of the process's record; in
@@ -65,6 +66,12 @@ impl Plugin for ProcessSteps {
                     "approver": {"type": "string"}, "subject": {"type": "string"}, "body": {"type": "string"}}}),
             ),
             step(
+                "set",
+                "Set variables",
+                "Sets process variables to values, other variables ($name) or fields of the record ($record.field).",
+                json!({"type": "object", "required": ["variables"], "properties": {"variables": {"type": "object"}}}),
+            ),
+            step(
                 "send-email",
                 "Send a follow-up email",
                 "Queues an email in the outgoing_emails object (delivered by SMTP when configured).",
@@ -90,6 +97,19 @@ impl Plugin for ProcessSteps {
             variables: &variables,
             record: record.as_ref(),
         };
+        // Setting variables touches nothing outside the process: nothing to remember.
+        if input.step == "set" {
+            let values = config
+                .get("variables")
+                .and_then(Value::as_object)
+                .ok_or("the configuration needs 'variables' (an object)")?;
+            return Ok(outcome(
+                values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), resolve(v, &scope)))
+                    .collect(),
+            ));
+        }
         // A run already done answers as it did (the engine retries after a crash).
         let done_key = variables
             .get("_run")
