@@ -65,7 +65,7 @@ async fn main() {
     .expect("scratch table");
     let raw = {
         let pool = pool.clone();
-        run_load(TASKS, usize::MAX, Duration::from_secs(5), move |i| {
+        run_load(TASKS, 1_000_000, Duration::from_secs(5), move |i| {
             let pool = pool.clone();
             async move {
                 sqlx::query("INSERT INTO bench_raw (id, data, at) VALUES ($1, $2, $3)")

@@ -24,6 +24,8 @@ use crate::plugins::PluginService;
 use crate::plugins::runtime::v0_1::crm::plugin::types::StepInput;
 use crate::records::service::RecordService;
 
+/// How long a looked-up acting user is reused.
+const ACTOR_TTL: Duration = Duration::from_secs(5);
 /// Tokens claimed per round.
 const BATCH: i64 = 32;
 /// How often due tokens are looked for when nothing wakes the worker.
@@ -63,6 +65,9 @@ pub struct RecordRef {
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Instance {
     pub id: String,
+    /// The published version it runs (internal).
+    #[serde(skip)]
+    pub definition_id: String,
     pub process: String,
     pub version: i64,
     /// `running`, `completed`, `incident` or `cancelled`.
@@ -168,6 +173,9 @@ pub struct ProcessService {
     pub(super) host_id: String,
     pub(super) wake: Arc<tokio::sync::Notify>,
     definitions: Arc<Mutex<HashMap<String, Arc<Definition>>>>,
+    /// The users instances act as, kept for a few seconds: steps of one instance
+    /// follow each other closely (a deactivated user stops within [`ACTOR_TTL`]).
+    actors: Arc<Mutex<HashMap<String, (std::time::Instant, Actor)>>>,
     /// Waits before each retry of a failed step; one attempt more than entries.
     retries: Arc<Vec<Duration>>,
     /// How long a host's claim on a token lasts: by default longer than any step's
@@ -226,6 +234,7 @@ impl ProcessService {
         ProcessService {
             lease: chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::seconds(90)),
             retries: Arc::new(retries),
+            actors: Arc::default(),
             db: records.db().clone(),
             records,
             plugins,
@@ -785,17 +794,27 @@ impl ProcessService {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
-        for token in &claimed {
-            if let Err(e) = self.run_token(token).await {
-                tracing::error!(token = %token.id, error = ?e, "a process token could not be moved");
-            }
-        }
-        Ok(claimed.len())
+        let count = claimed.len();
+        // Tokens run side by side (moves of one instance take turns on its row);
+        // SQLite has one writer, so fewer at once there.
+        let at_once = match self.db.dialect {
+            Dialect::Postgres => 12,
+            Dialect::Sqlite => 4,
+        };
+        use futures_util::StreamExt;
+        futures_util::stream::iter(claimed)
+            .for_each_concurrent(at_once, |token| async move {
+                if let Err(e) = self.run_token(&token).await {
+                    tracing::error!(token = %token.id, error = ?e, "a process token could not be moved");
+                }
+            })
+            .await;
+        Ok(count)
     }
 
     async fn run_token(&self, token: &Claimed) -> Result<(), ApiError> {
         let instance = self.instance_row(&token.instance_id).await?;
-        let definition = self.definition_of_instance(&token.instance_id).await?;
+        let definition = self.definition(&instance.definition_id).await?;
         if instance.status != "running" {
             // Cancelled (or stopped by an incident elsewhere) meanwhile: let go.
             return self.release(token).await;
@@ -904,7 +923,7 @@ impl ProcessService {
         let Some(r) = &instance.record else {
             return Ok(None);
         };
-        let actor = crate::plugins::delivery::actor_of(&self.db, &instance.started_by).await?;
+        let actor = self.actor(&instance.started_by).await?;
         let record = self
             .records
             .get(&actor, &r.object, &r.id)
@@ -913,6 +932,22 @@ impl ProcessService {
         serde_json::to_value(record)
             .map(Some)
             .map_err(|e| e.to_string())
+    }
+
+    /// The acting user `id`, from the cache while fresh.
+    async fn actor(&self, id: &str) -> Result<Actor, String> {
+        if let Some((at, actor)) = self.actors.lock().expect("lock").get(id)
+            && at.elapsed() < ACTOR_TTL
+        {
+            return Ok(actor.clone());
+        }
+        let actor = crate::plugins::delivery::actor_of(&self.db, id).await?;
+        let mut actors = self.actors.lock().expect("lock");
+        if actors.len() > 10_000 {
+            actors.clear();
+        }
+        actors.insert(id.to_string(), (std::time::Instant::now(), actor.clone()));
+        Ok(actor)
     }
 
     /// Runs `plugin/step` as the user who started the instance, in its department.
@@ -938,7 +973,7 @@ impl ProcessService {
                 "the plugin {plugin_id} is not enabled in the instance's department"
             ));
         }
-        let actor = crate::plugins::delivery::actor_of(&self.db, &instance.started_by).await?;
+        let actor = self.actor(&instance.started_by).await?;
         let mut variables = match &instance.variables {
             Value::Object(v) => v.clone(),
             _ => Map::new(),
@@ -1153,27 +1188,7 @@ impl ProcessService {
                 complete_if_done(&mut tx, &token.instance_id, &now).await?;
             }
             Step::Next(flows, set) => {
-                if !set.is_empty() {
-                    let lock = match self.db.dialect {
-                        Dialect::Postgres => " FOR UPDATE",
-                        Dialect::Sqlite => "",
-                    };
-                    let current: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                        "SELECT variables FROM process_instances WHERE id = $1{lock}"
-                    )))
-                    .bind(&token.instance_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let mut variables: Map<String, Value> =
-                        serde_json::from_str(&current).unwrap_or_default();
-                    variables.extend(set.clone());
-                    sqlx::query("UPDATE process_instances SET variables = $1, updated_at = $2 WHERE id = $3")
-                        .bind(Value::Object(variables).to_string())
-                        .bind(&now)
-                        .bind(&token.instance_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                merge_variables(&mut tx, &token.instance_id, &set).await?;
                 history(
                     &mut tx,
                     &token.instance_id,
@@ -1486,18 +1501,7 @@ impl ProcessService {
         if let Some(o) = &input.outcome {
             set.insert("outcome".into(), Value::String(o.clone()));
         }
-        let current: String =
-            sqlx::query_scalar("SELECT variables FROM process_instances WHERE id = $1")
-                .bind(&task.instance)
-                .fetch_one(&mut *tx)
-                .await?;
-        let mut variables: Map<String, Value> = serde_json::from_str(&current).unwrap_or_default();
-        variables.extend(set.clone());
-        sqlx::query("UPDATE process_instances SET variables = $1 WHERE id = $2")
-            .bind(Value::Object(variables).to_string())
-            .bind(&task.instance)
-            .execute(&mut *tx)
-            .await?;
+        merge_variables(&mut tx, &task.instance, &set).await?;
         history(
             &mut tx,
             &task.instance,
@@ -1690,6 +1694,30 @@ async fn insert_token(
     Ok(())
 }
 
+/// Sets variables of an instance (its row is already locked by the transaction).
+async fn merge_variables(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    instance: &str,
+    set: &Map<String, Value>,
+) -> Result<(), sqlx::Error> {
+    if set.is_empty() {
+        return Ok(());
+    }
+    let current: String =
+        sqlx::query_scalar("SELECT variables FROM process_instances WHERE id = $1")
+            .bind(instance)
+            .fetch_one(&mut **tx)
+            .await?;
+    let mut variables: Map<String, Value> = serde_json::from_str(&current).unwrap_or_default();
+    variables.extend(set.clone());
+    sqlx::query("UPDATE process_instances SET variables = $1 WHERE id = $2")
+        .bind(Value::Object(variables).to_string())
+        .bind(instance)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Completes the instance when no path of it is left.
 async fn complete_if_done(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -1768,6 +1796,7 @@ fn instance_of(r: &sqlx::any::AnyRow) -> Result<Instance, sqlx::Error> {
     let record_id: Option<String> = r.try_get("record_id")?;
     Ok(Instance {
         id: r.try_get("id")?,
+        definition_id: r.try_get("definition_id")?,
         process: r.try_get("process_key")?,
         version: r.try_get("version")?,
         status: r.try_get("status")?,

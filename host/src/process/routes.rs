@@ -56,6 +56,33 @@ async fn get_process(
     Ok(Json(app.processes.get(&key, version).await?))
 }
 
+/// A list's `status` (one of `allowed`), `cursor` and `limit` (1 to 200, default 50).
+fn status_and_page(
+    query: Option<&str>,
+    allowed: &[&str],
+) -> Result<(Option<String>, Option<String>, i64), ApiError> {
+    let mut status = None;
+    let mut pairs = Vec::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k == "status" {
+            if !allowed.contains(&v.as_ref()) {
+                return Err(ApiError::bad_request(format!(
+                    "status is {}",
+                    allowed.join(", ")
+                )));
+            }
+            status = Some(v.into_owned());
+        } else {
+            pairs.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    let rest = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let (cursor, limit) = paging(Some(&rest), "cursor", 200, 50)?;
+    Ok((status, cursor, limit))
+}
+
 /// `?version=N`, or none for the newest.
 fn version_of(query: Option<&str>) -> Result<Option<i64>, ApiError> {
     let mut version = None;
@@ -192,24 +219,10 @@ async fn list_instances(
     actor: Actor,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<InstancePage>> {
-    let mut status = None;
-    let mut pairs = Vec::new();
-    for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
-        if k == "status" {
-            if !["running", "completed", "incident", "cancelled"].contains(&v.as_ref()) {
-                return Err(ApiError::bad_request(
-                    "status is running, completed, incident or cancelled",
-                ));
-            }
-            status = Some(v.into_owned());
-        } else {
-            pairs.push((k.into_owned(), v.into_owned()));
-        }
-    }
-    let rest = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    let (cursor, limit) = paging(Some(&rest), "cursor", 200, 50)?;
+    let (status, cursor, limit) = status_and_page(
+        query.as_deref(),
+        &["running", "completed", "incident", "cancelled"],
+    )?;
     let (items, next_cursor) = app
         .processes
         .instances(&actor, status.as_deref(), cursor.as_deref(), limit)
@@ -276,22 +289,8 @@ async fn list_tasks(
     actor: Actor,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<TaskPage>> {
-    let mut status = "open".to_string();
-    let mut pairs = Vec::new();
-    for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
-        if k == "status" {
-            if !["open", "completed"].contains(&v.as_ref()) {
-                return Err(ApiError::bad_request("status is open or completed"));
-            }
-            status = v.into_owned();
-        } else {
-            pairs.push((k.into_owned(), v.into_owned()));
-        }
-    }
-    let rest = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    let (cursor, limit) = paging(Some(&rest), "cursor", 200, 50)?;
+    let (status, cursor, limit) = status_and_page(query.as_deref(), &["open", "completed"])?;
+    let status = status.unwrap_or_else(|| "open".into());
     let (items, next_cursor) = app
         .processes
         .tasks(&actor, &status, cursor.as_deref(), limit)
