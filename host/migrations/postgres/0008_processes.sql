@@ -49,6 +49,9 @@ CREATE TABLE process_tokens (
     -- incident, cancelled
     status      TEXT NOT NULL,
     due_at      TEXT NOT NULL,
+    -- 1 at a timer (or boundary timer): claimed before other due tokens, so timers
+    -- fire on time even behind a backlog.
+    timer       INTEGER NOT NULL DEFAULT 0,
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
     lease_owner TEXT,
@@ -56,7 +59,7 @@ CREATE TABLE process_tokens (
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL
 );
-CREATE INDEX process_tokens_due ON process_tokens(status, due_at);
+CREATE INDEX process_tokens_due ON process_tokens(status, timer, due_at);
 CREATE INDEX process_tokens_instance ON process_tokens(instance_id, status);
 
 CREATE TABLE process_history (

@@ -480,7 +480,7 @@ impl ProcessService {
             }
             Err(e) => return Err(e.into()),
         }
-        insert_token(&mut tx, &id, &start.id, None, &now, &now).await?;
+        insert_token(&mut tx, &id, &start.id, None, &now, &now, false).await?;
         history(
             &mut tx,
             &id,
@@ -736,13 +736,47 @@ impl ProcessService {
                 tokio::time::sleep(POLL).await;
             }
         });
+        // One claimer fills a queue in batches; runners take tokens from it as they
+        // free up (a slow step holds up only its own runner). Moves of one instance
+        // take turns on its row; SQLite has one writer, so fewer runners there.
+        let runners = match self.db.dialect {
+            Dialect::Postgres => 12,
+            Dialect::Sqlite => 4,
+        };
+        let (queue, tokens) = tokio::sync::mpsc::channel::<Claimed>(BATCH as usize);
+        let tokens = Arc::new(tokio::sync::Mutex::new(tokens));
+        for _ in 0..runners {
+            let (engine, tokens) = (self.clone(), tokens.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Some(token) = tokens.lock().await.recv().await else {
+                        return;
+                    };
+                    if let Err(e) = engine.run_token(&token).await {
+                        tracing::error!(token = %token.id, error = ?e, "a process token could not be moved");
+                    }
+                }
+            });
+        }
         tokio::spawn(async move {
             loop {
-                match self.round().await {
-                    // A full batch: more may be waiting.
-                    Ok(n) if n as i64 >= BATCH => continue,
+                let room = queue.capacity();
+                if room < BATCH as usize / 4 {
+                    // The runners are behind: let them catch up.
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                match self.claim_due(room as i64).await {
+                    Ok(claimed) if !claimed.is_empty() => {
+                        for token in claimed {
+                            if queue.send(token).await.is_err() {
+                                return;
+                            }
+                        }
+                        continue;
+                    }
                     Ok(_) => {}
-                    Err(e) => tracing::error!(error = ?e, "a process round failed"),
+                    Err(e) => tracing::error!(error = ?e, "claiming process tokens failed"),
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(POLL) => {}
@@ -752,37 +786,50 @@ impl ProcessService {
         });
     }
 
-    /// Claims and runs the tokens due now; answers how many it claimed.
-    pub async fn round(&self) -> Result<usize, ApiError> {
+    /// Claims up to `limit` tokens due now under this host's lease.
+    async fn claim_due(&self, limit: i64) -> Result<Vec<Claimed>, ApiError> {
         let now = chrono::Utc::now();
         // A read first: an idle engine never takes SQLite's write lock.
         let due: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM process_tokens WHERE status = 'ready' AND due_at <= $1 LIMIT 1",
+            "SELECT 1 FROM process_tokens WHERE status = 'ready' AND due_at <= $1 \
+             AND (lease_until IS NULL OR lease_until < $1) LIMIT 1",
         )
         .bind(db::format_time(now))
         .fetch_optional(&self.db.pool)
         .await?;
         if due.is_none() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let skip_locked = match self.db.dialect {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
         };
-        let sql = format!(
-            "UPDATE process_tokens SET lease_owner = $1, lease_until = $2 WHERE id IN \
-             (SELECT id FROM process_tokens WHERE status = 'ready' AND due_at <= $3 \
-              AND (lease_until IS NULL OR lease_until < $3) ORDER BY due_at LIMIT $4{skip_locked}) \
-             RETURNING id, instance_id, node, via, attempts"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&self.host_id)
-            .bind(db::format_time(now + self.lease))
-            .bind(db::format_time(now))
-            .bind(BATCH)
-            .fetch_all(&self.db.pool)
-            .await?;
-        let claimed: Vec<Claimed> = rows
+        // Due timers first (a backlog of other work must not make them late), then
+        // the rest, oldest due first.
+        let mut rows = Vec::new();
+        for timer in [1i64, 0] {
+            let room = limit - rows.len() as i64;
+            if room <= 0 {
+                break;
+            }
+            let sql = format!(
+                "UPDATE process_tokens SET lease_owner = $1, lease_until = $2 WHERE id IN \
+                 (SELECT id FROM process_tokens WHERE status = 'ready' AND timer = $5 AND due_at <= $3 \
+                  AND (lease_until IS NULL OR lease_until < $3) ORDER BY due_at LIMIT $4{skip_locked}) \
+                 RETURNING id, instance_id, node, via, attempts"
+            );
+            rows.extend(
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&self.host_id)
+                    .bind(db::format_time(now + self.lease))
+                    .bind(db::format_time(now))
+                    .bind(room)
+                    .bind(timer)
+                    .fetch_all(&self.db.pool)
+                    .await?,
+            );
+        }
+        Ok(rows
             .iter()
             .map(|r| {
                 Ok(Claimed {
@@ -793,23 +840,7 @@ impl ProcessService {
                     attempts: r.try_get("attempts")?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()?;
-        let count = claimed.len();
-        // Tokens run side by side (moves of one instance take turns on its row);
-        // SQLite has one writer, so fewer at once there.
-        let at_once = match self.db.dialect {
-            Dialect::Postgres => 12,
-            Dialect::Sqlite => 4,
-        };
-        use futures_util::StreamExt;
-        futures_util::stream::iter(claimed)
-            .for_each_concurrent(at_once, |token| async move {
-                if let Err(e) = self.run_token(&token).await {
-                    tracing::error!(token = %token.id, error = ?e, "a process token could not be moved");
-                }
-            })
-            .await;
-        Ok(count)
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     async fn run_token(&self, token: &Claimed) -> Result<(), ApiError> {
@@ -1019,12 +1050,13 @@ impl ProcessService {
         let stamp = db::format_time(now);
         let mut tx = self.db.pool.begin().await?;
         // The instance row first: moves of one instance's tokens take turns (a
-        // join must see every path that arrived before it).
-        sqlx::query("UPDATE process_instances SET updated_at = $1 WHERE id = $2")
-            .bind(&stamp)
-            .bind(&token.instance_id)
-            .execute(&mut *tx)
-            .await?;
+        // join must see every path that arrived before it). A step's variables go
+        // in with it (undone with the rest if the lease turns out lost below).
+        let set = match &step {
+            Step::Next(_, set) => set.clone(),
+            _ => Map::new(),
+        };
+        lock_and_merge(&mut tx, self.db.dialect, &token.instance_id, &set, &stamp).await?;
         let status = match step {
             Step::Join(_) => "joined",
             Step::Task | Step::Wait => "waiting",
@@ -1119,6 +1151,7 @@ impl ProcessService {
                             Some(&token.id),
                             &db::format_time(due),
                             &now,
+                            true,
                         )
                         .await?;
                     }
@@ -1188,7 +1221,6 @@ impl ProcessService {
                 complete_if_done(&mut tx, &token.instance_id, &now).await?;
             }
             Step::Next(flows, set) => {
-                merge_variables(&mut tx, &token.instance_id, &set).await?;
                 history(
                     &mut tx,
                     &token.instance_id,
@@ -1459,13 +1491,13 @@ impl ProcessService {
             .or(out.first())
             .map(|f| f.id.clone())
             .ok_or_else(|| ApiError::internal("a task without a way out"))?;
+        let mut set = input.variables.clone();
+        if let Some(o) = &input.outcome {
+            set.insert("outcome".into(), Value::String(o.clone()));
+        }
         let now = db::now();
         let mut tx = self.db.pool.begin().await?;
-        sqlx::query("UPDATE process_instances SET updated_at = $1 WHERE id = $2")
-            .bind(&now)
-            .bind(&task.instance)
-            .execute(&mut *tx)
-            .await?;
+        lock_and_merge(&mut tx, self.db.dialect, &task.instance, &set, &now).await?;
         let done = sqlx::query(
             "UPDATE process_tasks SET status = 'completed', outcome = $1, completed_by = $2, updated_at = $3 \
              WHERE id = $4 AND status = 'open'",
@@ -1497,11 +1529,6 @@ impl ProcessService {
         .bind(&task.token)
         .execute(&mut *tx)
         .await?;
-        let mut set = input.variables.clone();
-        if let Some(o) = &input.outcome {
-            set.insert("outcome".into(), Value::String(o.clone()));
-        }
-        merge_variables(&mut tx, &task.instance, &set).await?;
         history(
             &mut tx,
             &task.instance,
@@ -1655,22 +1682,22 @@ async fn enter(
         .find(|f| f.id == flow)
         .map(|f| f.to.as_str())
         .ok_or_else(|| ApiError::internal(format!("no flow {flow}")))?;
-    let due = match definition.node(to).map(|n| &n.kind) {
+    let (due, timer) = match definition.node(to).map(|n| &n.kind) {
         Some(NodeKind::Timer { duration, date }) => {
             let start = chrono::DateTime::parse_from_rfc3339(now)
                 .map_err(ApiError::internal)?
                 .with_timezone(&chrono::Utc);
-            db::format_time(
-                super::definition::due_after(duration.as_deref(), date.as_deref(), start)
-                    .map_err(ApiError::internal)?,
-            )
+            let due = super::definition::due_after(duration.as_deref(), date.as_deref(), start)
+                .map_err(ApiError::internal)?;
+            (db::format_time(due), true)
         }
-        _ => now.to_string(),
+        _ => (now.to_string(), false),
     };
-    insert_token(tx, instance, to, Some(flow), &due, now).await?;
+    insert_token(tx, instance, to, Some(flow), &due, now, timer).await?;
     Ok(())
 }
 
+/// A new token; `due` later than now for a timer (`timer`: claimed first once due).
 async fn insert_token(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     instance: &str,
@@ -1678,10 +1705,11 @@ async fn insert_token(
     via: Option<&str>,
     due: &str,
     now: &str,
+    timer: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO process_tokens (id, instance_id, node, via, status, due_at, attempts, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'ready', $5, 0, $6, $6)",
+        "INSERT INTO process_tokens (id, instance_id, node, via, status, due_at, timer, attempts, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'ready', $5, $7, 0, $6, $6)",
     )
     .bind(db::new_id())
     .bind(instance)
@@ -1689,20 +1717,50 @@ async fn insert_token(
     .bind(via)
     .bind(due)
     .bind(now)
+    .bind(timer as i64)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-/// Sets variables of an instance (its row is already locked by the transaction).
-async fn merge_variables(
+/// Locks the instance's row for this transaction (moves of one instance take
+/// turns) and merges `set` into its variables in the same statement.
+async fn lock_and_merge(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    dialect: Dialect,
     instance: &str,
     set: &Map<String, Value>,
+    now: &str,
 ) -> Result<(), sqlx::Error> {
     if set.is_empty() {
+        sqlx::query("UPDATE process_instances SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(instance)
+            .execute(&mut **tx)
+            .await?;
         return Ok(());
     }
+    // Top-level keys replace, on both databases.
+    if dialect == Dialect::Postgres {
+        // One statement: the row is locked and merged at once.
+        sqlx::query(
+            "UPDATE process_instances SET variables = CAST(CAST(variables AS JSONB) || CAST($1 AS JSONB) AS TEXT), \
+             updated_at = $2 WHERE id = $3",
+        )
+        .bind(Value::Object(set.clone()).to_string())
+        .bind(now)
+        .bind(instance)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(());
+    }
+    // SQLite: take the write lock first, then read, merge and write (its JSON
+    // functions merge nested objects too, which PostgreSQL's `||` does not).
+    sqlx::query("UPDATE process_instances SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(instance)
+        .execute(&mut **tx)
+        .await?;
     let current: String =
         sqlx::query_scalar("SELECT variables FROM process_instances WHERE id = $1")
             .bind(instance)
