@@ -1205,34 +1205,14 @@ impl ProcessService {
                         .execute(&mut *tx)
                         .await?;
                     }
-                    history(
-                        &mut tx,
-                        &token.instance_id,
-                        Some(&token.node),
-                        "completed",
-                        json!({"flows": flows, "interrupting": interrupting}),
-                        None,
-                    )
-                    .await?;
-                    for flow in &flows {
-                        enter(&mut tx, definition, &token.instance_id, flow, &now).await?;
-                    }
+                    let detail = json!({"flows": flows, "interrupting": interrupting});
+                    move_on(&mut tx, definition, token, &flows, detail, &now).await?;
                 }
                 complete_if_done(&mut tx, &token.instance_id, &now).await?;
             }
             Step::Next(flows, set) => {
-                history(
-                    &mut tx,
-                    &token.instance_id,
-                    Some(&token.node),
-                    "completed",
-                    json!({"flows": flows, "variables": set}),
-                    None,
-                )
-                .await?;
-                for flow in &flows {
-                    enter(&mut tx, definition, &token.instance_id, flow, &now).await?;
-                }
+                let detail = json!({"flows": flows, "variables": set});
+                move_on(&mut tx, definition, token, &flows, detail, &now).await?;
             }
             Step::End => {
                 history(
@@ -1666,6 +1646,30 @@ fn default_way_out(definition: &Definition, node: &str) -> Vec<String> {
                 .unwrap_or_default()
         }
     }
+}
+
+/// A node is done: its history entry, and the paths leaving it by `flows`.
+async fn move_on(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    definition: &Definition,
+    token: &Claimed,
+    flows: &[String],
+    detail: Value,
+    now: &str,
+) -> Result<(), ApiError> {
+    history(
+        tx,
+        &token.instance_id,
+        Some(&token.node),
+        "completed",
+        detail,
+        None,
+    )
+    .await?;
+    for flow in flows {
+        enter(tx, definition, &token.instance_id, flow, now).await?;
+    }
+    Ok(())
 }
 
 /// A path enters the node `flow` leads to: a token due now, or when a timer fires.
