@@ -5,6 +5,7 @@ use crm_tests::{Backend, Server, json, on_both_backends};
 
 on_both_backends!(
     a_company_and_its_contact_round_trip,
+    a_creator_may_choose_the_id_to_create_once,
     every_invalid_field_is_reported_at_once,
     unique_and_reference_violations_are_client_errors,
     a_stale_version_is_refused_and_nothing_changes,
@@ -579,4 +580,50 @@ async fn aggregates_count_and_sum_only_what_the_caller_may_read(backend: Backend
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{query}: {}", bad.body);
         assert!(bad.text.contains(says), "{query}: {}", bad.text);
     }
+}
+
+async fn a_creator_may_choose_the_id_to_create_once(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let id = "0190f5c2-4b7e-7a10-9c3d-2f1e5d6c7b8a";
+    let first = admin
+        .post(
+            "/api/v1/records/companies",
+            json!({"id": id, "name": "Acme"}),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body["id"], id);
+    // Sent again (a retry after a lost answer): nothing new, a clear 409.
+    let again = admin
+        .post(
+            "/api/v1/records/companies",
+            json!({"id": id, "name": "Acme"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert!(again.text.contains("already exists"), "{}", again.text);
+    let also = admin
+        .post(
+            "/api/v1/records/contacts",
+            json!({"id": id, "last_name": "Lee"}),
+        )
+        .await;
+    assert_eq!(
+        also.status,
+        StatusCode::CONFLICT,
+        "ids are unique across objects"
+    );
+    for bad in [
+        json!("not-a-uuid"),
+        json!(42),
+        json!("00000000-0000-0000-0000-000000000000"),
+    ] {
+        let res = admin
+            .post("/api/v1/records/companies", json!({"id": bad, "name": "X"}))
+            .await;
+        assert_eq!(res.error_fields(), ["id"], "{}", res.body);
+    }
+    let list = admin.get("/api/v1/records/companies").await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
 }

@@ -317,6 +317,7 @@ impl RecordService {
     ) -> Result<Record, RecordError> {
         let c = self.caller(actor, object)?;
         let (department, input) = self.split_department(input)?;
+        let (chosen_id, input) = split_id(&input)?;
         self.check_writable(&c, Action::Create, None, input.keys())
             .await?;
         let valid = validate(&c.object, &input, Mode::Create).map_err(RecordError::Invalid)?;
@@ -348,9 +349,21 @@ impl RecordService {
             .into_iter()
             .filter(|(_, v)| !v.is_null())
             .collect();
+        // A caller that chose the id (to create idempotently) learns when it exists.
+        if let Some(id) = &chosen_id {
+            let taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM records WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.db.pool)
+                .await?;
+            if taken.is_some() {
+                return Err(RecordError::Refused(format!(
+                    "a record with the id {id} already exists"
+                )));
+            }
+        }
         let now = db::now();
         let record = Record {
-            id: db::new_id(),
+            id: chosen_id.unwrap_or_else(db::new_id),
             object: c.object.name.clone(),
             version: 1,
             created_at: now.clone(),
@@ -1057,6 +1070,24 @@ fn event(
             }
         },
         created_at: at.to_string(),
+    }
+}
+
+/// Takes the optional `id` a creator chose out of the input: a UUID, stored in its
+/// canonical form.
+fn split_id(
+    input: &Map<String, Value>,
+) -> Result<(Option<String>, Map<String, Value>), RecordError> {
+    let mut rest = input.clone();
+    let Some(value) = rest.remove("id") else {
+        return Ok((None, rest));
+    };
+    match value.as_str().and_then(|s| uuid::Uuid::parse_str(s).ok()) {
+        Some(id) if !id.is_nil() => Ok((Some(id.to_string()), rest)),
+        _ => Err(RecordError::Invalid(vec![FieldError::new(
+            "id",
+            "is a UUID you choose for the new record (or leave it out)",
+        )])),
     }
 }
 

@@ -16,7 +16,9 @@
 //!
 //! Every step run is idempotent: what a run did is kept under its `_run` id (the
 //! engine passes the same one to every attempt), and a repeated run answers the same
-//! without doing it again. Built only with the public SDK.
+//! without doing it again; a record a step creates takes the run's id, so even a run
+//! cut off between its write and that record creates nothing twice. Built only with
+//! the public SDK.
 
 use crm_plugin_sdk::{
     Map, Plugin, Record, StepInput, StepOutcome, StepType, Value, json, kv, notify, records,
@@ -212,7 +214,7 @@ fn create_record(config: &Map<String, Value>, scope: &Scope) -> Result<Map<Strin
     {
         record.insert("department".into(), department.clone());
     }
-    let created = records::create(object, &record)?;
+    let created = create_once(object, record, scope)?;
     let name = config
         .get("as")
         .and_then(Value::as_str)
@@ -223,6 +225,26 @@ fn create_record(config: &Map<String, Value>, scope: &Scope) -> Result<Map<Strin
         created.get("id").cloned().unwrap_or(Value::Null),
     );
     Ok(set)
+}
+
+/// Creates a record whose id is the step run's: a run repeated after a crash finds
+/// the record its first attempt made instead of making a second one.
+fn create_once(object: &str, mut record: Record, scope: &Scope) -> Result<Record, String> {
+    // The engine's run ids are UUIDs; a hand-made `_run` (a trial run) is not.
+    let is_uuid = |s: &str| s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    let Some(run) = scope
+        .variables
+        .get("_run")
+        .and_then(Value::as_str)
+        .filter(|r| is_uuid(r))
+    else {
+        return records::create(object, &record);
+    };
+    record.insert("id".into(), Value::String(run.to_string()));
+    match records::create(object, &record) {
+        Err(e) if e.contains("already exists") => records::get(object, run),
+        other => other,
+    }
 }
 
 fn send_notification(
@@ -288,7 +310,7 @@ fn send_email(
     {
         email.insert("department".into(), department.clone());
     }
-    let created = records::create("outgoing_emails", &email)?;
+    let created = create_once("outgoing_emails", email, scope)?;
     let mut set = Map::new();
     set.insert(
         "email_id".into(),
