@@ -1046,6 +1046,15 @@ impl ProcessService {
         definition: &Definition,
         step: Step,
     ) -> Result<(), ApiError> {
+        if let Step::Next(flows, set) = &step
+            && let [flow] = flows.as_slice()
+            && self.db.dialect == Dialect::Postgres
+        {
+            // The common move, one way on, in one statement (one round trip).
+            self.move_along(token, definition, flow, set).await?;
+            self.wake.notify_one();
+            return Ok(());
+        }
         let now = chrono::Utc::now();
         let stamp = db::format_time(now);
         let mut tx = self.db.pool.begin().await?;
@@ -1230,6 +1239,50 @@ impl ProcessService {
         tx.commit().await?;
         // The next tokens are due now: run them without waiting for the poll.
         self.wake.notify_one();
+        Ok(())
+    }
+
+    /// On PostgreSQL, a token's move along one flow as one statement: the token
+    /// done (if this host still holds its lease), the instance's variables merged
+    /// (its row locked), the history entry and the next token. Nothing happens when
+    /// the lease was lost.
+    async fn move_along(
+        &self,
+        token: &Claimed,
+        definition: &Definition,
+        flow: &str,
+        set: &Map<String, Value>,
+    ) -> Result<(), ApiError> {
+        let now = db::now();
+        let (to, due, timer) = next_token(definition, flow, &now)?;
+        let detail = json!({"flows": [flow], "variables": set});
+        sqlx::query(
+            "WITH t AS (\
+               UPDATE process_tokens SET status = 'done', lease_owner = NULL, lease_until = NULL, updated_at = $1 \
+               WHERE id = $2 AND status = 'ready' AND lease_owner = $3 RETURNING instance_id), \
+             i AS (\
+               UPDATE process_instances SET variables = CAST(CAST(variables AS JSONB) || CAST($4 AS JSONB) AS TEXT), \
+               updated_at = $1 WHERE id = (SELECT instance_id FROM t) RETURNING id), \
+             h AS (\
+               INSERT INTO process_history (id, instance_id, node, event, detail, actor, at) \
+               SELECT $5, id, $6, 'completed', $7, NULL, $1 FROM i) \
+             INSERT INTO process_tokens (id, instance_id, node, via, status, due_at, timer, attempts, created_at, updated_at) \
+             SELECT $8, id, $9, $10, 'ready', $11, $12, 0, $1, $1 FROM i",
+        )
+        .bind(&now)
+        .bind(&token.id)
+        .bind(&self.host_id)
+        .bind(Value::Object(set.clone()).to_string())
+        .bind(db::new_id())
+        .bind(&token.node)
+        .bind(detail.to_string())
+        .bind(db::new_id())
+        .bind(to)
+        .bind(flow)
+        .bind(due)
+        .bind(timer as i64)
+        .execute(&self.db.pool)
+        .await?;
         Ok(())
     }
 
@@ -1672,6 +1725,32 @@ async fn move_on(
     Ok(())
 }
 
+/// Where `flow` leads: the node, when its token is due (now, or when a timer fires)
+/// and whether it is a timer's.
+fn next_token<'d>(
+    definition: &'d Definition,
+    flow: &str,
+    now: &str,
+) -> Result<(&'d str, String, bool), ApiError> {
+    let to = definition
+        .flows
+        .iter()
+        .find(|f| f.id == flow)
+        .map(|f| f.to.as_str())
+        .ok_or_else(|| ApiError::internal(format!("no flow {flow}")))?;
+    Ok(match definition.node(to).map(|n| &n.kind) {
+        Some(NodeKind::Timer { duration, date }) => {
+            let start = chrono::DateTime::parse_from_rfc3339(now)
+                .map_err(ApiError::internal)?
+                .with_timezone(&chrono::Utc);
+            let due = super::definition::due_after(duration.as_deref(), date.as_deref(), start)
+                .map_err(ApiError::internal)?;
+            (to, db::format_time(due), true)
+        }
+        _ => (to, now.to_string(), false),
+    })
+}
+
 /// A path enters the node `flow` leads to: a token due now, or when a timer fires.
 async fn enter(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -1680,23 +1759,7 @@ async fn enter(
     flow: &str,
     now: &str,
 ) -> Result<(), ApiError> {
-    let to = definition
-        .flows
-        .iter()
-        .find(|f| f.id == flow)
-        .map(|f| f.to.as_str())
-        .ok_or_else(|| ApiError::internal(format!("no flow {flow}")))?;
-    let (due, timer) = match definition.node(to).map(|n| &n.kind) {
-        Some(NodeKind::Timer { duration, date }) => {
-            let start = chrono::DateTime::parse_from_rfc3339(now)
-                .map_err(ApiError::internal)?
-                .with_timezone(&chrono::Utc);
-            let due = super::definition::due_after(duration.as_deref(), date.as_deref(), start)
-                .map_err(ApiError::internal)?;
-            (db::format_time(due), true)
-        }
-        _ => (now.to_string(), false),
-    };
+    let (to, due, timer) = next_token(definition, flow, now)?;
     insert_token(tx, instance, to, Some(flow), &due, now, timer).await?;
     Ok(())
 }
