@@ -113,6 +113,9 @@ pub struct Task {
     pub id: String,
     pub instance: String,
     pub process: String,
+    /// The published version its instance runs (internal).
+    #[serde(skip)]
+    pub definition_id: String,
     #[serde(skip)]
     pub token: String,
     pub node: String,
@@ -644,7 +647,7 @@ impl ProcessService {
                 if incidents.is_empty() {
                     return Err(ApiError::conflict("the instance has no incident"));
                 }
-                let definition = self.definition_of_instance(id).await?;
+                let definition = self.definition(&instance.definition_id).await?;
                 for row in &incidents {
                     let token: String = row.try_get("id")?;
                     let node: String = row.try_get("node")?;
@@ -693,15 +696,6 @@ impl ProcessService {
         tx.commit().await?;
         self.wake.notify_one();
         self.instance(actor, id).await
-    }
-
-    async fn definition_of_instance(&self, instance: &str) -> Result<Arc<Definition>, ApiError> {
-        let definition_id: String =
-            sqlx::query_scalar("SELECT definition_id FROM process_instances WHERE id = $1")
-                .bind(instance)
-                .fetch_one(&self.db.pool)
-                .await?;
-        self.definition(&definition_id).await
     }
 
     /// A published definition by id (they never change, so they are kept).
@@ -966,7 +960,7 @@ impl ProcessService {
     }
 
     /// The acting user `id`, from the cache while fresh.
-    async fn actor(&self, id: &str) -> Result<Actor, String> {
+    pub(super) async fn actor(&self, id: &str) -> Result<Actor, String> {
         if let Some((at, actor)) = self.actors.lock().expect("lock").get(id)
             && at.elapsed() < ACTOR_TTL
         {
@@ -1360,8 +1354,8 @@ impl ProcessService {
             // Role and department tasks are few next to personal ones; the
             // membership check is done here, on the candidates.
             sqlx::query(
-                "SELECT * FROM process_tasks WHERE status = 'open' AND ($2 = '' OR id > $2) \
-                 AND (assignee_user = $1 OR claimed_by = $1 OR assignee_user IS NULL) ORDER BY id LIMIT 1000",
+                "SELECT t.*, i.process_key, i.definition_id FROM process_tasks t JOIN process_instances i ON i.id = t.instance_id WHERE t.status = 'open' AND ($2 = '' OR t.id > $2) \
+                 AND (t.assignee_user = $1 OR t.claimed_by = $1 OR t.assignee_user IS NULL) ORDER BY t.id LIMIT 1000",
             )
             .bind(&actor.user_id)
             .bind(cursor.unwrap_or(""))
@@ -1369,8 +1363,8 @@ impl ProcessService {
             .await?
         } else {
             sqlx::query(
-                "SELECT * FROM process_tasks WHERE status = 'completed' AND completed_by = $1 \
-                 AND ($2 = '' OR id > $2) ORDER BY id LIMIT 1000",
+                "SELECT t.*, i.process_key, i.definition_id FROM process_tasks t JOIN process_instances i ON i.id = t.instance_id WHERE t.status = 'completed' AND t.completed_by = $1 \
+                 AND ($2 = '' OR t.id > $2) ORDER BY t.id LIMIT 1000",
             )
             .bind(&actor.user_id)
             .bind(cursor.unwrap_or(""))
@@ -1398,7 +1392,7 @@ impl ProcessService {
 
     /// One task, for whoever may do it (or did it) and admins of its department.
     pub async fn task(&self, actor: &Actor, id: &str) -> Result<Task, ApiError> {
-        let row = sqlx::query("SELECT * FROM process_tasks WHERE id = $1")
+        let row = sqlx::query("SELECT t.*, i.process_key, i.definition_id FROM process_tasks t JOIN process_instances i ON i.id = t.instance_id WHERE t.id = $1")
             .bind(id)
             .fetch_optional(&self.db.pool)
             .await?
@@ -1483,7 +1477,7 @@ impl ProcessService {
         if !self.may_do(actor, &task) {
             return Err(ApiError::forbidden("this task is not yours to complete"));
         }
-        let definition = self.definition_of_instance(&task.instance).await?;
+        let definition = self.definition(&task.definition_id).await?;
         let node = definition
             .node(&task.node)
             .ok_or_else(|| ApiError::internal("a task node vanished"))?;
@@ -1580,22 +1574,19 @@ impl ProcessService {
     async fn task_of(&self, r: &sqlx::any::AnyRow) -> Result<Task, ApiError> {
         let instance: String = r.try_get("instance_id")?;
         let node: String = r.try_get("node")?;
-        let definition = self.definition_of_instance(&instance).await?;
+        let definition_id: String = r.try_get("definition_id")?;
+        let definition = self.definition(&definition_id).await?;
         let (fields, outcomes) = match definition.node(&node).map(|n| &n.kind) {
             Some(NodeKind::UserTask {
                 fields, outcomes, ..
             }) => (fields.clone(), outcomes.clone()),
             _ => (Vec::new(), Vec::new()),
         };
-        let process: String =
-            sqlx::query_scalar("SELECT process_key FROM process_instances WHERE id = $1")
-                .bind(&instance)
-                .fetch_one(&self.db.pool)
-                .await?;
         Ok(Task {
             id: r.try_get("id")?,
             instance,
-            process,
+            process: r.try_get("process_key")?,
+            definition_id,
             token: r.try_get("token_id")?,
             node,
             name: r.try_get("name")?,

@@ -211,9 +211,7 @@ impl ProcessService {
                 continue;
             }
             let Some(user) = &event.actor else { continue };
-            let actor = crate::plugins::delivery::actor_of(&self.db, user)
-                .await
-                .map_err(ApiError::internal)?;
+            let actor = self.actor(user).await.map_err(ApiError::internal)?;
             let input = StartInput {
                 variables: Default::default(),
                 record: Some(RecordRef {
@@ -300,7 +298,8 @@ impl ProcessService {
             if moved.rows_affected() != 1 {
                 continue; // another host took this run
             }
-            let actor = crate::plugins::delivery::actor_of(&self.db, &published.published_by)
+            let actor = self
+                .actor(&published.published_by)
                 .await
                 .map_err(ApiError::internal)?;
             self.start_once(
