@@ -32,6 +32,14 @@ pub struct Config {
     /// (default 90, longer than any step's deadline); a stopped host's tokens run
     /// again elsewhere after it. Tests shorten it.
     pub process_lease: std::time::Duration,
+    /// `CRM_PROCESS_SCHEDULE_MIN_SECS`: the shortest period a scheduled process may
+    /// have (default 60: every minute at most). Tests shorten it.
+    pub process_schedule_min: std::time::Duration,
+    /// `CRM_SMTP_URL`: where queued emails are sent (`smtp://user:pass@host:587?tls=required`,
+    /// `smtps://host:465`, `smtp://relay:25`); unset, they stay queued.
+    pub smtp_url: Option<String>,
+    /// `CRM_SMTP_FROM`: the sender of those emails (default `crm@localhost`).
+    pub smtp_from: String,
 }
 
 impl Config {
@@ -59,8 +67,15 @@ impl Config {
             .parse()
             .map(std::time::Duration::from_secs)
             .map_err(|e| anyhow::anyhow!("CRM_PROCESS_LEASE_SECS is not a number: {e}"))?;
+        let process_schedule_min = env_or("CRM_PROCESS_SCHEDULE_MIN_SECS", "60")
+            .parse()
+            .map(std::time::Duration::from_secs)
+            .map_err(|e| anyhow::anyhow!("CRM_PROCESS_SCHEDULE_MIN_SECS is not a number: {e}"))?;
         Ok(Config {
+            smtp_url: std::env::var("CRM_SMTP_URL").ok().filter(|s| !s.is_empty()),
+            smtp_from: env_or("CRM_SMTP_FROM", "crm@localhost"),
             listen,
+            process_schedule_min,
             process_retries,
             process_lease,
             data_dir: PathBuf::from(env_or("CRM_DATA_DIR", "./data")),

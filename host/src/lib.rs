@@ -11,6 +11,7 @@
 //! - [`plugins`]: plugin packages, their lifecycle, and the Wasmtime sandbox their
 //!   hooks, routes, jobs and steps run in;
 //! - [`documents`]: the document library (folders, versions, content storage);
+//! - [`mail`]: the email outbox, delivered by SMTP when configured;
 //! - [`process`]: the process engine (versioned definitions, durable instances, the
 //!   worker that runs their steps);
 //! - [`api`]: shared HTTP plumbing (errors, extractors, OpenAPI, the router);
@@ -24,6 +25,7 @@ pub mod config;
 pub mod db;
 pub mod documents;
 pub mod events;
+pub mod mail;
 pub mod notifications;
 pub mod plugins;
 pub mod process;

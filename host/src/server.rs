@@ -83,8 +83,12 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         plugins.clone(),
         config.process_retries.clone(),
         config.process_lease,
+        config.process_schedule_min,
     );
     processes.clone().spawn();
+    if let Some(url) = &config.smtp_url {
+        crate::mail::Mailer::new(url, &config.smtp_from)?.spawn(db.clone(), records.clone());
+    }
     Ok(Arc::new(App {
         processes,
         documents,

@@ -219,6 +219,9 @@ async fn hook_calls(package: &[u8]) -> Duration {
         log_json: false,
         process_retries: vec![std::time::Duration::from_secs(1)],
         process_lease: std::time::Duration::from_secs(90),
+        process_schedule_min: std::time::Duration::from_secs(60),
+        smtp_url: None,
+        smtp_from: "crm@localhost".into(),
     };
     let db = crm_host::server::open_database(&config)
         .await

@@ -20,6 +20,7 @@ on_both_backends!(
     process_steps_update_create_notify_and_queue_email_once_per_run,
     a_killed_host_resumes_every_instance_without_skipping_or_repeating_a_step,
     bpmn_files_import_run_and_export_and_unsupported_elements_are_named,
+    a_scheduled_process_starts_once_per_period_until_unscheduled,
 );
 
 /// Long enough for a few worker rounds on a busy machine.
@@ -1121,4 +1122,76 @@ async fn bpmn_files_import_run_and_export_and_unsupported_elements_are_named(bac
         )
         .await;
     assert_eq!(member.status, StatusCode::FORBIDDEN);
+}
+
+/// A schedule starts an instance each period, as the admin who published it, once
+/// per due time; publishing a version without it stops them. The shortest period
+/// is a minute unless `CRM_PROCESS_SCHEDULE_MIN_SECS` says otherwise (a second here,
+/// so the test waits seconds, not minutes).
+async fn a_scheduled_process_starts_once_per_period_until_unscheduled(backend: Backend) {
+    let scheduled = |every: &str| {
+        json!({
+            "name": "Nightly clean-up",
+            "nodes": [
+                {"id": "start", "type": "start", "trigger": {"type": "schedule", "every": every}},
+                {"id": "end", "type": "end"}
+            ],
+            "flows": [{"id": "f1", "from": "start", "to": "end"}]
+        })
+    };
+    // By default a schedule runs at most every minute.
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let res = admin
+        .put("/api/v1/processes/cleanup", scheduled("PT30S"))
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+    assert!(res.text.contains("at least 60 seconds"), "{}", res.text);
+    drop(srv);
+
+    let srv = Server::start_with(
+        backend,
+        Options::default().env("CRM_PROCESS_SCHEDULE_MIN_SECS", "1"),
+    )
+    .await;
+    let admin = srv.admin().await;
+    let res = admin
+        .put("/api/v1/processes/cleanup", scheduled("PT1S"))
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    let started = eventually(RUN, "three scheduled starts", || async {
+        let all = instances_of(&admin, "cleanup").await;
+        (all.len() >= 3).then_some(all)
+    })
+    .await;
+    let me = admin.get("/api/v1/auth/me").await.body["id"].clone();
+    for instance in &started {
+        assert_eq!(instance["started_by"], me, "{instance}");
+    }
+    // One start per due time: never two within the same second's period.
+    let mut times: Vec<&str> = started
+        .iter()
+        .map(|i| i["created_at"].as_str().unwrap())
+        .collect();
+    times.sort();
+    for pair in times.windows(2) {
+        let gap = seconds_between(pair[0], pair[1]);
+        assert!(gap >= 0.5, "two starts {gap} s apart: {times:?}");
+    }
+
+    // A version without the schedule stops it.
+    let mut manual = scheduled("PT1S");
+    manual["nodes"][0] = json!({"id": "start", "type": "start"});
+    let res = admin.put("/api/v1/processes/cleanup", manual).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = instances_of(&admin, "cleanup").await.len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(instances_of(&admin, "cleanup").await.len(), before);
+}
+
+/// Seconds from one RFC 3339 time to another.
+fn seconds_between(from: &str, to: &str) -> f64 {
+    let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    (t(to) - t(from)).num_milliseconds() as f64 / 1000.0
 }

@@ -277,6 +277,17 @@ impl Definition {
         self.flows.iter().filter(move |f| f.from == node)
     }
 
+    /// Whether an instance has one path at a time (no parallel gateway, no
+    /// boundary timer): then the path that ends ends the instance.
+    pub fn single_path(&self) -> bool {
+        !self.nodes.iter().any(|n| {
+            matches!(
+                n.kind,
+                NodeKind::ParallelGateway | NodeKind::BoundaryTimer { .. }
+            )
+        })
+    }
+
     /// The flows arriving at `node`.
     pub fn incoming<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Flow> + 'a {
         self.flows.iter().filter(move |f| f.to == node)
@@ -284,7 +295,12 @@ impl Definition {
 
     /// Every problem at once. `step_exists` says whether a `plugin/step` is offered
     /// by a running plugin.
-    pub fn check(&self, step_exists: &dyn Fn(&str) -> Result<(), String>) -> Vec<FieldError> {
+    /// `schedule_min` is the shortest period a schedule trigger may have.
+    pub fn check(
+        &self,
+        step_exists: &dyn Fn(&str) -> Result<(), String>,
+        schedule_min: std::time::Duration,
+    ) -> Vec<FieldError> {
         let mut errors = Vec::new();
         let mut error =
             |field: String, message: String| errors.push(FieldError::new(field, message));
@@ -476,9 +492,10 @@ impl Definition {
                         }
                     }
                     Trigger::Schedule { every } => match duration_seconds(every) {
-                        Ok(s) if s < 60.0 => {
-                            error(format!("{at}.trigger.every"), "is at least a minute".into())
-                        }
+                        Ok(s) if s < schedule_min.as_secs_f64() => error(
+                            format!("{at}.trigger.every"),
+                            format!("is at least {} seconds", schedule_min.as_secs()),
+                        ),
                         Ok(_) => {}
                         Err(e) => error(format!("{at}.trigger.every"), e),
                     },
@@ -610,13 +627,16 @@ mod tests {
     }
 
     fn problems(d: &Definition) -> Vec<String> {
-        d.check(&|step: &str| {
-            if step == "dq/check" {
-                Ok(())
-            } else {
-                Err(format!("no running plugin offers '{step}'"))
-            }
-        })
+        d.check(
+            &|step: &str| {
+                if step == "dq/check" {
+                    Ok(())
+                } else {
+                    Err(format!("no running plugin offers '{step}'"))
+                }
+            },
+            std::time::Duration::from_secs(60),
+        )
         .into_iter()
         .map(|e| format!("{}: {}", e.field, e.message))
         .collect()

@@ -8,7 +8,7 @@
 //! incident (and the instance with it) for an admin to retry, skip or cancel.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -26,8 +26,12 @@ use crate::records::service::RecordService;
 
 /// How long a looked-up acting user is reused.
 const ACTOR_TTL: Duration = Duration::from_secs(5);
-/// Tokens claimed per round.
-const BATCH: i64 = 32;
+/// Tokens claimed per round at most, and held claimed waiting for a runner. Each
+/// move waits for a claim and a commit, so how many tokens are in flight bounds
+/// the throughput (BENCHMARKS.md has the runs).
+const BATCH: i64 = 256;
+/// Moves committed together in one statement at most (PostgreSQL).
+const MOVES: usize = 256;
 /// How often due tokens are looked for when nothing wakes the worker.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -184,6 +188,11 @@ pub struct ProcessService {
     /// How long a host's claim on a token lasts: by default longer than any step's
     /// deadline (60 s at most), so a live host never loses a token it is running.
     lease: chrono::TimeDelta,
+    /// The shortest period of a scheduled start (`CRM_PROCESS_SCHEDULE_MIN_SECS`).
+    schedule_min: Duration,
+    /// Where runners hand their usual moves to be committed in batches (set once
+    /// the worker runs on PostgreSQL; without it each move commits on its own).
+    moves: Arc<OnceLock<tokio::sync::mpsc::Sender<Move>>>,
 }
 
 /// A claimed token, with what its move needs.
@@ -193,6 +202,21 @@ struct Claimed {
     node: String,
     via: Option<String>,
     attempts: i64,
+    /// Its instance as read with the claim (saves a read per token).
+    instance: Option<Instance>,
+}
+
+/// A token's usual move on PostgreSQL, committed with others in one statement: the
+/// token done, the variables merged, its history entry and the next token, or the
+/// instance completed when this path ends a single-path instance.
+struct Move {
+    token: String,
+    instance: String,
+    node: String,
+    set: Map<String, Value>,
+    /// The flow taken, the node it leads to, when that token is due and whether
+    /// it is a timer's; `None` when the path (and with it the instance) ends.
+    next: Option<(String, String, String, bool)>,
 }
 
 /// What running a node decided.
@@ -233,8 +257,10 @@ impl ProcessService {
         plugins: PluginService,
         retries: Vec<Duration>,
         lease: Duration,
+        schedule_min: Duration,
     ) -> Self {
         ProcessService {
+            schedule_min,
             lease: chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::seconds(90)),
             retries: Arc::new(retries),
             actors: Arc::default(),
@@ -244,6 +270,7 @@ impl ProcessService {
             host_id: db::new_id(),
             wake: Arc::default(),
             definitions: Arc::default(),
+            moves: Arc::default(),
         }
     }
 
@@ -261,11 +288,12 @@ impl ProcessService {
             ));
         }
         let offered = self.offered_steps(actor, &definition).await;
-        let errors = definition.check(&|step| match offered.get(step) {
+        let step_exists = |step: &str| match offered.get(step) {
             Some(Ok(())) => Ok(()),
             Some(Err(e)) => Err(e.clone()),
             None => Err(format!("'{step}' is not a step (plugin/step-type)")),
-        });
+        };
+        let errors = definition.check(&step_exists, self.schedule_min);
         if !errors.is_empty() {
             return Err(ApiError::invalid(
                 "the process definition is not valid",
@@ -737,6 +765,24 @@ impl ProcessService {
             Dialect::Postgres => 12,
             Dialect::Sqlite => 4,
         };
+        if self.db.dialect == Dialect::Postgres {
+            // Usual moves are committed together: one statement (and one commit)
+            // for as many as the runners finished meanwhile.
+            let (moves, mut pending) = tokio::sync::mpsc::channel::<Move>(MOVES * 4);
+            let _ = self.moves.set(moves);
+            let engine = self.clone();
+            tokio::spawn(async move {
+                while let Some(first) = pending.recv().await {
+                    let mut batch = vec![first];
+                    while batch.len() < MOVES
+                        && let Ok(next) = pending.try_recv()
+                    {
+                        batch.push(next);
+                    }
+                    engine.commit_moves(batch).await;
+                }
+            });
+        }
         let (queue, tokens) = tokio::sync::mpsc::channel::<Claimed>(BATCH as usize);
         let tokens = Arc::new(tokio::sync::Mutex::new(tokens));
         for _ in 0..runners {
@@ -823,7 +869,7 @@ impl ProcessService {
                     .await?,
             );
         }
-        Ok(rows
+        let mut claimed = rows
             .iter()
             .map(|r| {
                 Ok(Claimed {
@@ -832,13 +878,40 @@ impl ProcessService {
                     node: r.try_get("node")?,
                     via: r.try_get("via")?,
                     attempts: r.try_get("attempts")?,
+                    instance: None,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()?)
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        // Their instances in one read.
+        if !claimed.is_empty() {
+            let ids: Vec<&str> = claimed.iter().map(|t| t.instance_id.as_str()).collect();
+            let marks: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "SELECT * FROM process_instances WHERE id IN ({})",
+                marks.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in &ids {
+                query = query.bind(*id);
+            }
+            let instances: HashMap<String, Instance> = query
+                .fetch_all(&self.db.pool)
+                .await?
+                .iter()
+                .map(|r| instance_of(r).map(|i| (i.id.clone(), i)))
+                .collect::<Result<_, sqlx::Error>>()?;
+            for token in &mut claimed {
+                token.instance = instances.get(&token.instance_id).cloned();
+            }
+        }
+        Ok(claimed)
     }
 
     async fn run_token(&self, token: &Claimed) -> Result<(), ApiError> {
-        let instance = self.instance_row(&token.instance_id).await?;
+        let instance = match &token.instance {
+            Some(instance) => instance.clone(),
+            None => self.instance_row(&token.instance_id).await?,
+        };
         let definition = self.definition(&instance.definition_id).await?;
         if instance.status != "running" {
             // Cancelled (or stopped by an incident elsewhere) meanwhile: let go.
@@ -1040,14 +1113,39 @@ impl ProcessService {
         definition: &Definition,
         step: Step,
     ) -> Result<(), ApiError> {
-        if let Step::Next(flows, set) = &step
-            && let [flow] = flows.as_slice()
-            && self.db.dialect == Dialect::Postgres
-        {
-            // The common move, one way on, in one statement (one round trip).
-            self.move_along(token, definition, flow, set).await?;
-            self.wake.notify_one();
-            return Ok(());
+        if self.db.dialect == Dialect::Postgres {
+            // The usual moves, one way on or the end of the only path, are
+            // committed in batches of one statement.
+            let next = match &step {
+                Step::Next(flows, _) if flows.len() == 1 => {
+                    let (to, due, timer) = next_token(definition, &flows[0], &db::now())?;
+                    Some(Some((flows[0].clone(), to.to_string(), due, timer)))
+                }
+                Step::End if definition.single_path() => Some(None),
+                _ => None,
+            };
+            if let Some(next) = next {
+                let set = match step {
+                    Step::Next(_, set) => set,
+                    _ => Map::new(),
+                };
+                let mv = Move {
+                    token: token.id.clone(),
+                    instance: token.instance_id.clone(),
+                    node: token.node.clone(),
+                    set,
+                    next,
+                };
+                match self.moves.get() {
+                    Some(moves) => {
+                        if let Err(lost) = moves.send(mv).await {
+                            self.commit_moves(vec![lost.0]).await;
+                        }
+                    }
+                    None => self.commit_moves(vec![mv]).await,
+                }
+                return Ok(());
+            }
         }
         let now = chrono::Utc::now();
         let stamp = db::format_time(now);
@@ -1236,47 +1334,101 @@ impl ProcessService {
         Ok(())
     }
 
-    /// On PostgreSQL, a token's move along one flow as one statement: the token
-    /// done (if this host still holds its lease), the instance's variables merged
-    /// (its row locked), the history entry and the next token. Nothing happens when
-    /// the lease was lost.
-    async fn move_along(
-        &self,
-        token: &Claimed,
-        definition: &Definition,
-        flow: &str,
-        set: &Map<String, Value>,
-    ) -> Result<(), ApiError> {
-        let now = db::now();
-        let (to, due, timer) = next_token(definition, flow, &now)?;
-        let detail = json!({"flows": [flow], "variables": set});
+    /// Commits usual moves (PostgreSQL), an instance's at most once per statement
+    /// so each merges its variables; a statement that fails is retried move by
+    /// move. A move whose lease was lost changes nothing.
+    async fn commit_moves(&self, batch: Vec<Move>) {
+        let mut rounds: Vec<Vec<Move>> = Vec::new();
+        for mv in batch {
+            match rounds
+                .iter_mut()
+                .find(|r| r.iter().all(|o| o.instance != mv.instance))
+            {
+                Some(round) => round.push(mv),
+                None => rounds.push(vec![mv]),
+            }
+        }
+        for mut round in rounds {
+            // One order of row locks for every batch.
+            round.sort_by(|a, b| a.instance.cmp(&b.instance));
+            if let Err(e) = self.move_along(&round).await {
+                if round.len() == 1 {
+                    tracing::error!(token = %round[0].token, error = ?e, "a process token could not be moved");
+                    continue;
+                }
+                for mv in &round {
+                    if let Err(e) = self.move_along(std::slice::from_ref(mv)).await {
+                        tracing::error!(token = %mv.token, error = ?e, "a process token could not be moved");
+                    }
+                }
+            }
+        }
+        // The next tokens are due now: run them without waiting for the poll.
+        self.wake.notify_one();
+    }
+
+    /// Moves as one statement: each token done (if this host still holds its
+    /// lease), its instance's variables merged (the row locked), its history
+    /// entry and its next token, or its instance completed.
+    ///
+    /// The token's status is compared as an expression (`status || ''`) so that
+    /// PostgreSQL finds the tokens by id: with the status index it would scan every
+    /// ready token for each, and under a burst its statistics say there are few.
+    async fn move_along(&self, moves: &[Move]) -> Result<(), ApiError> {
+        let rows: Vec<Value> = moves
+            .iter()
+            .map(|m| {
+                let (flow, to, due, timer) = match &m.next {
+                    Some((flow, to, due, timer)) => {
+                        (Some(flow), Some(to), Some(due), *timer as i64)
+                    }
+                    None => (None, None, None, 0),
+                };
+                let (event, detail) = match flow {
+                    Some(flow) => ("completed", json!({"flows": [flow], "variables": m.set})),
+                    None => ("ended", json!({})),
+                };
+                json!({
+                    "token": m.token, "instance": m.instance, "node": m.node,
+                    "vars": Value::Object(m.set.clone()).to_string(),
+                    "event": event, "detail": detail.to_string(), "history": db::new_id(),
+                    "next": flow.map(|_| db::new_id()), "next_node": to, "via": flow,
+                    "due": due, "timer": timer, "ends": m.next.is_none(),
+                })
+            })
+            .collect();
+        let mut tx = self.db.pool.begin().await?;
+        // The tables grow faster than their statistics: left to itself the planner
+        // may scan every token for each move. By id (primary key) it is one look-up.
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
-            "WITH t AS (\
-               UPDATE process_tokens SET status = 'done', lease_owner = NULL, lease_until = NULL, updated_at = $1 \
-               WHERE id = $2 AND status = 'ready' AND lease_owner = $3 RETURNING instance_id), \
+            "WITH m AS (SELECT * FROM json_to_recordset(CAST($1 AS JSON)) AS m(\
+               token TEXT, instance TEXT, node TEXT, vars TEXT, event TEXT, detail TEXT, history TEXT, \
+               next TEXT, next_node TEXT, via TEXT, due TEXT, timer INTEGER, ends BOOLEAN)), \
+             t AS (\
+               UPDATE process_tokens p SET status = 'done', lease_owner = NULL, lease_until = NULL, updated_at = $2 \
+               FROM m WHERE p.id = m.token AND p.status || '' = 'ready' AND p.lease_owner = $3 RETURNING p.id), \
              i AS (\
-               UPDATE process_instances SET variables = CAST(CAST(variables AS JSONB) || CAST($4 AS JSONB) AS TEXT), \
-               updated_at = $1 WHERE id = (SELECT instance_id FROM t) RETURNING id), \
+               UPDATE process_instances pi SET \
+               variables = CAST(CAST(pi.variables AS JSONB) || CAST(m.vars AS JSONB) AS TEXT), \
+               status = CASE WHEN m.ends THEN 'completed' ELSE pi.status END, \
+               ended_at = CASE WHEN m.ends THEN $2 ELSE pi.ended_at END, updated_at = $2 \
+               FROM m JOIN t ON t.id = m.token WHERE pi.id = m.instance RETURNING pi.id), \
              h AS (\
                INSERT INTO process_history (id, instance_id, node, event, detail, actor, at) \
-               SELECT $5, id, $6, 'completed', $7, NULL, $1 FROM i) \
+               SELECT m.history, m.instance, m.node, m.event, m.detail, NULL, $2 FROM m JOIN i ON i.id = m.instance) \
              INSERT INTO process_tokens (id, instance_id, node, via, status, due_at, timer, attempts, created_at, updated_at) \
-             SELECT $8, id, $9, $10, 'ready', $11, $12, 0, $1, $1 FROM i",
+             SELECT m.next, m.instance, m.next_node, m.via, 'ready', m.due, m.timer, 0, $2, $2 \
+             FROM m JOIN i ON i.id = m.instance WHERE m.next IS NOT NULL",
         )
-        .bind(&now)
-        .bind(&token.id)
+        .bind(Value::Array(rows).to_string())
+        .bind(db::now())
         .bind(&self.host_id)
-        .bind(Value::Object(set.clone()).to_string())
-        .bind(db::new_id())
-        .bind(&token.node)
-        .bind(detail.to_string())
-        .bind(db::new_id())
-        .bind(to)
-        .bind(flow)
-        .bind(due)
-        .bind(timer as i64)
-        .execute(&self.db.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

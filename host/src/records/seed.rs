@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::metadata::{Field, ObjectType};
 use crate::db;
 
-/// Companies, contacts, leads, deals, activities and notes.
+/// Companies, contacts, leads, deals, activities, notes and the email outbox.
 pub fn standard_objects() -> Vec<ObjectType> {
     let industries = json!([
         "Technology",
@@ -128,6 +128,23 @@ pub fn standard_objects() -> Vec<ObjectType> {
                 {"name": "contact", "type": "reference", "target": "contacts", "indexed": true},
                 {"name": "company", "type": "reference", "target": "companies", "indexed": true},
                 {"name": "deal", "type": "reference", "target": "deals", "indexed": true}
+            ]),
+        ),
+        object(
+            "outgoing_emails",
+            "Outgoing email",
+            "Outgoing emails",
+            "Emails waiting to be sent and what became of them: the CRM delivers queued ones by SMTP when it is configured.",
+            json!([
+                {"name": "to", "type": "email", "required": true, "searchable": true, "indexed": true},
+                {"name": "subject", "type": "text", "required": true, "searchable": true},
+                {"name": "body", "type": "long_text"},
+                {"name": "status", "type": "picklist", "required": true, "indexed": true,
+                 "values": ["queued", "sending", "sent", "failed"], "default": "queued"},
+                {"name": "attempts", "type": "integer", "min": 0},
+                {"name": "last_error", "type": "long_text"},
+                {"name": "sent_at", "type": "datetime"},
+                {"name": "process_run", "type": "text"}
             ]),
         ),
     ]

@@ -1,0 +1,196 @@
+//! The email outbox: `outgoing_emails` records (queued by processes, plugins or
+//! people) delivered by SMTP when `CRM_SMTP_URL` is set.
+//!
+//! Each queued email is taken with an optimistic update to `sending` (so two hosts
+//! never both send it), sent, then marked `sent` or, after a permanent refusal or
+//! [`ATTEMPTS`] transient failures, `failed` with the reason. Every change goes
+//! through the records service as the user who queued the email, so audit and
+//! events see it like any other edit. A host stopped between sending and marking
+//! leaves the email `sending`; it is queued again after [`STUCK`]: delivery is at
+//! least once.
+
+use std::time::Duration;
+
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde_json::{Map, Value, json};
+use sqlx::Row;
+
+use crate::db::{self, Db};
+use crate::plugins::delivery::actor_of;
+use crate::records::service::RecordService;
+
+/// The object emails wait in.
+pub const OUTBOX: &str = "outgoing_emails";
+/// Sending attempts before an email is `failed`.
+const ATTEMPTS: i64 = 5;
+/// How long an email may stay `sending` before it is queued again.
+const STUCK: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// Emails looked at per round.
+const BATCH: i64 = 20;
+/// How often the outbox is read when nothing was due.
+const POLL: Duration = Duration::from_secs(1);
+
+/// An SMTP connection setting and the sender address.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    /// `url` as lettre reads it: `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS), `smtps://host:465` (TLS), `smtp://host:25` (plain, for a relay
+    /// on the same network).
+    pub fn new(url: &str, from: &str) -> anyhow::Result<Self> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| anyhow::anyhow!("CRM_SMTP_URL is not an SMTP address: {e}"))?
+            .timeout(Some(Duration::from_secs(30)))
+            .build();
+        let from = from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("CRM_SMTP_FROM is not an email address: {e}"))?;
+        Ok(Mailer { transport, from })
+    }
+
+    /// Delivers the outbox in the background.
+    pub fn spawn(self, db: Db, records: RecordService) {
+        tokio::spawn(async move {
+            loop {
+                match self.round(&db, &records).await {
+                    Ok(0) => tokio::time::sleep(POLL).await,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the email outbox failed");
+                        tokio::time::sleep(POLL).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Sends what is due; answers how many emails it took.
+    async fn round(&self, db: &Db, records: &RecordService) -> Result<usize, String> {
+        let now = chrono::Utc::now();
+        // Queued ones (those that failed lately wait their turn at the back), and
+        // ones a stopped host left `sending`; only of users who are still active,
+        // as they are who the email is sent for.
+        let due = sqlx::query(
+            "SELECT r.id, r.created_by FROM records r JOIN users u ON u.id = r.created_by AND u.active = 1 \
+             WHERE r.object = $1 AND (r.data->>'status' = 'queued' \
+               OR (r.data->>'status' = 'sending' AND r.updated_at < $2)) \
+             ORDER BY r.updated_at LIMIT $3",
+        )
+        .bind(OUTBOX)
+        .bind(db::format_time(now - STUCK))
+        .bind(BATCH)
+        .fetch_all(&db.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut taken = 0;
+        for row in &due {
+            let id: String = row.try_get("id").map_err(|e| e.to_string())?;
+            let by: String = row.try_get("created_by").map_err(|e| e.to_string())?;
+            let actor = actor_of(db, &by).await?;
+            let email = match records.get(&actor, OUTBOX, &id).await {
+                Ok(email) => email,
+                Err(e) => {
+                    tracing::warn!(email = %id, error = %e, "an outgoing email could not be read");
+                    continue;
+                }
+            };
+            let attempts = email
+                .fields
+                .get("attempts")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if attempts > 0 && !backed_off(&email.updated_at, attempts, now) {
+                continue;
+            }
+            // Take it: a second host's update of the same version fails.
+            let take = patch(json!({"status": "sending"}));
+            if records
+                .update(&actor, OUTBOX, &id, &take, Some(email.version))
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            taken += 1;
+            let outcome = match self.message(&email.fields) {
+                Ok(message) => self.transport.send(message).await.map_err(|e| {
+                    let permanent = e.is_permanent();
+                    (e.to_string(), permanent)
+                }),
+                Err(e) => Err((e, true)),
+            };
+            let done = match outcome {
+                Ok(_) => json!({"status": "sent", "sent_at": db::now(), "last_error": null}),
+                Err((error, permanent)) => {
+                    let attempts = attempts + 1;
+                    let status = if permanent || attempts >= ATTEMPTS {
+                        "failed"
+                    } else {
+                        "queued"
+                    };
+                    tracing::warn!(email = %id, %error, status, "an email was not delivered");
+                    json!({"status": status, "attempts": attempts, "last_error": error})
+                }
+            };
+            if let Err(e) = records
+                .update(&actor, OUTBOX, &id, &patch(done), None)
+                .await
+            {
+                tracing::error!(email = %id, error = %e, "an email's delivery could not be recorded");
+            }
+        }
+        Ok(taken)
+    }
+
+    fn message(&self, data: &Map<String, Value>) -> Result<Message, String> {
+        let text = |f: &str| data.get(f).and_then(Value::as_str).unwrap_or_default();
+        let to: Mailbox = text("to")
+            .parse()
+            .map_err(|e| format!("'{}' is not an address: {e}", text("to")))?;
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(text("subject"))
+            .header(ContentType::TEXT_PLAIN)
+            .body(text("body").to_string())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Whether an email that failed `attempts` times waited long enough: 10 s, 20 s,
+/// 40 s... after its last attempt.
+fn backed_off(updated_at: &str, attempts: i64, now: chrono::DateTime<chrono::Utc>) -> bool {
+    let wait = chrono::TimeDelta::seconds(10 << (attempts - 1).clamp(0, 10));
+    chrono::DateTime::parse_from_rfc3339(updated_at)
+        .map(|at| at.with_timezone(&chrono::Utc) + wait <= now)
+        .unwrap_or(true)
+}
+
+fn patch(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_emails_wait_longer_each_time() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let after = |s| at + chrono::TimeDelta::seconds(s);
+        assert!(!backed_off("2026-11-23T10:00:00Z", 1, after(9)));
+        assert!(backed_off("2026-11-23T10:00:00Z", 1, after(10)));
+        assert!(!backed_off("2026-11-23T10:00:00Z", 3, after(39)));
+        assert!(backed_off("2026-11-23T10:00:00Z", 3, after(40)));
+    }
+}
