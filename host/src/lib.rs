@@ -31,6 +31,7 @@ pub mod plugins;
 pub mod process;
 pub mod records;
 pub mod server;
+pub mod web;
 
 /// Lower-case hex of bytes, as SHA-256 digests are stored and shown.
 pub fn hex(bytes: &[u8]) -> String {

@@ -2,6 +2,9 @@
 //! dir, on SQLite or on PostgreSQL (a fresh schema per server), and talks HTTP to it
 //! as a client would. Used by the black-box tests in `tests/` and the benchmarks.
 
+pub mod browser;
+pub mod web;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::OnceLock;

@@ -120,7 +120,8 @@ pub fn router(app: AppState) -> Router {
     doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
     let doc = Arc::new(doc);
     let request_id = HeaderName::from_static("x-request-id");
-    api.layer(axum::Extension(doc))
+    api.merge(crate::web::router())
+        .layer(axum::Extension(doc))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not take that method") })
         .with_state(app)

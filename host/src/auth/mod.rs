@@ -48,6 +48,14 @@ pub struct User {
     pub created_at: String,
 }
 
+/// A user's choices for the web pages, as stored: language, digits, calendar codes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UiPreferences {
+    pub locale: String,
+    pub digits: String,
+    pub calendar: String,
+}
+
 /// A login or API token as listed (the secret itself is shown only when created).
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct TokenInfo {
@@ -228,6 +236,48 @@ impl AuthService {
         .fetch_optional(&self.db.pool)
         .await?;
         Ok(row.as_ref().map(user_from_row))
+    }
+
+    /// What the user chose for the web pages; `None` until it chose.
+    pub async fn ui_preferences(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<UiPreferences>, sqlx::Error> {
+        let row = sqlx::query("SELECT locale, digits, calendar FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let locale: Option<String> = row.try_get("locale")?;
+        Ok(locale.map(|locale| UiPreferences {
+            locale,
+            digits: row
+                .try_get::<Option<String>, _>("digits")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            calendar: row
+                .try_get::<Option<String>, _>("calendar")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        }))
+    }
+
+    /// Saves the user's choices for the web pages (checked by the caller).
+    pub async fn set_ui_preferences(
+        &self,
+        user_id: &str,
+        prefs: &UiPreferences,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE users SET locale = $1, digits = $2, calendar = $3 WHERE id = $4")
+            .bind(&prefs.locale)
+            .bind(&prefs.digits)
+            .bind(&prefs.calendar)
+            .bind(user_id)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
     }
 
     /// Renames a user and/or (de)activates it. A deactivated user's tokens stop

@@ -164,9 +164,19 @@ async fn create_user(
     actor: Actor,
     ApiJson(body): ApiJson<NewUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(add_user(&app, &actor, &body).await?),
+    ))
+}
+
+/// Creates a user with its first membership, if `actor` may give that role there
+/// (the API and the admin console both come here).
+pub(crate) async fn add_user(app: &AppState, actor: &Actor, body: &NewUser) -> ApiResult<User> {
     let department = body
         .department
         .clone()
+        .filter(|d| !d.is_empty())
         .unwrap_or_else(|| crate::access::ROOT_DEPARTMENT.to_string());
     let role = match (&body.role, body.is_admin) {
         (Some(_), true) => {
@@ -183,7 +193,7 @@ async fn create_user(
         (None, false) => "member".to_string(),
     };
     app.access
-        .require_grant_right(&actor, &department, &role)
+        .require_grant_right(actor, &department, &role)
         .await?;
     let user = app
         .auth
@@ -195,7 +205,7 @@ async fn create_user(
         )
         .await?;
     app.access.reload().await?;
-    Ok((StatusCode::CREATED, Json(user)))
+    Ok(user)
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "auth", security(("bearer" = [])),

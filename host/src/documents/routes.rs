@@ -96,7 +96,7 @@ async fn upload_document(
 
 /// Where an upload goes.
 #[derive(Clone, Copy)]
-enum Target<'a> {
+pub(crate) enum Target<'a> {
     /// A new document in this folder.
     Folder(&'a str),
     /// A new version of this document.
@@ -121,7 +121,7 @@ where
 }
 
 /// Uploads the file of a raw or multipart request body, streamed.
-async fn with_body(
+pub(crate) async fn with_body(
     app: &AppState,
     actor: &Actor,
     target: Target<'_>,
@@ -263,7 +263,7 @@ async fn download_version(
     download(app, actor, id, Some(version), headers).await
 }
 
-async fn download(
+pub(crate) async fn download(
     app: AppState,
     actor: Actor,
     id: String,

@@ -177,6 +177,42 @@ async fn serve_signed_in(
     .await
 }
 
+/// Calls a plugin's route with GET as `actor`, for the web pages' plugin views:
+/// the same checks, department, headers and rate limit as
+/// `/api/v1/x/{plugin}{path}`. Answers the status and body.
+pub(crate) async fn get_as(
+    app: &AppState,
+    actor: &Actor,
+    plugin: &str,
+    path: &str,
+    query: &str,
+) -> Result<(StatusCode, axum::body::Bytes), ApiError> {
+    let uri = match query {
+        "" => format!("/api/v1/x/{plugin}{path}"),
+        q => format!("/api/v1/x/{plugin}{path}?{q}"),
+    };
+    let request = Request::builder()
+        .method("GET")
+        .uri(uri)
+        .header("accept", "application/json")
+        .body(Body::empty())
+        .map_err(|e| ApiError::bad_request(format!("not a path of a view: {e}")))?;
+    let response = serve_signed_in(
+        app.clone(),
+        actor.clone(),
+        plugin.to_string(),
+        path.to_string(),
+        request,
+    )
+    .await?;
+    let status = response.status();
+    let max = app.plugins.runtime().limits.max_payload_bytes;
+    let body = to_bytes(response.into_body(), max)
+        .await
+        .map_err(|e| ApiError::internal(format!("reading a plugin's answer: {e}")))?;
+    Ok((status, body))
+}
+
 /// Where a signed-in caller meets the plugin: the caller's first department where
 /// the plugin runs, or one below a department of the caller. `None`: nowhere.
 pub(crate) fn department_for(app: &AppState, plugin: &Installed, actor: &Actor) -> Option<String> {

@@ -46,7 +46,25 @@ pub struct Manifest {
     /// aggregate grouping, filtering and summing those fields reads only the index.
     #[serde(default)]
     pub indexes: std::collections::BTreeMap<String, Vec<IndexDecl>>,
+    /// Pages the plugin adds to the web interface's menu (`[[menu]]` with `label`
+    /// and `view`, a path of its routes answering a declarative view as JSON, which
+    /// the host renders: docs/web.md). Needs `capabilities.routes`.
+    #[serde(default)]
+    pub menu: Vec<MenuEntry>,
 }
+
+/// A page of the plugin in the web interface's menu.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MenuEntry {
+    /// What the menu shows, such as "Pipeline board".
+    pub label: String,
+    /// The plugin route answering the view, such as `/views/board`.
+    pub view: String,
+}
+
+/// Menu entries a plugin may add.
+pub const MAX_MENU_ENTRIES: usize = 10;
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -318,6 +336,36 @@ impl Manifest {
                         format!("{}: {}", e.field, e.message),
                     ));
                 }
+            }
+        }
+        if self.menu.len() > MAX_MENU_ENTRIES {
+            errors.push(FieldError::new(
+                "menu",
+                format!("at most {MAX_MENU_ENTRIES} entries"),
+            ));
+        }
+        if !self.menu.is_empty() && !self.capabilities.routes {
+            errors.push(FieldError::new(
+                "menu",
+                "views are served by the plugin's routes: set capabilities.routes = true",
+            ));
+        }
+        for (i, entry) in self.menu.iter().enumerate() {
+            if entry.label.trim().is_empty() || entry.label.chars().count() > 60 {
+                errors.push(FieldError::new(
+                    format!("menu[{i}].label"),
+                    "must be 1 to 60 characters",
+                ));
+            }
+            let path_ok = entry.view.starts_with('/')
+                && entry.view.len() <= 200
+                && !entry.view.contains(['?', '#', '\\'])
+                && !entry.view.split('/').any(|s| s == "..");
+            if !path_ok {
+                errors.push(FieldError::new(
+                    format!("menu[{i}].view"),
+                    "must be a path of the plugin's routes, such as /views/board",
+                ));
             }
         }
         for (object, indexes) in &self.indexes {

@@ -706,6 +706,18 @@ impl PluginService {
         }
     }
 
+    /// Running plugins that add pages to the web interface's menu, in id order.
+    pub fn with_menus(&self) -> Vec<Arc<Installed>> {
+        let installed = self.installed.read().expect("lock");
+        let mut plugins: Vec<Arc<Installed>> = installed
+            .values()
+            .filter(|p| p.is_running() && !p.info.manifest.menu.is_empty())
+            .cloned()
+            .collect();
+        plugins.sort_by(|a, b| a.info.id.cmp(&b.info.id));
+        plugins
+    }
+
     /// Installed plugins whose after-save hook subscribes to something, running.
     pub fn after_save_plugins(&self) -> Vec<Arc<Installed>> {
         let installed = self.installed.read().expect("lock");

@@ -117,6 +117,22 @@ impl RecordService {
         &self.plugins
     }
 
+    /// Every object type at the current metadata version.
+    pub fn schema(&self) -> Arc<super::schema::Schema> {
+        self.schema.get()
+    }
+
+    /// What the caller may see and change of an object (for forms, columns and
+    /// menus): the object without the fields hidden from it, and its rights.
+    pub fn view_of(
+        &self,
+        actor: &Actor,
+        object: &str,
+    ) -> Result<(Arc<ObjectType>, Arc<ObjectAccess>), RecordError> {
+        let c = self.caller(actor, object)?;
+        Ok((c.visible, c.rights))
+    }
+
     /// Notified after each committed batch of writes.
     pub fn committed(&self) -> Arc<tokio::sync::Notify> {
         self.writer.committed()

@@ -21,6 +21,8 @@
 //!   amount won, meetings held, calls made); `GET .../targets?period=2026-11`
 //!   answers the progress ("5 of 10 deals won").
 //! - `GET /api/v1/x/pipelines/pipelines` describes the pipelines.
+//! - The web interface shows the board (menu entry "Pipeline board"): the route
+//!   `/views/board` answers it as a declarative view; dragging a card moves the deal.
 //!
 //! Built only with the public SDK, like any partner's plugin.
 
@@ -154,6 +156,7 @@ impl Plugin for Pipelines {
             },
             (_, p) if p.starts_with("/pipelines/") => define(request, &p["/pipelines/".len()..]),
             ("GET", "/board") => reports::board(&request.query),
+            ("GET", "/views/board") => reports::board_view(&request.query),
             ("GET", "/forecast") => reports::forecast(&request.query),
             ("GET", "/funnel") => reports::funnel(&request.query),
             ("GET", "/targets") => targets::progress(&request.query),
@@ -165,7 +168,7 @@ impl Plugin for Pipelines {
             }
             _ => http::problem(
                 404,
-                "pipelines serves /pipelines, /board, /forecast, /funnel, /targets[/{id}] and /deals/{id}/history",
+                "pipelines serves /pipelines, /board, /views/board, /forecast, /funnel, /targets[/{id}] and /deals/{id}/history",
             ),
         }
     }

@@ -246,3 +246,66 @@ pub fn funnel(query: &str) -> HttpResponse {
         &json!({"pipeline": report.pipeline.name, "stages": stages, "truncated": report.truncated}),
     )
 }
+
+/// Cards shown per stage on the board view (the counts cover them all).
+const CARDS_PER_STAGE: usize = 50;
+
+/// `GET /views/board[?pipeline=&owner=&department=&period=]`: the board as a
+/// declarative view for the web interface (docs/web.md): a column per stage with
+/// its count and amount, the largest deals of it as cards, moved by setting the
+/// deal's `stage`.
+pub fn board_view(query: &str) -> HttpResponse {
+    let report = match read(query, "stage") {
+        Ok(report) => report,
+        Err(answer) => return answer,
+    };
+    let mut extra = String::new();
+    for (key, value) in query.split('&').filter_map(|p| p.split_once('=')) {
+        if key == "owner" || key == "department" {
+            extra.push_str(&format!("&filter[{key}]={value}"));
+        }
+    }
+    let mut shown = Vec::new();
+    for column in columns(&report) {
+        let list = format!(
+            "filter[pipeline]={}&filter[stage]={}&sort=-amount&limit={CARDS_PER_STAGE}{extra}",
+            report.pipeline.name, column.stage.name
+        );
+        let deals = match records::list("deals", &list) {
+            Ok((deals, _)) => deals,
+            Err(e) => return http::problem(400, &e),
+        };
+        let cards: Vec<Value> = deals
+            .iter()
+            .map(|deal| {
+                let amount = deal.get("amount").and_then(Value::as_f64).unwrap_or(0.0);
+                json!({
+                    "title": crate::text(deal, "name").unwrap_or_default(),
+                    "subtitle": format!("{}", round2(amount)),
+                    "record": {"object": "deals", "id": crate::text(deal, "id").unwrap_or_default()},
+                })
+            })
+            .collect();
+        let label = if column.stage.label.is_empty() {
+            &column.stage.name
+        } else {
+            &column.stage.label
+        };
+        shown.push(json!({
+            "key": column.stage.name,
+            "title": label,
+            "summary": format!("{} · {}", column.count, round2(column.amount)),
+            "cards": cards,
+        }));
+    }
+    http::json(
+        200,
+        &json!({
+            "view": "board",
+            "title": format!("Pipeline: {}", report.pipeline.name),
+            "description": "Deals by stage, largest first; drag a card or use its menu to move it.",
+            "columns": shown,
+            "moves": {"object": "deals", "field": "stage"},
+        }),
+    )
+}

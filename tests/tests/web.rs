@@ -1,0 +1,971 @@
+//! The web pages over plain HTTP, as a browser without JavaScript uses them, on
+//! SQLite and PostgreSQL: sessions and CSRF, metadata-driven lists and forms,
+//! field rights on pages, one-click status changes, languages.
+
+use crm_tests::reqwest::StatusCode;
+use crm_tests::web::{WebSession, client, form, input_value, page};
+use crm_tests::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, Backend, Server, eventually, json, on_both_backends,
+    plugin_package,
+};
+
+on_both_backends!(
+    pages_need_a_session_and_forms_need_its_csrf_token,
+    a_form_shows_each_error_beside_its_field_then_saves,
+    hidden_fields_never_reach_a_page_and_read_only_ones_are_not_editable,
+    a_list_filters_sorts_searches_and_pages,
+    a_status_changes_in_one_click,
+    an_edit_made_on_a_stale_version_comes_back_with_the_newest,
+    a_persian_user_gets_right_to_left_pages_with_persian_digits_and_dates,
+    a_plugin_page_shows_the_pipeline_board_and_moves_a_deal,
+    an_admin_uploads_approves_and_enables_a_plugin_for_a_department,
+    the_document_library_uploads_versions_restores_and_locks,
+    the_calendar_shows_a_persons_activities_and_warns_of_double_bookings,
+    a_task_is_taken_and_completed_from_the_inbox,
+    an_admin_adds_a_department_and_a_user_and_reads_the_role_matrix,
+);
+
+const ROOT: &str = "00000000-0000-0000-0000-000000000001";
+
+async fn pages_need_a_session_and_forms_need_its_csrf_token(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let http = client();
+    let anonymous = page(http.get(srv.url("/records/contacts?q=x"))).await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        anonymous.location.as_deref(),
+        Some("/login?next=%2Frecords%2Fcontacts%3Fq%3Dx"),
+        "back to the page after signing in"
+    );
+    let login = page(http.get(srv.url("/login"))).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.content_type.starts_with("text/html"));
+    assert!(login.html.contains("name=\"password\""));
+
+    let wrong = page(
+        http.post(srv.url("/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("email", ADMIN_EMAIL), ("password", "nope")])),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.html.contains("id=\"login-error\""), "{}", wrong.html);
+    assert!(wrong.set_cookie.is_none());
+
+    // A sign-in form posted from another site is refused (login CSRF).
+    let cross = page(
+        http.post(srv.url("/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", "http://evil.example")
+            .body(form(&[
+                ("email", ADMIN_EMAIL),
+                ("password", ADMIN_PASSWORD),
+            ])),
+    )
+    .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    assert!(cross.set_cookie.is_none());
+    // Only this site's paths are followed after signing in.
+    let lured = page(http.get(srv.url("/login?next=/%09/evil.example"))).await;
+    assert!(
+        lured.html.contains("name=\"next\" value=\"/\""),
+        "{}",
+        lured.html
+    );
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let home = web.get("/").await;
+    assert!(
+        home.html.contains("Administrator"),
+        "the page greets its user"
+    );
+    assert!(
+        home.html.contains("href=\"/records/contacts\""),
+        "the menu lists objects"
+    );
+
+    // A form without this session's token is refused and writes nothing.
+    for token in ["", "0123456789abcdef0123456789abcdef"] {
+        let forged = web
+            .post_raw(
+                "/records/contacts",
+                &[("_csrf", token), ("last_name", "Forged")],
+                false,
+            )
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.html);
+    }
+    let admin = srv.admin().await;
+    let listed = admin.get("/api/v1/records/contacts?q=Forged").await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 0);
+
+    // Signing out revokes the session.
+    let out = web.post("/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(web.get("/").await.status, StatusCode::SEE_OTHER);
+    // Pages are served with a policy that runs only the site's own script.
+    let css = page(http.get(srv.url("/static/app.css"))).await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(css.content_type.starts_with("text/css"));
+}
+
+async fn a_form_shows_each_error_beside_its_field_then_saves(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let new = web.get("/records/contacts/new").await;
+    assert_eq!(new.status, StatusCode::OK);
+    assert!(new.html.contains("id=\"in-last_name\""));
+    assert!(new.html.contains("aria-required=\"true\""));
+
+    let bad = web
+        .post(
+            "/records/contacts",
+            &[
+                ("first_name", "Leyla"),
+                ("email", "not-an-email"),
+                ("last_name", ""),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.html);
+    for field in ["last_name", "email"] {
+        assert!(
+            bad.html
+                .contains(&format!("<p class=\"field-error\" id=\"err-{field}\">")),
+            "an error beside {field}: {}",
+            bad.html
+        );
+    }
+    assert!(!bad.html.contains("id=\"err-first_name\""));
+    assert_eq!(
+        input_value(&bad.html, "first_name").as_deref(),
+        Some("Leyla"),
+        "what was typed stays"
+    );
+    assert_eq!(
+        input_value(&bad.html, "email").as_deref(),
+        Some("not-an-email")
+    );
+
+    let good = web
+        .post(
+            "/records/contacts",
+            &[
+                ("first_name", "Leyla"),
+                ("last_name", "Karimi"),
+                ("email", "leyla@acme.example"),
+            ],
+        )
+        .await;
+    assert_eq!(good.status, StatusCode::SEE_OTHER, "{}", good.html);
+    let location = good.location.unwrap();
+    let id = location.rsplit('/').next().unwrap().to_string();
+    let admin = srv.admin().await;
+    let saved = admin.get(&format!("/api/v1/records/contacts/{id}")).await;
+    assert_eq!(saved.body["email"], "leyla@acme.example");
+    assert_eq!(saved.body["first_name"], "Leyla");
+
+    let shown = web.get(&location).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(
+        shown.html.contains("<h1>Leyla Karimi</h1>"),
+        "{}",
+        shown.html
+    );
+    assert!(
+        shown.html.contains("created the record"),
+        "its history is on the page"
+    );
+
+    // Editing: an emptied optional field is cleared, nothing else is touched.
+    let edit = web.get(&format!("{location}/edit")).await;
+    let version = input_value(&edit.html, "_version").unwrap();
+    let saved = web
+        .post(
+            &location,
+            &[
+                ("_version", &version),
+                ("first_name", "Leyla"),
+                ("last_name", "Karimi"),
+                ("email", ""),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let after = admin.get(&format!("/api/v1/records/contacts/{id}")).await;
+    assert!(
+        after.body.get("email").is_none_or(|e| e.is_null()),
+        "{}",
+        after.body
+    );
+    assert_eq!(after.body["version"], 2);
+}
+
+async fn hidden_fields_never_reach_a_page_and_read_only_ones_are_not_editable(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let role = admin
+        .post(
+            "/api/v1/roles",
+            json!({
+                "name": "telesales", "label": "Telesales",
+                "permissions": {"*": {"read": "department", "create": "department", "update": "department"}},
+                "fields": {"contacts": {"email": "hidden", "phone": "read"}}
+            }),
+        )
+        .await;
+    assert_eq!(role.status, StatusCode::CREATED, "{}", role.body);
+    srv.member("tom@example.com", ROOT, "telesales").await;
+    let contact = admin
+        .create(
+            "contacts",
+            json!({"last_name": "Secret", "email": "needle@hidden.example", "phone": "+44 20 7946 0000"}),
+        )
+        .await;
+    let id = contact["id"].as_str().unwrap();
+    let web = WebSession::sign_in(&srv, "tom@example.com", "password-123").await;
+    for path in [
+        "/records/contacts".to_string(),
+        format!("/records/contacts/{id}"),
+        format!("/records/contacts/{id}/edit"),
+        "/records/contacts/new".to_string(),
+        "/records/contacts?columns=last_name,email".to_string(),
+    ] {
+        let p = web.get(&path).await;
+        assert_eq!(p.status, StatusCode::OK, "{path}: {}", p.html);
+        assert!(
+            !p.html.contains("needle@hidden.example"),
+            "{path} shows a hidden value"
+        );
+        assert!(
+            !p.html.contains("name=\"email\""),
+            "{path} has an input for a hidden field"
+        );
+        assert!(
+            !p.html.contains("name=\"phone\""),
+            "{path} lets a read-only field be edited"
+        );
+    }
+    let shown = web.get(&format!("/records/contacts/{id}")).await;
+    assert!(
+        shown.html.contains("+44 20 7946 0000"),
+        "a read-only value is shown"
+    );
+
+    // Posting the fields anyway changes nothing the role may not change.
+    let edit = web.get(&format!("/records/contacts/{id}/edit")).await;
+    let version = input_value(&edit.html, "_version").unwrap();
+    let posted = web
+        .post(
+            &format!("/records/contacts/{id}"),
+            &[
+                ("_version", &version),
+                ("last_name", "Renamed"),
+                ("phone", "0"),
+                ("email", "x@y.example"),
+            ],
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.html);
+    let after = admin.get(&format!("/api/v1/records/contacts/{id}")).await;
+    assert_eq!(after.body["last_name"], "Renamed");
+    assert_eq!(after.body["phone"], "+44 20 7946 0000");
+    assert_eq!(after.body["email"], "needle@hidden.example");
+}
+
+async fn a_list_filters_sorts_searches_and_pages(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    for i in 0..60 {
+        let status = if i % 3 == 0 { "won" } else { "new" };
+        admin
+            .create(
+                "deals",
+                json!({"name": format!("Deal {i:02}"), "amount": i * 100, "status": status}),
+            )
+            .await;
+    }
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let rows = |html: &str| html.matches("<tr>").count() - 1;
+
+    let first = web.get("/records/deals?sort=name").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.html);
+    assert_eq!(rows(&first.html), 50, "a page holds 50 records");
+    assert!(first.html.contains("50 records on this page"));
+    let deal_00 = first.html.find("Deal 00").unwrap();
+    assert!(
+        deal_00 < first.html.find("Deal 01").unwrap(),
+        "sorted by name"
+    );
+    assert!(first.html.contains("aria-sort=\"ascending\""));
+    let next = first
+        .html
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a next page link")
+        .replace("&#38;", "&");
+    let second = web.get(&next).await;
+    assert_eq!(rows(&second.html), 10, "the rest on page two");
+    assert!(second.html.contains("Deal 59"));
+    assert!(!second.html.contains("Deal 00"));
+
+    let won = web
+        .get("/records/deals?filter%5Bstatus%5D=won&sort=-amount")
+        .await;
+    assert_eq!(rows(&won.html), 20, "{}", won.html);
+    assert!(won.html.find("Deal 57").unwrap() < won.html.find("Deal 54").unwrap());
+    // An empty filter box means any value.
+    let any = web
+        .get("/records/deals?filter%5Bstatus%5D=&q=Deal+07")
+        .await;
+    assert_eq!(rows(&any.html), 1, "{}", any.html);
+
+    let bad = web.get("/records/deals?filter%5Bamount%5D=lots").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.html.contains("role=\"alert\""),
+        "a clear error page: {}",
+        bad.html
+    );
+    assert_eq!(
+        web.get("/records/nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn a_status_changes_in_one_click(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let deal = admin.create("deals", json!({"name": "Acme renewal"})).await;
+    let id = deal["id"].as_str().unwrap();
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let list = web.get("/records/deals").await;
+    assert!(
+        list.html
+            .contains(&format!("action=\"/records/deals/{id}/set\""))
+    );
+
+    // The page script's request: the new buttons come back, the chosen one pressed.
+    let csrf = web.csrf.clone();
+    let fragment = web
+        .post_raw(
+            &format!("/records/deals/{id}/set"),
+            &[
+                ("_csrf", &csrf),
+                ("field", "status"),
+                ("back", "/records/deals"),
+                ("value", "in progress"),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(fragment.status, StatusCode::OK, "{}", fragment.html);
+    assert!(fragment.html.starts_with("<form class=\"quick\""));
+    assert!(
+        fragment
+            .html
+            .contains("value=\"in progress\" aria-pressed=\"true\"")
+    );
+    let got = admin.get(&format!("/api/v1/records/deals/{id}")).await;
+    assert_eq!(got.body["status"], "in progress");
+
+    // Without the script: back to the list.
+    let plain = web
+        .post(
+            &format!("/records/deals/{id}/set"),
+            &[
+                ("field", "status"),
+                ("back", "/records/deals"),
+                ("value", "won"),
+            ],
+        )
+        .await;
+    assert_eq!(plain.status, StatusCode::SEE_OTHER);
+    assert_eq!(plain.location.as_deref(), Some("/records/deals"));
+    // A value the picklist does not hold is refused with the reason.
+    let wrong = web
+        .post(
+            &format!("/records/deals/{id}/set"),
+            &[("field", "status"), ("value", "dreaming")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let got = admin.get(&format!("/api/v1/records/deals/{id}")).await;
+    assert_eq!(got.body["status"], "won");
+    assert_eq!(got.body["version"], 3);
+}
+
+async fn an_edit_made_on_a_stale_version_comes_back_with_the_newest(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let company = admin.create("companies", json!({"name": "Acme"})).await;
+    let id = company["id"].as_str().unwrap();
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let edit = web.get(&format!("/records/companies/{id}/edit")).await;
+    let version = input_value(&edit.html, "_version").unwrap();
+    admin
+        .patch(
+            &format!("/api/v1/records/companies/{id}"),
+            json!({"name": "Acme Ltd"}),
+        )
+        .await;
+    let stale = web
+        .post(
+            &format!("/records/companies/{id}"),
+            &[("_version", &version), ("name", "Acme Inc")],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT);
+    assert!(stale.html.contains("Someone changed this record"));
+    assert_eq!(
+        input_value(&stale.html, "name").as_deref(),
+        Some("Acme Ltd")
+    );
+    let got = admin.get(&format!("/api/v1/records/companies/{id}")).await;
+    assert_eq!(got.body["name"], "Acme Ltd", "the stale edit wrote nothing");
+}
+
+async fn a_persian_user_gets_right_to_left_pages_with_persian_digits_and_dates(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let deal = admin
+        .create(
+            "deals",
+            json!({"name": "قرارداد", "amount": 1250, "close_date": "2024-03-20", "status": "in progress"}),
+        )
+        .await;
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let english = web.get("/").await;
+    assert!(english.html.contains("<html lang=\"en\" dir=\"ltr\">"));
+
+    let saved = web
+        .post(
+            "/settings",
+            &[
+                ("locale", "fa"),
+                ("digits", "persian"),
+                ("calendar", "hijri"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let home = web.get("/").await;
+    assert!(
+        home.html.contains("<html lang=\"fa\" dir=\"rtl\">"),
+        "{}",
+        home.html
+    );
+    assert!(home.html.contains("خانه"), "the menu speaks Persian");
+    let shown = web
+        .get(&format!("/records/deals/{}", deal["id"].as_str().unwrap()))
+        .await;
+    assert!(
+        shown.html.contains("۱۴۰۳/۰۱/۰۱"),
+        "Solar Hijri date, Persian digits"
+    );
+    assert!(
+        shown.html.contains("۱۲۵۰٫۰۰") || shown.html.contains("۱۲۵۰.۰۰"),
+        "{}",
+        shown.html
+    );
+    assert!(
+        shown.html.contains("در دست کار"),
+        "picklist values are translated"
+    );
+    // Unknown choices are refused; Swahili is one of the choices.
+    let bad = web
+        .post(
+            "/settings",
+            &[
+                ("locale", "xx"),
+                ("digits", "latin"),
+                ("calendar", "gregorian"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    web.post(
+        "/settings",
+        &[
+            ("locale", "sw"),
+            ("digits", "latin"),
+            ("calendar", "gregorian"),
+        ],
+    )
+    .await;
+    let swahili = web.get("/").await;
+    assert!(swahili.html.contains("<html lang=\"sw\" dir=\"ltr\">"));
+    assert!(swahili.html.contains("Mwanzo"));
+}
+
+async fn a_plugin_page_shows_the_pipeline_board_and_moves_a_deal(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
+    admin
+        .install_plugin(plugin_package("plugins/pipelines"), &sales)
+        .await;
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    srv.member("sue@example.com", &support, "member").await;
+    let deal = sam
+        .create(
+            "deals",
+            json!({"name": "<script>alert(1)</script> Acme", "amount": 5000}),
+        )
+        .await;
+    let id = deal["id"].as_str().unwrap();
+    let web = WebSession::sign_in(&srv, "sam@example.com", "password-123").await;
+    let home = web.get("/").await;
+    assert!(
+        home.html
+            .contains("href=\"/apps/pipelines/views/board\">Pipeline board</a>"),
+        "the plugin's page is in the menu"
+    );
+    let board = web.get("/apps/pipelines/views/board").await;
+    assert_eq!(board.status, StatusCode::OK, "{}", board.html);
+    assert!(board.html.contains("data-column=\"lead-in\""));
+    assert!(
+        board
+            .html
+            .contains(&format!("href=\"/records/deals/{id}\""))
+    );
+    assert!(board.html.contains("alert(1)"), "the card is there");
+    assert!(
+        !board.html.contains("<script>alert"),
+        "a plugin's text is escaped, never markup"
+    );
+
+    // Moving a card sets the deal's stage through the records service.
+    let back = "/apps/pipelines/views/board";
+    let moved = web
+        .post(
+            &format!("/records/deals/{id}/set"),
+            &[("field", "stage"), ("value", "proposal"), ("back", back)],
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::SEE_OTHER, "{}", moved.html);
+    assert_eq!(moved.location.as_deref(), Some(back));
+    let got = sam.get(&format!("/api/v1/records/deals/{id}")).await;
+    assert_eq!(got.body["stage"], "proposal");
+    // A move the stage's rules refuse says which fields it needs.
+    let refused = web
+        .post(
+            &format!("/records/deals/{id}/set"),
+            &[("field", "stage"), ("value", "won"), ("back", back)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.html.contains("close_date"), "{}", refused.html);
+    assert_eq!(
+        sam.get(&format!("/api/v1/records/deals/{id}")).await.body["stage"],
+        "proposal"
+    );
+
+    // Only declared views are pages; the plugin decides nothing outside them.
+    assert_eq!(
+        web.get("/apps/pipelines/board").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        web.get("/apps/nothing/views/board").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // Where the plugin is not enabled, there is no menu entry and no page.
+    let sue = WebSession::sign_in(&srv, "sue@example.com", "password-123").await;
+    assert!(!sue.get("/").await.html.contains("/apps/pipelines"));
+    assert_eq!(
+        sue.get("/apps/pipelines/views/board").await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn an_admin_uploads_approves_and_enables_a_plugin_for_a_department(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    srv.member("sam@example.com", &sales, "member").await;
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert!(web.get("/").await.html.contains("href=\"/admin/people\""));
+
+    let broken = web
+        .upload("/admin/plugins", "package", b"not a package")
+        .await;
+    assert_eq!(
+        broken.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        broken.html
+    );
+    assert!(broken.html.contains("id=\"admin-error\""));
+    let uploaded = web
+        .upload(
+            "/admin/plugins",
+            "package",
+            &plugin_package("plugins/pipelines"),
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::SEE_OTHER, "{}", uploaded.html);
+    let page = web.get("/admin/plugins").await;
+    for what in [
+        "Waiting for your approval",
+        "add fields to deals: pipeline, stage",
+        "check saves of: deals",
+        "a page in the menu: Pipeline board",
+    ] {
+        assert!(
+            page.html.contains(what),
+            "the review shows {what}: {}",
+            page.html
+        );
+    }
+    let approved = web.post("/admin/plugins/pipelines/approve", &[]).await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.html);
+    let enabled = web
+        .post("/admin/plugins/pipelines/enable", &[("department", &sales)])
+        .await;
+    assert_eq!(enabled.status, StatusCode::SEE_OTHER, "{}", enabled.html);
+    let info = admin.get("/api/v1/plugins/pipelines").await;
+    assert_eq!(info.body["approved"], true);
+    assert_eq!(info.body["departments"], json!([sales]));
+
+    // The department's members get its page; they cannot reach the console.
+    let sam = WebSession::sign_in(&srv, "sam@example.com", "password-123").await;
+    let home = sam.get("/").await;
+    assert!(home.html.contains("/apps/pipelines/views/board"));
+    assert!(!home.html.contains("href=\"/admin/people\""));
+    assert_eq!(
+        sam.get("/admin/plugins").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let refused = sam
+        .post(
+            "/admin/plugins/pipelines/disable",
+            &[("department", &sales)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let info = admin.get("/api/v1/plugins/pipelines").await;
+    assert_eq!(info.body["departments"], json!([sales]), "nothing changed");
+}
+
+async fn the_document_library_uploads_versions_restores_and_locks(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let created = web
+        .post("/documents/folders", &[("name", "Offers"), ("parent", "")])
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.html);
+    let folder_page = created.location.unwrap();
+    let folder = folder_page.split("folder=").nth(1).unwrap().to_string();
+    let library = web.get(&folder_page).await;
+    assert!(library.html.contains("Offers"));
+    assert!(library.html.contains("enctype=\"multipart/form-data\""));
+
+    // Without the session's token in its address, an upload is refused and stores nothing.
+    let forged = web
+        .multipart(
+            &format!("/documents/upload?folder={folder}"),
+            &[("title", "Forged")],
+            "file",
+            b"x",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let csrf = web.csrf.clone();
+    let uploaded = web
+        .multipart(
+            &format!("/documents/upload?folder={folder}&_csrf={csrf}"),
+            &[("title", "Acme offer")],
+            "file",
+            b"version one",
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::SEE_OTHER, "{}", uploaded.html);
+    let doc_page = uploaded.location.unwrap();
+    let id = doc_page.rsplit('/').next().unwrap().to_string();
+    let listed = web.get(&folder_page).await;
+    assert!(listed.html.contains("Acme offer"));
+    assert!(!listed.html.contains("Forged"));
+
+    let second = web
+        .multipart(
+            &format!("/documents/{id}/versions?_csrf={csrf}"),
+            &[("reason", "new prices")],
+            "file",
+            b"version two",
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::SEE_OTHER, "{}", second.html);
+    let shown = web.get(&doc_page).await;
+    assert!(shown.html.contains("new prices"));
+    assert!(
+        shown
+            .html
+            .contains(&format!("/documents/{id}/versions/1/content"))
+    );
+    let first = web
+        .get(&format!("/documents/{id}/versions/1/content"))
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.html, "version one");
+
+    let restored = web
+        .post(&format!("/documents/{id}/restore"), &[("version", "1")])
+        .await;
+    assert_eq!(restored.status, StatusCode::SEE_OTHER, "{}", restored.html);
+    let admin = srv.admin().await;
+    let doc = admin.get(&format!("/api/v1/documents/{id}")).await;
+    assert_eq!(doc.body["version"], 3, "a restore is a new version");
+    let current = web
+        .get(&format!("/documents/{id}/versions/3/content"))
+        .await;
+    assert_eq!(current.html, "version one");
+
+    let locked = web.post(&format!("/documents/{id}/lock"), &[]).await;
+    assert_eq!(locked.status, StatusCode::SEE_OTHER);
+    let shown = web.get(&doc_page).await;
+    assert!(
+        shown.html.contains("Checked out by Administrator"),
+        "{}",
+        shown.html
+    );
+    web.post(&format!("/documents/{id}/unlock"), &[]).await;
+    let doc = admin.get(&format!("/api/v1/documents/{id}")).await;
+    assert!(doc.body["locked_by"].is_null(), "{}", doc.body);
+}
+
+async fn the_calendar_shows_a_persons_activities_and_warns_of_double_bookings(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let (sam_id, sam) = srv.member("sam@example.com", ROOT, "member").await;
+    let me = admin.get("/api/v1/auth/me").await.body["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for (topic, start, end, who) in [
+        (
+            "Demo at Acme",
+            "2026-11-24T09:00:00Z",
+            "2026-11-24T10:00:00Z",
+            me.as_str(),
+        ),
+        (
+            "Call Leyla",
+            "2026-11-24T09:30:00Z",
+            "2026-11-24T09:45:00Z",
+            me.as_str(),
+        ),
+        (
+            "Review offer",
+            "2026-11-26T14:00:00Z",
+            "2026-11-26T15:00:00Z",
+            me.as_str(),
+        ),
+        (
+            "Sam's visit",
+            "2026-11-24T09:00:00Z",
+            "2026-11-24T10:00:00Z",
+            sam_id.as_str(),
+        ),
+    ] {
+        let body = json!({"kind": "meeting", "topic": topic, "starts_at": start, "ends_at": end, "assigned_to": who});
+        let res = admin.post("/api/v1/records/activities", body).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    }
+    drop(sam);
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let week = web.get("/calendar?view=week&date=2026-11-25").await;
+    assert_eq!(week.status, StatusCode::OK, "{}", week.html);
+    for topic in ["Demo at Acme", "Call Leyla", "Review offer"] {
+        assert!(week.html.contains(topic), "{topic} in the week");
+    }
+    assert!(
+        !week.html.contains("Sam&#39;s visit") && !week.html.contains("visit"),
+        "only mine by default"
+    );
+    assert!(
+        week.html.contains("2 activities are double booked."),
+        "{}",
+        week.html
+    );
+    assert!(week.html.contains("double booked with “Demo at Acme”"));
+    assert_eq!(week.html.matches("class=\"cal-day").count(), 7);
+
+    let day = web.get("/calendar?view=day&date=2026-11-26").await;
+    assert!(day.html.contains("Review offer") && !day.html.contains("Demo at Acme"));
+    let month = web.get("/calendar?view=month&date=2026-11-10").await;
+    assert_eq!(
+        month.html.matches("class=\"cal-day").count(),
+        42,
+        "whole weeks around November"
+    );
+    let sams = web
+        .get(&format!(
+            "/calendar?view=week&date=2026-11-24&who=user:{sam_id}"
+        ))
+        .await;
+    assert!(sams.html.contains("visit") && !sams.html.contains("Call Leyla"));
+    assert!(!sams.html.contains("id=\"clashes\""));
+}
+
+async fn a_task_is_taken_and_completed_from_the_inbox(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let (sam_id, _) = srv.member("sam@example.com", ROOT, "member").await;
+    let published = admin
+        .put(
+            "/api/v1/processes/call-back",
+            json!({
+                "name": "Call back",
+                "nodes": [
+                    {"id": "start", "type": "start"},
+                    {"id": "call", "name": "Call the customer back", "type": "user_task",
+                     "assignee": {"user": sam_id}, "fields": ["summary"], "outcomes": ["reached", "no answer"]},
+                    {"id": "end", "type": "end"}
+                ],
+                "flows": [
+                    {"id": "f1", "from": "start", "to": "call"},
+                    {"id": "f2", "from": "call", "to": "end"}
+                ]
+            }),
+        )
+        .await;
+    assert_eq!(published.status, StatusCode::CREATED, "{}", published.body);
+    let started = admin
+        .post("/api/v1/processes/call-back/instances", json!({}))
+        .await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    let instance = started.body["id"].as_str().unwrap().to_string();
+    let sam = WebSession::sign_in(&srv, "sam@example.com", "password-123").await;
+    let inbox = eventually(std::time::Duration::from_secs(20), "sam's task", || async {
+        let page = sam.get("/tasks").await;
+        page.html.contains("Call the customer back").then_some(page)
+    })
+    .await;
+    let task = inbox
+        .html
+        .split("id=\"task-")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    assert!(
+        inbox.html.contains("name=\"var.summary\""),
+        "the value it asks for"
+    );
+    assert!(inbox.html.contains("value=\"no answer\""), "its outcomes");
+    // Another member, not its assignee, may not take it.
+    srv.member("bob@example.com", ROOT, "member").await;
+    let bob = WebSession::sign_in(&srv, "bob@example.com", "password-123").await;
+    assert!(
+        !bob.get("/tasks")
+            .await
+            .html
+            .contains("Call the customer back")
+    );
+    let refused = bob.post(&format!("/tasks/{task}/claim"), &[]).await;
+    assert!(refused.status.is_client_error(), "{}", refused.status);
+
+    let claimed = sam.post(&format!("/tasks/{task}/claim"), &[]).await;
+    assert_eq!(claimed.status, StatusCode::SEE_OTHER, "{}", claimed.html);
+    let done = sam
+        .post(
+            &format!("/tasks/{task}/complete"),
+            &[
+                ("var.summary", "Will order in December"),
+                ("outcome", "reached"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    assert!(
+        !sam.get("/tasks")
+            .await
+            .html
+            .contains("Call the customer back")
+    );
+    let finished = eventually(
+        std::time::Duration::from_secs(20),
+        "the instance to end",
+        || async {
+            let got = admin
+                .get(&format!("/api/v1/process-instances/{instance}"))
+                .await;
+            (got.body["status"] == "completed").then_some(got)
+        },
+    )
+    .await;
+    assert_eq!(
+        finished.body["variables"]["summary"],
+        "Will order in December"
+    );
+}
+
+async fn an_admin_adds_a_department_and_a_user_and_reads_the_role_matrix(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let page = web.get("/admin/people").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(
+        page.html.contains("org_admin") && page.html.contains("read_only"),
+        "the built-in roles"
+    );
+    assert!(
+        page.html.contains("<th scope=\"col\">contacts</th>")
+            || page.html.contains("<th scope=\"col\">*</th>")
+    );
+
+    let added = web
+        .post("/admin/departments", &[("name", "Support"), ("parent", "")])
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.html);
+    let admin = srv.admin().await;
+    let departments = admin.get("/api/v1/departments").await.body;
+    let support = departments
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "Support")
+        .expect("the new department")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bad = web
+        .post(
+            "/admin/users",
+            &[
+                ("name", "Sue"),
+                ("email", "not-an-email"),
+                ("password", "password-123"),
+                ("department", &support),
+                ("role", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.html);
+    assert!(bad.html.contains("id=\"admin-error\"") && bad.html.contains("email"));
+    let good = web
+        .post(
+            "/admin/users",
+            &[
+                ("name", "Sue"),
+                ("email", "sue@example.com"),
+                ("password", "password-123"),
+                ("department", &support),
+                ("role", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(good.status, StatusCode::SEE_OTHER, "{}", good.html);
+    let page = web.get("/admin/people").await;
+    assert!(page.html.contains("sue@example.com"));
+    assert!(page.html.contains("Support: member"), "{}", page.html);
+    // Sue signs in; she is no admin.
+    let sue = WebSession::sign_in(&srv, "sue@example.com", "password-123").await;
+    assert_eq!(sue.get("/admin/people").await.status, StatusCode::FORBIDDEN);
+    let refused = sue
+        .post("/admin/departments", &[("name", "Mine"), ("parent", "")])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
