@@ -25,6 +25,7 @@ pub mod config;
 pub mod db;
 pub mod documents;
 pub mod events;
+pub mod imports;
 pub mod mail;
 pub mod notifications;
 pub mod plugins;

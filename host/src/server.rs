@@ -89,7 +89,7 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
     if let Some(url) = &config.smtp_url {
         crate::mail::Mailer::new(url, &config.smtp_from)?.spawn(db.clone(), records.clone());
     }
-    Ok(Arc::new(App {
+    let app = Arc::new(App {
         processes,
         documents,
         config,
@@ -100,7 +100,9 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         access,
         plugins,
         deliverer,
-    }))
+    });
+    tokio::spawn(crate::imports::resume_interrupted(app.clone()));
+    Ok(app)
 }
 
 /// The plugin service on its own, for `crm plugin install` (no server, no hooks).

@@ -19,8 +19,13 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// 10 s was once too short for a page after enabling a plugin.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Browsers open at once: each test's Chromium and server share two cores with the
+/// others, so more at a time only makes every step slower.
+static OPEN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 pub struct Browser {
     driver: Child,
+    _turn: tokio::sync::SemaphorePermit<'static>,
     http: reqwest::Client,
     session: String,
     shots: PathBuf,
@@ -39,6 +44,10 @@ impl Browser {
             available(),
             "browser tests need {CHROMIUM} and {CHROMEDRIVER}: apt-get install chromium chromium-driver (.ci/run does)"
         );
+        let turn = OPEN
+            .acquire()
+            .await
+            .expect("the browser semaphore is never closed");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -81,6 +90,7 @@ impl Browser {
         std::fs::create_dir_all(&shots).expect("screenshot dir");
         Browser {
             driver,
+            _turn: turn,
             http,
             session: format!("{base}/session/{id}"),
             shots,
@@ -138,43 +148,79 @@ impl Browser {
         }
     }
 
+    /// Does `action` (a path under the element) on the element `css` selects. An
+    /// element gone stale, because the page was replaced between finding and acting,
+    /// is found again; any other WebDriver error fails the test.
+    async fn on_element(
+        &self,
+        css: &str,
+        method: reqwest::Method,
+        action: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let started = Instant::now();
+        loop {
+            let el = self.find(css).await;
+            let value = self
+                .call(
+                    method.clone(),
+                    &format!("/element/{el}/{action}"),
+                    body.clone(),
+                )
+                .await;
+            match value.get("error").and_then(Value::as_str) {
+                None => return value,
+                Some("stale element reference") if started.elapsed() < WAIT => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Some(error) => panic!(
+                    "{action} on {css} failed ({error}): {}",
+                    value["message"].as_str().unwrap_or_default()
+                ),
+            }
+        }
+    }
+
     pub async fn type_into(&self, css: &str, text: &str) {
-        let el = self.find(css).await;
-        self.call(
+        self.on_element(css, reqwest::Method::POST, "clear", Some(json!({})))
+            .await;
+        self.on_element(
+            css,
             reqwest::Method::POST,
-            &format!("/element/{el}/clear"),
-            Some(json!({})),
-        )
-        .await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{el}/value"),
+            "value",
             Some(json!({ "text": text })),
         )
         .await;
     }
 
     pub async fn click(&self, css: &str) {
-        let el = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{el}/click"),
-            Some(json!({})),
-        )
-        .await;
+        self.on_element(css, reqwest::Method::POST, "click", Some(json!({})))
+            .await;
     }
 
     pub async fn text(&self, css: &str) -> String {
-        let el = self.find(css).await;
-        self.call(reqwest::Method::GET, &format!("/element/{el}/text"), None)
+        self.on_element(css, reqwest::Method::GET, "text", None)
             .await
             .as_str()
             .unwrap_or_default()
             .to_string()
     }
 
-    /// Runs `script` in the page and answers what it returns.
+    /// Runs `script` in the page and answers what it returns; a script that throws
+    /// fails the test (a silent failure once let a step act on the page before it).
     pub async fn script(&self, script: &str) -> Value {
+        let value = self.try_script(script).await;
+        if let Some(error) = value.get("error") {
+            panic!(
+                "the script failed ({error}): {}\n{script}",
+                value["message"].as_str().unwrap_or_default()
+            );
+        }
+        value
+    }
+
+    /// Runs `script`; what WebDriver answered, an error object when it threw.
+    async fn try_script(&self, script: &str) -> Value {
         self.call(
             reqwest::Method::POST,
             "/execute/sync",
@@ -183,10 +229,11 @@ impl Browser {
         .await
     }
 
-    /// Waits until `script` returns `true` in the page.
+    /// Waits until `script` returns `true` in the page (a page still loading, where
+    /// the script throws, counts as not yet).
     pub async fn wait_until(&self, what: &str, script: &str) {
         let started = Instant::now();
-        while self.script(script).await != Value::Bool(true) {
+        while self.try_script(script).await != Value::Bool(true) {
             assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -190,10 +190,14 @@ async fn an_admin_uploads_a_plugin_and_enables_it_for_a_department() {
         .await;
     browser.click("#upload-plugin").await;
     browser.click("#approve-pipelines").await;
+    // The department choice appears once the approval's page has loaded.
     browser
-        .script(
+        .wait_until(
+            "Sales chosen",
             "const s = document.querySelector('#enable-department-pipelines'); \
-             s.value = [...s.options].find(o => o.text === 'Sales').value; return null",
+             if (!s) return false; \
+             s.value = [...s.options].find(o => o.text === 'Sales').value; \
+             return s.selectedOptions[0].text === 'Sales'",
         )
         .await;
     browser.screenshot("admin-plugin-review").await;

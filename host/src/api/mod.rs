@@ -79,6 +79,7 @@ impl FromRequestParts<AppState> for Actor {
         (name = "plugins", description = "Plugin packages, approval and per-department enablement"),
         (name = "events", description = "The event outbox"),
         (name = "notifications", description = "The caller's notifications"),
+        (name = "imports", description = "CSV imports into any object: upload, dry run, run, progress, refused rows"),
         (name = "processes", description = "Process definitions (versioned) and their instances"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -113,6 +114,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::plugins::gateway::router())
         .merge(crate::documents::routes::router())
         .merge(crate::events::routes::router())
+        .merge(crate::imports::routes::router())
         .merge(crate::notifications::routes::router())
         .merge(crate::process::routes::router())
         .split_for_parts();

@@ -643,6 +643,35 @@ impl RecordService {
         Ok(columns)
     }
 
+    /// What an import into `object` may write: the object's metadata and the fields
+    /// the caller may write, once the caller is known to hold the create right.
+    pub async fn import_target(
+        &self,
+        actor: &Actor,
+        object: &str,
+    ) -> Result<(Arc<ObjectType>, Vec<String>), RecordError> {
+        let c = self.caller(actor, object)?;
+        if c.rights.grants(Action::Create).is_empty() {
+            return Err(self
+                .deny(
+                    &c,
+                    Action::Create,
+                    None,
+                    "no create right for an import",
+                    RecordError::Forbidden(format!("you may not import into {object}")),
+                )
+                .await);
+        }
+        let writable = c
+            .object
+            .fields
+            .iter()
+            .filter(|f| c.rights.field(&f.name) == FieldAccess::Write)
+            .map(|f| f.name.clone())
+            .collect();
+        Ok((c.object.clone(), writable))
+    }
+
     /// One page of an export: like [`Self::list`], within the caller's export scope
     /// (shares do not extend it) and its read scope.
     pub async fn export_page(

@@ -241,6 +241,41 @@ pub fn normalise_value(field: &Field, value: &Value) -> Result<Option<Value>, St
 const DATETIME_HINT: &str = "must be a date and time in RFC 3339, such as 2026-05-01T14:30:00Z";
 
 /// RFC 3339 in any offset -> UTC to the second, the one stored form.
+/// A field's value from text a person typed (a web form, a CSV cell), before
+/// validation: numbers and yes/no parsed, several picklist values split on `;` (as an
+/// export joins them). Text that does not parse stays text, so validation names the
+/// problem.
+pub fn from_text(field: &Field, raw: &str) -> Value {
+    let text = || Value::String(raw.to_string());
+    match field.kind {
+        FieldType::Integer => raw
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| text()),
+        FieldType::Decimal | FieldType::Currency => raw
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .unwrap_or_else(text),
+        FieldType::Boolean => match raw.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" | "on" => Value::Bool(true),
+            "false" | "no" | "0" | "off" => Value::Bool(false),
+            _ => text(),
+        },
+        FieldType::MultiPicklist => Value::Array(
+            raw.split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        ),
+        // A browser's datetime-local has no zone: the pages work in UTC.
+        FieldType::Datetime if raw.len() == 16 => Value::String(format!("{raw}:00Z")),
+        _ => text(),
+    }
+}
+
 pub fn normalise_datetime(s: &str) -> Result<String, String> {
     let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| DATETIME_HINT.to_string())?;
     Ok(t.with_timezone(&chrono::Utc)

@@ -783,7 +783,7 @@ fn submitted(
                     }
                     Value::Null
                 } else {
-                    parse_input(f, raw)
+                    crate::records::validate::from_text(f, raw)
                 }
             }
         };
@@ -800,25 +800,6 @@ fn submitted(
         values.insert(f.name.clone(), value);
     }
     values
-}
-
-fn parse_input(f: &Field, raw: &str) -> Value {
-    let text = || Value::String(raw.to_string());
-    match f.kind {
-        FieldType::Integer => raw
-            .parse::<i64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| text()),
-        FieldType::Decimal | FieldType::Currency => raw
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number)
-            .unwrap_or_else(text),
-        // A browser's datetime-local has no zone: the pages work in UTC.
-        FieldType::Datetime if raw.len() == 16 => Value::String(format!("{raw}:00Z")),
-        _ => text(),
-    }
 }
 
 /// Field name -> message, for the form to show each beside its field; errors of

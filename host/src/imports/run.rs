@@ -1,0 +1,508 @@
+//! The background job of an import: a blocking reader hands the file over in chunks of
+//! rows (so memory stays the same for any file size); each chunk's duplicates are
+//! looked up in one query on the match field's index, and its rows are written through
+//! the records service, many at a time so the group commit takes them together.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+use sqlx::Row as _;
+
+use super::{Import, OnDuplicate, RowError, Settings, Tally};
+use crate::api::AppState;
+use crate::auth::Actor;
+use crate::records::RecordError;
+use crate::records::metadata::{Field, FieldType, ObjectType};
+use crate::records::validate::{Mode, from_text, validate};
+
+/// Rows read and written as one stretch (progress is recorded after each).
+const CHUNK: usize = 1_000;
+/// Writes of one chunk under way at once: enough for the group commit to fill its
+/// batches, few enough to stay gentle with other users' writes.
+const IN_FLIGHT: usize = 256;
+
+/// Runs `import` (already marked started) in the background as `actor`, from row
+/// `import.rows_done` on.
+pub fn spawn(app: AppState, import: Import, actor: Actor) {
+    tokio::spawn(async move {
+        let failure = run(&app, &import, &actor).await.err();
+        if let Some(why) = &failure {
+            tracing::warn!(import = %import.id, error = %why, "an import failed");
+        }
+        if let Err(e) = super::finish(&app.db, &import.id, import.dry_run, failure.as_deref()).await
+        {
+            tracing::error!(import = %import.id, error = %e, "could not record the end of an import");
+        }
+    });
+}
+
+/// Carries on with the imports a stopped host left under way, as the users who
+/// started them.
+pub async fn resume_interrupted(app: AppState) {
+    let found = match super::interrupted(&app.db).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::error!(error = %e, "could not look for interrupted imports");
+            return;
+        }
+    };
+    for (import, user) in found {
+        match crate::plugins::delivery::actor_of(&app.db, &user).await {
+            Ok(actor) => {
+                tracing::info!(import = %import.id, from_row = import.rows_done, "resuming an import");
+                spawn(app.clone(), import, actor);
+            }
+            Err(why) => {
+                let _ = super::finish(&app.db, &import.id, import.dry_run, Some(&why)).await;
+            }
+        }
+    }
+}
+
+/// How a file's columns become a record's input.
+struct Plan {
+    object: Arc<ObjectType>,
+    /// Column index -> the field it fills.
+    cells: Vec<(usize, Field)>,
+    /// The fields a duplicate is found by, in `match_on` order.
+    keys: Vec<Field>,
+    on_duplicate: OnDuplicate,
+    header_len: usize,
+}
+
+/// A row on its way: its number, its input and its duplicate key.
+struct Pending {
+    number: i64,
+    input: Map<String, Value>,
+    key: Option<String>,
+}
+
+/// A chunk of the file: each row's number and cells, or why the file cannot be read.
+type Chunk = Result<Vec<(i64, Vec<String>)>, String>;
+
+/// An existing record a row matched.
+struct Existing {
+    id: String,
+    version: i64,
+    fields: Map<String, Value>,
+}
+
+async fn run(app: &AppState, import: &Import, actor: &Actor) -> Result<(), String> {
+    let (object, writable) = app
+        .records
+        .import_target(actor, &import.object)
+        .await
+        .map_err(|e| e.to_string())?;
+    let plan = plan(object, &writable, &import.columns, &import.settings)
+        .map_err(|errors| errors.join("; "))?;
+    let path = super::file_path(&app.config.data_dir, &import.id);
+    let skip = import.rows_done as usize;
+    let (tx, mut chunks) = tokio::sync::mpsc::channel::<Chunk>(2);
+    tokio::task::spawn_blocking(move || read_chunks(&path, skip, &tx));
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = chunk?;
+        let tally = import_chunk(app, actor, &plan, import.dry_run, chunk).await?;
+        let going = super::record_progress(&app.db, &import.id, &tally)
+            .await
+            .map_err(|e| format!("could not record progress: {e}"))?;
+        if !going {
+            return Ok(()); // cancelled: `cancel` wrote the end
+        }
+    }
+    Ok(())
+}
+
+/// Reads the file from data row `skip` on and sends it in chunks; stops when the
+/// receiver is gone (the run ended).
+fn read_chunks(path: &std::path::Path, skip: usize, tx: &tokio::sync::mpsc::Sender<Chunk>) {
+    let reader = match std::fs::File::open(path) {
+        Ok(file) => csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(std::io::BufReader::with_capacity(1 << 16, file)),
+        Err(e) => {
+            let _ = tx.blocking_send(Err(format!("the uploaded file is gone: {e}")));
+            return;
+        }
+    };
+    let mut chunk = Vec::with_capacity(CHUNK);
+    // Row numbers as a spreadsheet shows them: the header is row 1.
+    for (i, record) in reader.into_records().enumerate().skip(skip) {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(format!("the file cannot be read as CSV: {e}")));
+                return;
+            }
+        };
+        chunk.push((i as i64 + 2, record.iter().map(str::to_string).collect()));
+        if chunk.len() == CHUNK
+            && tx
+                .blocking_send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))))
+                .is_err()
+        {
+            return;
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = tx.blocking_send(Ok(chunk));
+    }
+}
+
+/// Checks settings against the file and the caller's rights; every problem at once.
+pub(super) fn plan_errors(
+    object: Arc<ObjectType>,
+    writable: &[String],
+    columns: &[String],
+    settings: &Settings,
+) -> Vec<String> {
+    match plan(object, writable, columns, settings) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors,
+    }
+}
+
+fn plan(
+    object: Arc<ObjectType>,
+    writable: &[String],
+    columns: &[String],
+    settings: &Settings,
+) -> Result<Plan, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut cells = Vec::new();
+    let mut mapped = HashSet::new();
+    for (column, field) in &settings.mapping {
+        let Some(index) = columns.iter().position(|c| c == column) else {
+            errors.push(format!("the file has no column '{column}'"));
+            continue;
+        };
+        let Some(f) = object.field(field) else {
+            errors.push(format!("{} has no field '{field}'", object.name));
+            continue;
+        };
+        if !writable.contains(field) {
+            errors.push(format!("you may not write the field '{field}'"));
+            continue;
+        }
+        if !mapped.insert(field.clone()) {
+            errors.push(format!("more than one column is mapped to '{field}'"));
+            continue;
+        }
+        cells.push((index, f.clone()));
+    }
+    if settings.mapping.is_empty() {
+        errors.push("no column is mapped to a field".into());
+    }
+    for f in object.fields.iter().filter(|f| f.required) {
+        if !mapped.contains(&f.name) && f.default.is_none() {
+            errors.push(format!(
+                "'{}' is required and no column is mapped to it",
+                f.name
+            ));
+        }
+    }
+    let mut keys = Vec::new();
+    for name in &settings.match_on {
+        match object.field(name) {
+            Some(f) if !super::matchable(f.kind) => errors.push(format!(
+                "duplicates are found by text, email, phone, url, picklist or reference fields; '{name}' is not one"
+            )),
+            Some(f) if mapped.contains(name) => keys.push(f.clone()),
+            Some(_) => errors.push(format!(
+                "match_on names '{name}', which no column is mapped to"
+            )),
+            None => errors.push(format!("{} has no field '{name}'", object.name)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Plan {
+        object,
+        cells,
+        keys,
+        on_duplicate: settings.on_duplicate,
+        header_len: columns.len(),
+    })
+}
+
+/// Imports one chunk. Rows repeating a key seen earlier in the chunk wait for a later
+/// wave, so they meet the record their first occurrence made.
+async fn import_chunk(
+    app: &AppState,
+    actor: &Actor,
+    plan: &Plan,
+    dry_run: bool,
+    chunk: Vec<(i64, Vec<String>)>,
+) -> Result<Tally, String> {
+    let mut tally = Tally {
+        rows: chunk.len() as i64,
+        ..Tally::default()
+    };
+    let mut pending = Vec::with_capacity(chunk.len());
+    for (number, cells) in chunk {
+        match prepare(plan, number, &cells) {
+            Ok(row) => pending.push(row),
+            Err(message) => tally.errors.push(RowError {
+                row: number,
+                message,
+            }),
+        }
+    }
+    // Keys the dry run pretends exist (it writes nothing, yet a repeat is a duplicate).
+    let mut imagined = HashSet::new();
+    while !pending.is_empty() {
+        let mut seen = HashSet::new();
+        let (wave, later): (Vec<Pending>, Vec<Pending>) = pending
+            .into_iter()
+            .partition(|r| r.key.as_ref().is_none_or(|k| seen.insert(k.clone())));
+        pending = later;
+        let existing = find_existing(app, plan, &wave)
+            .await
+            .map_err(|e| format!("could not look for duplicates: {e}"))?;
+        let mut writes = Vec::new();
+        for row in wave {
+            let found = row.key.as_ref().and_then(|k| existing.get(k));
+            match (found, plan.on_duplicate) {
+                (Some(_), OnDuplicate::Skip) => tally.unchanged += 1,
+                (Some(record), OnDuplicate::Update) => {
+                    match validate(&plan.object, &row.input, Mode::Update) {
+                        Err(errors) => tally.errors.push(RowError {
+                            row: row.number,
+                            message: field_errors(&errors),
+                        }),
+                        Ok(valid) => {
+                            let patch: Map<String, Value> = valid
+                                .values
+                                .into_iter()
+                                .filter(|(k, v)| {
+                                    !same(plan.object.field(k), record.fields.get(k), v)
+                                })
+                                .collect();
+                            if patch.is_empty() {
+                                tally.unchanged += 1;
+                            } else if dry_run {
+                                tally.updated += 1;
+                            } else {
+                                writes.push(Write::Update(
+                                    row.number,
+                                    record.id.clone(),
+                                    record.version,
+                                    patch,
+                                ));
+                            }
+                        }
+                    }
+                }
+                (None, _) if dry_run => {
+                    let repeat = row
+                        .key
+                        .as_ref()
+                        .is_some_and(|k| !imagined.insert(k.clone()));
+                    match validate(&plan.object, &row.input, Mode::Create) {
+                        Err(errors) => tally.errors.push(RowError {
+                            row: row.number,
+                            message: field_errors(&errors),
+                        }),
+                        Ok(_) if repeat && plan.on_duplicate == OnDuplicate::Skip => {
+                            tally.unchanged += 1
+                        }
+                        Ok(_) if repeat => tally.updated += 1,
+                        Ok(_) => tally.created += 1,
+                    }
+                }
+                (None, _) => writes.push(Write::Create(row.number, row.input)),
+            }
+        }
+        let (shared_actor, object): (Arc<Actor>, Arc<str>) =
+            (Arc::new(actor.clone()), plan.object.name.as_str().into());
+        let results: Vec<(i64, Result<bool, RecordError>)> = futures_util::stream::iter(writes)
+            .map(|write| write.apply(app.clone(), shared_actor.clone(), object.clone()))
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        for (number, result) in results {
+            match result {
+                Ok(true) => tally.created += 1,
+                Ok(false) => tally.updated += 1,
+                Err(e) => tally.errors.push(RowError {
+                    row: number,
+                    message: record_error(e),
+                }),
+            }
+        }
+    }
+    tally.errors.sort_by_key(|e| e.row);
+    Ok(tally)
+}
+
+enum Write {
+    Create(i64, Map<String, Value>),
+    /// Row number, record id, its version when read, the changed values.
+    Update(i64, String, i64, Map<String, Value>),
+}
+
+impl Write {
+    /// Writes the row through the records service: `Ok(true)` created, `Ok(false)`
+    /// updated. Owns what it uses, so many can run at once on any worker thread.
+    async fn apply(
+        self,
+        app: AppState,
+        actor: Arc<Actor>,
+        object: Arc<str>,
+    ) -> (i64, Result<bool, RecordError>) {
+        match self {
+            Write::Create(number, input) => (
+                number,
+                app.records
+                    .create(&actor, &object, &input)
+                    .await
+                    .map(|_| true),
+            ),
+            Write::Update(number, id, version, patch) => (
+                number,
+                app.records
+                    .update(&actor, &object, &id, &patch, Some(version))
+                    .await
+                    .map(|_| false),
+            ),
+        }
+    }
+}
+
+/// A row's input: each mapped, non-empty cell as its field's value.
+fn prepare(plan: &Plan, number: i64, cells: &[String]) -> Result<Pending, String> {
+    if cells.len() != plan.header_len {
+        return Err(format!(
+            "the row has {} cells; the header has {}",
+            cells.len(),
+            plan.header_len
+        ));
+    }
+    let mut input = Map::new();
+    for (index, field) in &plan.cells {
+        let raw = cells[*index].trim();
+        if !raw.is_empty() {
+            input.insert(field.name.clone(), from_text(field, raw));
+        }
+    }
+    let key = key_of(&plan.keys, &input);
+    Ok(Pending { number, input, key })
+}
+
+/// The duplicate key of a record's values: every match field's value, emails in lower
+/// case; none when one of them is empty.
+fn key_of(keys: &[Field], values: &Map<String, Value>) -> Option<String> {
+    if keys.is_empty() {
+        return None;
+    }
+    let mut key = String::new();
+    for f in keys {
+        let text = values.get(&f.name)?.as_str()?.trim();
+        if text.is_empty() {
+            return None;
+        }
+        if !key.is_empty() {
+            key.push('\u{1f}');
+        }
+        if f.kind == FieldType::Email {
+            key.push_str(&text.to_lowercase());
+        } else {
+            key.push_str(text);
+        }
+    }
+    Some(key)
+}
+
+/// The existing records the wave's keys match, by key: one query on the first match
+/// field's index (emails looked up as written and in lower case), the rest compared
+/// here. Of several matches the oldest wins.
+async fn find_existing(
+    app: &AppState,
+    plan: &Plan,
+    wave: &[Pending],
+) -> Result<HashMap<String, Existing>, sqlx::Error> {
+    let Some(first) = plan.keys.first() else {
+        return Ok(HashMap::new());
+    };
+    let mut wanted: Vec<String> = Vec::new();
+    let mut set = HashSet::new();
+    for row in wave.iter().filter(|r| r.key.is_some()) {
+        if let Some(text) = row.input.get(&first.name).and_then(Value::as_str) {
+            let text = text.trim();
+            for variant in [text.to_string(), text.to_lowercase()] {
+                if set.insert(variant.clone()) {
+                    wanted.push(variant);
+                }
+            }
+        }
+    }
+    let mut found = HashMap::new();
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    let dialect = app.db.dialect;
+    let list: Vec<String> = (0..wanted.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT id, version, {} AS data FROM records WHERE object = $1 AND {} IN ({}) ORDER BY id",
+        dialect.json_text("data"),
+        first.value_sql(),
+        list.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&plan.object.name);
+    for w in &wanted {
+        query = query.bind(w);
+    }
+    for row in query.fetch_all(&app.db.pool).await? {
+        let data: String = row.try_get("data")?;
+        let fields: Map<String, Value> = serde_json::from_str(&data).unwrap_or_default();
+        if let Some(key) = key_of(&plan.keys, &fields) {
+            found.entry(key).or_insert(Existing {
+                id: row.try_get("id")?,
+                version: row.try_get("version")?,
+                fields,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Whether a stored value equals a new one: numbers by value (12000 is 12000.0),
+/// emails in any case (a file never rewrites only the case of the key it matched on).
+fn same(field: Option<&Field>, stored: Option<&Value>, new: &Value) -> bool {
+    match (stored, new) {
+        (Some(Value::Number(a)), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Some(Value::String(a)), Value::String(b))
+            if field.is_some_and(|f| f.kind == FieldType::Email) =>
+        {
+            a.eq_ignore_ascii_case(b)
+        }
+        (Some(a), b) => a == b,
+        (None, b) => b.is_null(),
+    }
+}
+
+fn field_errors(errors: &[crate::api::error::FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn record_error(e: RecordError) -> String {
+    match e {
+        RecordError::Invalid(errors) | RecordError::FieldsForbidden(errors) => {
+            field_errors(&errors)
+        }
+        RecordError::Conflict { .. } => {
+            "the matching record was changed by someone else during the import".into()
+        }
+        RecordError::Db(e) => {
+            tracing::error!(error = %e, "an import row failed in the database");
+            "the database refused the row".into()
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,378 @@
+//! CSV imports against a real server on both backends: upload, the suggested mapping,
+//! a dry run that writes nothing and names every bad row, the real run, a second run
+//! of the same file that duplicates nothing, a changed file that updates; bad files
+//! and settings refused clearly; rights honoured; a run cut off by a crash resumes.
+
+use std::time::Duration;
+
+use crm_tests::reqwest::{Method, StatusCode};
+use crm_tests::{Backend, Client, Options, Server, eventually, json, on_both_backends};
+use serde_json::Value;
+
+on_both_backends!(
+    a_file_is_checked_imported_and_a_second_run_duplicates_nothing,
+    bad_files_and_settings_are_refused_clearly,
+    an_import_cut_off_by_a_crash_resumes_without_duplicates,
+);
+
+const ROOT: &str = "00000000-0000-0000-0000-000000000001";
+
+async fn upload(client: &Client, object: &str, csv: impl Into<Vec<u8>>) -> crm_tests::Response {
+    client
+        .raw(
+            Method::POST,
+            &format!("/api/v1/imports?object={object}&name=people.csv"),
+            "text/csv",
+            csv.into(),
+        )
+        .await
+}
+
+/// Runs an import and waits for its run to end; answers the import.
+async fn run(client: &Client, id: &str, settings: Value) -> Value {
+    let started = client
+        .post(&format!("/api/v1/imports/{id}/run"), settings)
+        .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    finished(client, id).await
+}
+
+async fn finished(client: &Client, id: &str) -> Value {
+    eventually(
+        Duration::from_secs(60),
+        "the import's run to end",
+        || async {
+            let got = client.get(&format!("/api/v1/imports/{id}")).await;
+            let status = got.body["status"].as_str().unwrap_or_default().to_string();
+            (!matches!(status.as_str(), "running" | "checking")).then_some(got.body)
+        },
+    )
+    .await
+}
+
+fn counts(import: &Value) -> [i64; 5] {
+    ["rows_done", "created", "updated", "unchanged", "failed"].map(|k| import[k].as_i64().unwrap())
+}
+
+async fn contacts_named(client: &Client, q: &str) -> Vec<Value> {
+    let found = client
+        .get(&format!("/api/v1/records/contacts?q={q}&limit=200"))
+        .await;
+    found.body["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn a_file_is_checked_imported_and_a_second_run_duplicates_nothing(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    // A BOM as spreadsheets write it, headers by label and by name, a column with no
+    // field, quoted cells, and bad rows of several kinds.
+    let csv = "\u{feff}first_name,Last Name,Email,Phone,Shoe size\r\n\
+               Leyla,Karimi,leyla@acme.example,+98 21 1234,38\r\n\
+               Omid,\"Rahimi, Jr.\",omid@acme.example,,42\r\n\
+               Bad,Email,not-an-email,,40\r\n\
+               NoLast,,nolast@acme.example,,41\r\n\
+               Short,Row\r\n\
+               Leyla,Karimi-Again,LEYLA@acme.example,+98 21 5555,38\r\n\
+               Sara,\"=HYPERLINK(\"\"x\"\")\",sara@acme.example,,37\r\n";
+    let up = upload(&admin, "contacts", csv).await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    let id = up.body["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        up.body["columns"],
+        json!(["first_name", "Last Name", "Email", "Phone", "Shoe size"])
+    );
+    assert_eq!(up.body["rows_total"], 7);
+    assert_eq!(up.body["status"], "uploaded");
+    assert_eq!(
+        up.body["settings"]["mapping"],
+        json!({"Email": "email", "Last Name": "last_name", "Phone": "phone", "first_name": "first_name"}),
+        "columns named like a field map to it; the shoe size maps to nothing"
+    );
+    assert_eq!(up.body["settings"]["match_on"], json!(["email"]));
+
+    // The dry run counts and names every bad row, and writes nothing.
+    let checked = run(&admin, &id, json!({"dry_run": true})).await;
+    assert_eq!(checked["status"], "checked", "{checked}");
+    assert_eq!(checked["dry_run"], true);
+    // 3 new, the second Leyla a duplicate of the first (an update), 3 bad rows.
+    assert_eq!(counts(&checked), [7, 3, 1, 0, 3], "{checked}");
+    let errors = admin.get(&format!("/api/v1/imports/{id}/errors")).await;
+    let rows: Vec<(i64, String)> = errors.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_i64().unwrap(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0].0, 4);
+    assert!(
+        rows[0].1.starts_with("email: must be an email address"),
+        "{rows:?}"
+    );
+    assert_eq!(rows[1].0, 5);
+    assert!(rows[1].1.starts_with("last_name:"), "{rows:?}");
+    assert_eq!(
+        rows[2],
+        (6, "the row has 2 cells; the header has 5".to_string())
+    );
+    assert!(
+        contacts_named(&admin, "acme.example").await.is_empty(),
+        "a dry run writes nothing"
+    );
+
+    // The real run: the same rows refused, the rest written (the repeat updates).
+    let done = run(&admin, &id, json!({})).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(counts(&done), [7, 3, 1, 0, 3], "{done}");
+    let made = contacts_named(&admin, "acme.example").await;
+    assert_eq!(made.len(), 3, "{made:?}");
+    let leyla = made.iter().find(|c| c["first_name"] == "Leyla").unwrap();
+    assert_eq!(
+        leyla["last_name"], "Karimi-Again",
+        "the later row updated the first"
+    );
+    assert_eq!(leyla["phone"], "+98 21 5555");
+    let omid = made.iter().find(|c| c["first_name"] == "Omid").unwrap();
+    assert_eq!(omid["last_name"], "Rahimi, Jr.");
+    // Imported through the one write path: audited as the importing user.
+    let history = admin
+        .get(&format!(
+            "/api/v1/records/contacts/{}/history",
+            omid["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(history.status, StatusCode::OK);
+    assert_eq!(history.body[0]["action"], "created", "{}", history.body);
+
+    // The same file again: nothing new. Omid and Sara are unchanged; the file's own
+    // repeat of Leyla writes her twice again (first row, then the later one).
+    let again = run(&admin, &id, json!({})).await;
+    assert_eq!(counts(&again), [7, 0, 2, 2, 3], "{again}");
+    assert_eq!(contacts_named(&admin, "acme.example").await.len(), 3);
+
+    // A changed file updates only what differs; `skip` leaves duplicates alone.
+    let changed = "Email,Phone,Last Name\nomid@acme.example,+98 21 7777,\"Rahimi, Jr.\"\nsara@acme.example,+1 555 0100,Stone\n";
+    let second = upload(&admin, "contacts", changed).await;
+    let second_id = second.body["id"].as_str().unwrap().to_string();
+    let skipped = run(&admin, &second_id, json!({"on_duplicate": "skip"})).await;
+    assert_eq!(counts(&skipped), [2, 0, 0, 2, 0], "{skipped}");
+    let updated = run(&admin, &second_id, json!({"on_duplicate": "update"})).await;
+    assert_eq!(counts(&updated), [2, 0, 2, 0, 0], "{updated}");
+    let sara = contacts_named(&admin, "sara").await;
+    assert_eq!(sara[0]["last_name"], "Stone");
+    let omid = contacts_named(&admin, "omid").await;
+    assert_eq!(omid[0]["phone"], "+98 21 7777");
+    assert_eq!(omid[0]["version"], 2, "one update, not one per column");
+
+    let mine = admin.get("/api/v1/imports?limit=1").await;
+    assert_eq!(mine.body["items"][0]["id"], second_id.as_str());
+    assert_eq!(mine.body["next_cursor"], second_id.as_str());
+    let older = admin
+        .get(&format!("/api/v1/imports?limit=1&cursor={second_id}"))
+        .await;
+    assert_eq!(older.body["items"][0]["id"], id.as_str());
+}
+
+async fn bad_files_and_settings_are_refused_clearly(backend: Backend) {
+    let srv = Server::start_with(
+        backend,
+        Options::default().env("CRM_MAX_UPLOAD_BYTES", "4096"),
+    )
+    .await;
+    let admin = srv.admin().await;
+
+    // Latin-1 (a spreadsheet's "CSV" in another encoding): the line is named.
+    let latin1: Vec<u8> =
+        b"last_name,email\nKarimi,k@acme.example\nJos\xe9,j@acme.example\n".to_vec();
+    let bad = upload(&admin, "contacts", latin1).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    let detail = bad.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("not UTF-8") && detail.contains("line 3"),
+        "{detail}"
+    );
+    let empty = upload(&admin, "contacts", "").await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(empty.body["detail"].as_str().unwrap().contains("empty"));
+    let twice = upload(&admin, "contacts", "email,email\na@b.example,c@d.example\n").await;
+    assert_eq!(twice.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        twice.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("two columns are named 'email'")
+    );
+    let large = upload(&admin, "contacts", "last_name\n".repeat(1000)).await;
+    assert_eq!(
+        large.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        large.body
+    );
+    let unknown = upload(&admin, "starships", "name\nx\n").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let no_object = admin
+        .raw(
+            Method::POST,
+            "/api/v1/imports",
+            "text/csv",
+            "last_name\nx\n",
+        )
+        .await;
+    assert_eq!(no_object.status, StatusCode::BAD_REQUEST);
+
+    // Settings that do not fit the file or the object: every problem named at once.
+    let up = upload(
+        &admin,
+        "contacts",
+        "Surname,Mail,Size\nKarimi,k@acme.example,3\n",
+    )
+    .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    let id = up.body["id"].as_str().unwrap().to_string();
+    let refused = admin
+        .post(
+            &format!("/api/v1/imports/{id}/run"),
+            json!({"mapping": {"Mail": "email", "Size": "shoe_size", "Missing": "phone"}, "match_on": ["mobile"]}),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    let detail = refused.body["detail"].as_str().unwrap();
+    for part in [
+        "the file has no column 'Missing'",
+        "contacts has no field 'shoe_size'",
+        "'last_name' is required and no column is mapped to it",
+        "match_on names 'mobile', which no column is mapped to",
+    ] {
+        assert!(detail.contains(part), "{part} in {detail}");
+    }
+    let typo = admin
+        .post(
+            &format!("/api/v1/imports/{id}/run"),
+            json!({"dryrun": true}),
+        )
+        .await;
+    assert_eq!(
+        typo.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown keys are refused"
+    );
+    assert_eq!(
+        admin.get(&format!("/api/v1/imports/{id}")).await.body["status"],
+        "uploaded",
+        "a refused run changes nothing"
+    );
+
+    // Rights: no create right, no upload; another user's import is not there.
+    let (_, reader) = srv.member("rita@example.com", ROOT, "read_only").await;
+    let denied = upload(&reader, "contacts", "last_name\nx\n").await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.body);
+    assert_eq!(
+        reader.get(&format!("/api/v1/imports/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        reader
+            .post(&format!("/api/v1/imports/{id}/run"), json!({}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // A field the role may only read cannot be mapped.
+    let role = admin
+        .post("/api/v1/roles", json!({
+            "name": "operator", "label": "Operator",
+            "permissions": {"contacts": {"read": "department", "create": "department", "update": "department"}},
+            "fields": {"contacts": {"phone": "read"}}
+        }))
+        .await;
+    assert_eq!(role.status, StatusCode::CREATED, "{}", role.body);
+    let (_, operator) = srv.member("olga@example.com", ROOT, "operator").await;
+    let up = upload(&operator, "contacts", "last_name,phone\nKarimi,+98 21 1\n").await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    assert_eq!(
+        up.body["settings"]["mapping"],
+        json!({"last_name": "last_name"}),
+        "the suggestion leaves out what the user may not write"
+    );
+    let op_id = up.body["id"].as_str().unwrap();
+    let refused = operator
+        .post(
+            &format!("/api/v1/imports/{op_id}/run"),
+            json!({"mapping": {"last_name": "last_name", "phone": "phone"}}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("you may not write the field 'phone'")
+    );
+    let deleted = operator.delete(&format!("/api/v1/imports/{op_id}")).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        operator
+            .get(&format!("/api/v1/imports/{op_id}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn an_import_cut_off_by_a_crash_resumes_without_duplicates(backend: Backend) {
+    let mut srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    const ROWS: usize = 30_000;
+    let mut csv = String::from("last_name,email\n");
+    for i in 0..ROWS {
+        csv.push_str(&format!("Crash{i},crash{i}@acme.example\n"));
+    }
+    let up = upload(&admin, "contacts", csv).await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    let id = up.body["id"].as_str().unwrap().to_string();
+    let started = admin
+        .post(&format!("/api/v1/imports/{id}/run"), json!({}))
+        .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    eventually(
+        Duration::from_secs(60),
+        "the first rows imported",
+        || async {
+            let got = admin.get(&format!("/api/v1/imports/{id}")).await;
+            (got.body["rows_done"].as_i64().unwrap_or(0) > 0).then_some(())
+        },
+    )
+    .await;
+    srv.kill().await;
+    srv.restart().await;
+    let done = finished(&admin, &id).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let [rows, created, updated, unchanged, failed] = counts(&done);
+    assert_eq!((updated, failed), (0, 0), "{done}");
+    assert_eq!(rows, ROWS as i64, "{done}");
+    assert_eq!(
+        created + unchanged,
+        ROWS as i64,
+        "rows redone after the crash are unchanged: {done}"
+    );
+    let stored = admin
+        .get("/api/v1/records/contacts/aggregate?filter[email][contains]=acme.example")
+        .await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", stored.body);
+    assert_eq!(
+        stored.body["groups"][0]["count"], ROWS,
+        "every row once, none twice: {}",
+        stored.body
+    );
+}
