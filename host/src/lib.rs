@@ -21,6 +21,7 @@ pub mod access;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod calls;
 pub mod config;
 pub mod db;
 pub mod documents;

@@ -43,7 +43,7 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         .await
         .map_err(|e| anyhow::anyhow!("seeding failed: {e}"))?;
     if seeded > 0 {
-        tracing::info!(objects = seeded, "seeded the standard objects");
+        tracing::info!(added = seeded, "seeded standard objects and fields");
     }
     metadata
         .upgrade_indexes()

@@ -175,6 +175,7 @@ async fn the_openapi_document_lists_every_route() {
         ("/api/v1/imports/{id}/run", "post"),
         ("/api/v1/imports/{id}/cancel", "post"),
         ("/api/v1/imports/{id}/errors", "get"),
+        ("/api/v1/calls", "post"),
         ("/api/v1/processes", "get"),
         ("/api/v1/processes/{key}", "get"),
         ("/api/v1/processes/{key}", "put"),

@@ -2,6 +2,7 @@
 
 use crm_tests::reqwest::StatusCode;
 use crm_tests::{Backend, Server, json, on_both_backends};
+use sqlx::Connection;
 
 on_both_backends!(
     an_admin_builds_a_custom_object_with_every_field_type,
@@ -10,6 +11,7 @@ on_both_backends!(
     removing_fields_and_objects_keeps_data_safe,
     an_indexed_field_filters_and_unique_can_be_added_later,
     members_cannot_change_metadata,
+    a_host_upgrade_adds_new_standard_fields_once,
 );
 
 async fn an_admin_builds_a_custom_object_with_every_field_type(backend: Backend) {
@@ -420,4 +422,52 @@ async fn members_cannot_change_metadata(backend: Backend) {
             .iter()
             .any(|f| f["name"] == "email")
     );
+}
+
+async fn a_host_upgrade_adds_new_standard_fields_once(backend: Backend) {
+    let mut srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    // An admin removes a standard field: restarts do not bring it back.
+    let removed = admin
+        .delete("/api/v1/objects/activities/fields/recording_url")
+        .await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
+    // The install as an older host left it: activities without `phone`, and no
+    // record of that standard field having been put in place.
+    srv.kill().await;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&srv.database_url)
+        .await
+        .expect("the server's database");
+    for sql in [
+        "DELETE FROM object_fields WHERE object = 'activities' AND name = 'phone'",
+        "DELETE FROM seeded_fields WHERE object = 'activities' AND name = 'phone'",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.expect(sql);
+    }
+    conn.close().await.expect("closed");
+    srv.restart().await;
+    let activities = admin.get("/api/v1/objects/activities").await;
+    let names: Vec<&str> = activities.body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"phone"),
+        "the upgrade adds the new field: {names:?}"
+    );
+    assert_eq!(names.last(), Some(&"phone"), "after the fields there were");
+    assert!(
+        !names.contains(&"recording_url"),
+        "a removed field stays removed"
+    );
+    let call = admin
+        .create(
+            "activities",
+            json!({"topic": "Call", "kind": "call", "phone": "+1 555 0100"}),
+        )
+        .await;
+    assert_eq!(call["phone"], "+1 555 0100");
 }

@@ -111,7 +111,7 @@ async fn upload_import(
             "a file name is at most 200 characters",
         ));
     }
-    let (meta, writable) = app.records.import_target(&actor, &object).await?;
+    let (meta, writable) = app.records.creatable(&actor, &object).await?;
     let id = crate::db::new_id();
     let path = super::file_path(&app.config.data_dir, &id);
     let saved = save(&path, body, app.config.max_upload_bytes).await;
@@ -357,7 +357,7 @@ async fn run_import(
     if let Some(on_duplicate) = request.on_duplicate {
         settings.on_duplicate = on_duplicate;
     }
-    let (meta, writable) = app.records.import_target(&actor, &import.object).await?;
+    let (meta, writable) = app.records.creatable(&actor, &import.object).await?;
     let errors = super::run::plan_errors(meta, &writable, &import.columns, &settings);
     if !errors.is_empty() {
         return Err(ApiError::invalid(

@@ -92,7 +92,7 @@ struct Existing {
 async fn run(app: &AppState, import: &Import, actor: &Actor) -> Result<(), String> {
     let (object, writable) = app
         .records
-        .import_target(actor, &import.object)
+        .creatable(actor, &import.object)
         .await
         .map_err(|e| e.to_string())?;
     let plan = plan(object, &writable, &import.columns, &import.settings)

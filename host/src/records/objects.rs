@@ -5,6 +5,7 @@
 //! (definition, expression index, metadata version) happens in one transaction.
 
 use sqlx::AssertSqlSafe;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -377,27 +378,71 @@ impl MetadataService {
         self.reloaded(object).await
     }
 
-    /// Inserts the standard objects that are not there yet (first start).
+    /// Inserts the standard objects that are not there yet (first start) and the
+    /// standard fields an existing one lacks (an upgrade); answers how many of both.
     pub async fn seed_standard_objects(
         &self,
         objects: Vec<ObjectType>,
     ) -> Result<usize, RecordError> {
         let existing = self.schema.get();
+        let seeded: HashSet<(String, String)> =
+            sqlx::query_as("SELECT object, name FROM seeded_fields")
+                .fetch_all(&self.db.pool)
+                .await?
+                .into_iter()
+                .collect();
+        let unrecorded: Vec<(String, String)> = objects
+            .iter()
+            .flat_map(|o| o.fields.iter().map(|f| (o.name.clone(), f.name.clone())))
+            .filter(|key| !seeded.contains(key))
+            .collect();
+        // Standard fields a newer host brings to objects an older one seeded; not one
+        // an admin removed (recorded as seeded), nor over an admin's own field.
+        let mut added = Vec::new();
+        for object in &objects {
+            if let Some(have) = existing.object(&object.name) {
+                added.extend(
+                    object
+                        .fields
+                        .iter()
+                        .filter(|f| have.field(&f.name).is_none())
+                        .filter(|f| !seeded.contains(&(object.name.clone(), f.name.clone())))
+                        .map(|f| (object.name.clone(), f.clone())),
+                );
+            }
+        }
         let missing: Vec<_> = objects
             .into_iter()
             .filter(|o| existing.object(&o.name).is_none())
             .collect();
-        if missing.is_empty() {
+        if missing.is_empty() && added.is_empty() && unrecorded.is_empty() {
             return Ok(0);
         }
         let mut tx = self.db.pool.begin().await?;
         for object in &missing {
             insert_object(&mut tx, object).await?;
         }
+        for (object, field) in &added {
+            let position: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(position), -1) + 1 FROM object_fields WHERE object = $1",
+            )
+            .bind(object)
+            .fetch_one(&mut *tx)
+            .await?;
+            insert_field(&mut tx, object, position, field).await?;
+            create_index(&mut tx, object, field).await?;
+        }
+        for (object, name) in &unrecorded {
+            sqlx::query("INSERT INTO seeded_fields (object, name) VALUES ($1, $2)")
+                .bind(object)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
         bump_version(&mut tx).await?;
         tx.commit().await?;
         self.schema.reload().await?;
-        Ok(missing.len())
+        Ok(missing.len() + added.len())
     }
 
     /// Brings the field indexes to the current form: creates any that are missing and

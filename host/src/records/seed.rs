@@ -114,7 +114,13 @@ pub fn standard_objects() -> Vec<ObjectType> {
                 {"name": "contact", "type": "reference", "target": "contacts", "indexed": true},
                 {"name": "company", "type": "reference", "target": "companies", "indexed": true},
                 {"name": "deal", "type": "reference", "target": "deals", "indexed": true},
-                {"name": "assigned_to", "type": "user", "indexed": true}
+                {"name": "assigned_to", "type": "user", "indexed": true},
+                {"name": "lead", "type": "reference", "target": "leads", "indexed": true},
+                {"name": "direction", "type": "picklist", "values": ["inbound", "outbound"]},
+                {"name": "phone", "type": "phone", "searchable": true},
+                {"name": "duration_seconds", "type": "integer", "min": 0},
+                {"name": "recording_url", "type": "url"},
+                {"name": "call_id", "type": "text", "indexed": true, "max_length": 200}
             ]),
         ),
         object(

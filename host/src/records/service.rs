@@ -643,9 +643,10 @@ impl RecordService {
         Ok(columns)
     }
 
-    /// What an import into `object` may write: the object's metadata and the fields
-    /// the caller may write, once the caller is known to hold the create right.
-    pub async fn import_target(
+    /// The object's metadata and the fields the caller may write, once the caller is
+    /// known to hold the create right on `object` (an import's or a call log's check
+    /// before it writes anything).
+    pub async fn creatable(
         &self,
         actor: &Actor,
         object: &str,
@@ -657,8 +658,8 @@ impl RecordService {
                     &c,
                     Action::Create,
                     None,
-                    "no create right for an import",
-                    RecordError::Forbidden(format!("you may not import into {object}")),
+                    "no create right",
+                    RecordError::Forbidden(format!("you may not create {object}")),
                 )
                 .await);
         }

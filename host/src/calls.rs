@@ -1,0 +1,352 @@
+//! Call logging: a telephony system (a PBX, a cloud phone service) posts each call's
+//! facts, signed in with an API token; the host logs the call as an activity on the
+//! contact whose phone matches the other party's number, or on a lead: one that
+//! matches, or one made for an unknown number. Everything goes through the records
+//! service as the posting user, so its rights decide what it may match and create.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sqlx::Row as _;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::AppState;
+use crate::api::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::api::extract::ApiJson;
+use crate::auth::Actor;
+use crate::records::metadata::FieldType;
+use crate::records::validate::normalise_datetime;
+use crate::records::{Record, RecordError};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(log_call))
+}
+
+/// Longest call the host believes: two days.
+const MAX_DURATION_SECONDS: i64 = 2 * 86_400;
+/// Trailing digits two numbers must share to be one phone (a country or trunk prefix
+/// may differ: `+98 21 5555 1234` is `021 5555 1234`).
+const SIGNIFICANT_DIGITS: usize = 9;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// The customer called in: `caller` is their number.
+    Inbound,
+    /// Someone here called out: `callee` is the customer's number.
+    Outbound,
+}
+
+/// One finished call as the telephony system reports it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallEvent {
+    /// The calling number.
+    pub caller: String,
+    /// The called number.
+    pub callee: String,
+    pub direction: Direction,
+    /// When the call started, RFC 3339.
+    pub started_at: String,
+    /// How long it lasted; 0 for an inbound call nobody answered (a missed call).
+    #[serde(default)]
+    pub duration_seconds: i64,
+    /// Where the recording can be played (http or https).
+    pub recording_url: Option<String>,
+    /// The telephony system's id of the call: posting it again logs nothing new.
+    pub call_id: Option<String>,
+    /// The email of the user who took or made the call (default: the poster).
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoggedCall {
+    /// The call activity.
+    pub activity: Record,
+    /// The matched contact's id, if a contact matched.
+    pub contact: Option<String>,
+    /// The lead's id when no contact matched.
+    pub lead: Option<String>,
+    /// Whether the lead was made for this call (an unknown number).
+    pub lead_created: bool,
+    /// Whether this `call_id` was logged before (nothing new was written).
+    pub duplicate: bool,
+}
+
+/// Logs a call as an activity on the matching contact, or on a lead (made when the
+/// number is unknown). Needs the create right on activities (and on leads for an
+/// unknown number); only contacts and leads the caller may read are matched.
+#[utoipa::path(post, path = "/api/v1/calls", tag = "calls", security(("bearer" = [])),
+    request_body = CallEvent,
+    responses(
+        (status = 201, description = "Logged", body = LoggedCall),
+        (status = 200, description = "This call_id was logged before", body = LoggedCall),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad numbers, time, duration or link, all listed", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn log_call(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiJson(call): ApiJson<CallEvent>,
+) -> ApiResult<(StatusCode, Json<LoggedCall>)> {
+    let (started, assignee) = check(&app, &actor, &call).await?;
+    // The activity's right first, so an unknown number never leaves a lead behind
+    // without its call.
+    app.records.creatable(&actor, "activities").await?;
+    if let Some(call_id) = &call.call_id
+        && let Some(activity) = logged_before(&app, &actor, call_id).await?
+    {
+        let link = |name: &str| {
+            activity
+                .fields
+                .get(name)
+                .and_then(Value::as_str)
+                .map(String::from)
+        };
+        let (contact, lead) = (link("contact"), link("lead"));
+        return Ok((
+            StatusCode::OK,
+            Json(LoggedCall {
+                activity,
+                contact,
+                lead,
+                lead_created: false,
+                duplicate: true,
+            }),
+        ));
+    }
+    let number = match call.direction {
+        Direction::Inbound => &call.caller,
+        Direction::Outbound => &call.callee,
+    }
+    .trim()
+    .to_string();
+    let contact = find_by_phone(&app, &actor, "contacts", &number).await?;
+    let (lead, lead_created) = match &contact {
+        Some(_) => (None, false),
+        None => match find_by_phone(&app, &actor, "leads", &number).await? {
+            Some(lead) => (Some(lead), false),
+            None => {
+                let made = app
+                    .records
+                    .create(
+                        &actor,
+                        "leads",
+                        &json_map(json!({
+                            "last_name": format!("Caller {number}"),
+                            "phone": number,
+                            "source": "Phone",
+                        })),
+                    )
+                    .await?;
+                (Some(made.id), true)
+            }
+        },
+    };
+    let ends = chrono::DateTime::parse_from_rfc3339(&started)
+        .map(|t| t + chrono::Duration::seconds(call.duration_seconds))
+        .map_err(ApiError::internal)?;
+    let topic = match (call.direction, call.duration_seconds) {
+        (Direction::Inbound, 0) => format!("Missed call from {number}"),
+        (Direction::Inbound, _) => format!("Call from {number}"),
+        (Direction::Outbound, _) => format!("Call to {number}"),
+    };
+    let mut input = json_map(json!({
+        "kind": "call",
+        "topic": topic,
+        "status": "completed",
+        "starts_at": started,
+        "ends_at": crate::db::format_time(ends.with_timezone(&chrono::Utc)),
+        "direction": match call.direction { Direction::Inbound => "inbound", Direction::Outbound => "outbound" },
+        "phone": number,
+        "duration_seconds": call.duration_seconds,
+        "assigned_to": assignee,
+    }));
+    for (key, value) in [
+        ("contact", contact.clone()),
+        ("lead", lead.clone()),
+        ("recording_url", call.recording_url.clone()),
+        ("call_id", call.call_id.clone()),
+    ] {
+        if let Some(v) = value {
+            input.insert(key.into(), Value::String(v));
+        }
+    }
+    let activity = app.records.create(&actor, "activities", &input).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LoggedCall {
+            activity,
+            contact,
+            lead,
+            lead_created,
+            duplicate: false,
+        }),
+    ))
+}
+
+fn json_map(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// Checks the event (every problem at once); answers the start time, normalised, and
+/// the id of the user the activity is assigned to.
+async fn check(app: &AppState, actor: &Actor, call: &CallEvent) -> ApiResult<(String, String)> {
+    let mut errors = Vec::new();
+    for (name, number) in [("caller", &call.caller), ("callee", &call.callee)] {
+        if !is_number(number) {
+            errors.push(FieldError::new(
+                name,
+                "must be a phone number: digits, spaces and + - ( ) . only",
+            ));
+        }
+    }
+    let started = normalise_datetime(&call.started_at)
+        .map_err(|hint| errors.push(FieldError::new("started_at", hint)))
+        .ok();
+    if !(0..=MAX_DURATION_SECONDS).contains(&call.duration_seconds) {
+        errors.push(FieldError::new(
+            "duration_seconds",
+            format!("must be 0 to {MAX_DURATION_SECONDS}"),
+        ));
+    }
+    if let Some(url) = &call.recording_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        errors.push(FieldError::new(
+            "recording_url",
+            "must be an http:// or https:// address",
+        ));
+    }
+    if call
+        .call_id
+        .as_ref()
+        .is_some_and(|id| id.is_empty() || id.len() > 200)
+    {
+        errors.push(FieldError::new("call_id", "must be 1 to 200 characters"));
+    }
+    let assignee = match &call.user {
+        None => Some(actor.user_id.clone()),
+        Some(email) => {
+            let found: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM users WHERE lower(email) = lower($1) AND active = 1",
+            )
+            .bind(email)
+            .fetch_optional(&app.db.pool)
+            .await?;
+            if found.is_none() {
+                errors.push(FieldError::new(
+                    "user",
+                    "there is no active user with this email",
+                ));
+            }
+            found
+        }
+    };
+    match (started, assignee) {
+        (Some(started), Some(assignee)) if errors.is_empty() => Ok((started, assignee)),
+        _ => Err(ApiError::invalid(
+            format!("{} field(s) invalid", errors.len()),
+            errors,
+        )),
+    }
+}
+
+fn is_number(s: &str) -> bool {
+    let s = s.trim();
+    digits(s).len() >= 3
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+}
+
+fn digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// The activity already logged for `call_id`, if the caller may read it.
+async fn logged_before(app: &AppState, actor: &Actor, call_id: &str) -> ApiResult<Option<Record>> {
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM records WHERE object = 'activities' AND (data->>'call_id') = $1 ORDER BY id LIMIT 1",
+    )
+    .bind(call_id)
+    .fetch_optional(&app.db.pool)
+    .await?;
+    match id {
+        None => Ok(None),
+        Some(id) => match app.records.get(actor, "activities", &id).await {
+            Ok(record) => Ok(Some(record)),
+            // Logged by someone whose activities this caller cannot see: a
+            // conflict, not a second activity.
+            Err(RecordError::NotFound | RecordError::Forbidden(_)) => Err(ApiError::conflict(
+                "this call_id was logged by another user",
+            )),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+/// The most recently changed record of `object` (contacts or leads) the caller may
+/// read whose phone fields hold `number`: the same digits, or the same last
+/// SIGNIFICANT_DIGITS when both are that long.
+async fn find_by_phone(
+    app: &AppState,
+    actor: &Actor,
+    object: &str,
+    number: &str,
+) -> ApiResult<Option<String>> {
+    let schema = app.records.schema();
+    let Some(meta) = schema.object(object) else {
+        return Ok(None);
+    };
+    let wanted = digits(number);
+    // Without a `%`, LIKE compares whole: a short number must match all its digits.
+    let pattern = if wanted.len() >= SIGNIFICANT_DIGITS {
+        format!("%{}", &wanted[wanted.len() - SIGNIFICANT_DIGITS..])
+    } else {
+        wanted.clone()
+    };
+    let phones: Vec<String> = meta
+        .fields
+        .iter()
+        .filter(|f| f.kind == FieldType::Phone)
+        .map(|f| format!("{} LIKE $2", digits_sql(&f.name)))
+        .collect();
+    if phones.is_empty() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT id FROM records WHERE object = $1 AND ({}) ORDER BY updated_at DESC, id DESC LIMIT 20",
+        phones.join(" OR ")
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(object)
+        .bind(&pattern)
+        .fetch_all(&app.db.pool)
+        .await?;
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        match app.records.get(actor, object, &id).await {
+            Ok(_) => return Ok(Some(id)),
+            Err(RecordError::NotFound | RecordError::Forbidden(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
+}
+
+/// A phone field's digits in SQL (both backends): the separators a phone field may
+/// hold removed.
+fn digits_sql(field: &str) -> String {
+    let mut expr = format!("(data->>'{field}')");
+    for separator in [" ", "+", "-", "(", ")", "."] {
+        expr = format!("replace({expr}, '{separator}', '')");
+    }
+    expr
+}
