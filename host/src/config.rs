@@ -28,6 +28,11 @@ pub struct Config {
     /// milliseconds, comma-separated (default `1000,5000,30000`: three retries, then
     /// an incident). Tests shorten it.
     pub process_retries: Vec<std::time::Duration>,
+    /// `CRM_WEBHOOK_RETRY_MS`: waits between a webhook delivery's attempts; after
+    /// the last, the delivery has failed (replay sends it again).
+    pub webhook_retries: Vec<std::time::Duration>,
+    /// `CRM_WEBHOOK_TIMEOUT_MS`: how long a webhook endpoint has to answer.
+    pub webhook_timeout: std::time::Duration,
     /// `CRM_PROCESS_LEASE_SECS`: how long a host's claim on a process token lasts
     /// (default 90, longer than any step's deadline); a stopped host's tokens run
     /// again elsewhere after it. Tests shorten it.
@@ -56,13 +61,15 @@ impl Config {
         let session_hours = env_or("CRM_SESSION_HOURS", "12")
             .parse()
             .map_err(|e| anyhow::anyhow!("CRM_SESSION_HOURS is not a number: {e}"))?;
-        let process_retries = env_or("CRM_PROCESS_RETRY_MS", "1000,5000,30000")
-            .split(',')
-            .map(|ms| ms.trim().parse().map(std::time::Duration::from_millis))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                anyhow::anyhow!("CRM_PROCESS_RETRY_MS is not a list of milliseconds: {e}")
-            })?;
+        let process_retries = millis_list("CRM_PROCESS_RETRY_MS", "1000,5000,30000")?;
+        let webhook_retries = millis_list(
+            "CRM_WEBHOOK_RETRY_MS",
+            "10000,30000,120000,600000,1800000,3600000",
+        )?;
+        let webhook_timeout = env_or("CRM_WEBHOOK_TIMEOUT_MS", "10000")
+            .parse()
+            .map(std::time::Duration::from_millis)
+            .map_err(|e| anyhow::anyhow!("CRM_WEBHOOK_TIMEOUT_MS is not a number: {e}"))?;
         let process_lease = env_or("CRM_PROCESS_LEASE_SECS", "90")
             .parse()
             .map(std::time::Duration::from_secs)
@@ -78,6 +85,8 @@ impl Config {
             process_schedule_min,
             process_retries,
             process_lease,
+            webhook_retries,
+            webhook_timeout,
             data_dir: PathBuf::from(env_or("CRM_DATA_DIR", "./data")),
             database_url: std::env::var("CRM_DATABASE_URL")
                 .ok()
@@ -100,6 +109,15 @@ impl Config {
             ),
         }
     }
+}
+
+/// A comma-separated list of milliseconds (waits between retries).
+fn millis_list(name: &str, default: &str) -> anyhow::Result<Vec<std::time::Duration>> {
+    env_or(name, default)
+        .split(',')
+        .map(|ms| ms.trim().parse().map(std::time::Duration::from_millis))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{name} is not a list of milliseconds: {e}"))
 }
 
 fn env_or(name: &str, default: &str) -> String {

@@ -34,6 +34,7 @@ pub mod process;
 pub mod records;
 pub mod server;
 pub mod web;
+pub mod webhooks;
 
 /// Lower-case hex of bytes, as SHA-256 digests are stored and shown.
 pub fn hex(bytes: &[u8]) -> String {

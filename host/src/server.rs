@@ -86,6 +86,14 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         config.process_schedule_min,
     );
     processes.clone().spawn();
+    crate::webhooks::Deliverer::new(
+        db.clone(),
+        access.clone(),
+        config.webhook_retries.clone(),
+        config.webhook_timeout,
+    )
+    .context("cannot start the webhook deliverer")?
+    .spawn(records.committed());
     if let Some(url) = &config.smtp_url {
         crate::mail::Mailer::new(url, &config.smtp_from)?.spawn(db.clone(), records.clone());
     }

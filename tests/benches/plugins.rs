@@ -208,21 +208,10 @@ fn native_calls() -> Duration {
 async fn hook_calls(package: &[u8]) -> Duration {
     use crm_host::plugins::runtime::v0_1::crm::plugin::types::SaveContext;
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = crm_host::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().to_path_buf(),
-        database_url: None,
-        max_body_bytes: 1 << 20,
-        max_upload_bytes: 1 << 30,
-        document_store: "local".into(),
-        session_hours: 12,
-        log_json: false,
-        process_retries: vec![std::time::Duration::from_secs(1)],
-        process_lease: std::time::Duration::from_secs(90),
-        process_schedule_min: std::time::Duration::from_secs(60),
-        smtp_url: None,
-        smtp_from: "crm@localhost".into(),
-    };
+    // The defaults, on a data dir of its own.
+    let mut config = crm_host::config::Config::from_env().expect("the default settings");
+    config.data_dir = dir.path().to_path_buf();
+    config.database_url = None;
     let db = crm_host::server::open_database(&config)
         .await
         .expect("database");

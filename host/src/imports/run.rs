@@ -443,14 +443,18 @@ async fn find_existing(
         return Ok(found);
     }
     let dialect = app.db.dialect;
-    let list: Vec<String> = (0..wanted.len()).map(|i| format!("${}", i + 2)).collect();
+    let list: Vec<String> = (0..wanted.len()).map(|i| format!("${}", i + 1)).collect();
+    // The object as a literal (a checked identifier), as in the field's partial index
+    // `WHERE object = '<name>'`: SQLite uses a partial index only for a query whose
+    // WHERE names the same literal, never a bound parameter.
     let sql = format!(
-        "SELECT id, version, {} AS data FROM records WHERE object = $1 AND {} IN ({}) ORDER BY id",
+        "SELECT id, version, {} AS data FROM records WHERE object = '{}' AND {} IN ({}) ORDER BY id",
         dialect.json_text("data"),
+        plan.object.name,
         first.value_sql(),
         list.join(", ")
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&plan.object.name);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for w in &wanted {
         query = query.bind(w);
     }
