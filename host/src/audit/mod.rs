@@ -86,13 +86,7 @@ pub async fn insert(
     dialect: Dialect,
     entries: &[&AuditEntry],
 ) -> Result<(), sqlx::Error> {
-    let rows = crate::db::values_rows(entries.len(), 8, |c, n| {
-        if c == 8 {
-            dialect.json_param(n)
-        } else {
-            format!("${n}")
-        }
-    });
+    let rows = crate::db::values_rows(dialect, entries.len(), 8, Some(8));
     let sql = format!(
         "INSERT INTO audit_log (id, object, record_id, action, actor_id, record_version, at, changes) VALUES {rows}"
     );

@@ -36,13 +36,7 @@ pub async fn insert(
     dialect: Dialect,
     events: &[&Event],
 ) -> Result<(), sqlx::Error> {
-    let rows = crate::db::values_rows(events.len(), 8, |c, n| {
-        if c == 7 {
-            dialect.json_param(n)
-        } else {
-            format!("${n}")
-        }
-    });
+    let rows = crate::db::values_rows(dialect, events.len(), 8, Some(7));
     let sql = format!(
         "INSERT INTO outbox (id, topic, object, record_id, record_version, actor_id, payload, created_at) VALUES {rows}"
     );

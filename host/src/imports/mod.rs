@@ -290,7 +290,7 @@ pub async fn record_progress(db: &Db, id: &str, tally: &Tally) -> Result<bool, s
         == 1;
     if going {
         for part in tally.errors.chunks(500) {
-            let rows = db::values_rows(part.len(), 3, |_, n| format!("${n}"));
+            let rows = db::values_rows(db.dialect, part.len(), 3, None);
             let sql = format!(
                 "INSERT INTO import_errors (import_id, row_number, message) VALUES {rows} \
                  ON CONFLICT (import_id, row_number) DO NOTHING"

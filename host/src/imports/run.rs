@@ -21,7 +21,7 @@ use crate::records::validate::{Mode, from_text, validate};
 const CHUNK: usize = 1_000;
 /// Writes of one chunk under way at once: enough for the group commit to fill its
 /// batches, few enough to stay gentle with other users' writes.
-const IN_FLIGHT: usize = 256;
+const IN_FLIGHT: usize = 512;
 
 /// Runs `import` (already marked started) in the background as `actor`, from row
 /// `import.rows_done` on.
@@ -443,12 +443,20 @@ async fn find_existing(
         return Ok(found);
     }
     let dialect = app.db.dialect;
-    let list: Vec<String> = (0..wanted.len()).map(|i| format!("${}", i + 1)).collect();
+    let list: Vec<String> = (1..=wanted.len()).map(|n| dialect.in_order(n)).collect();
     // The object as a literal (a checked identifier), as in the field's partial index
     // `WHERE object = '<name>'`: SQLite uses a partial index only for a query whose
-    // WHERE names the same literal, never a bound parameter.
+    // WHERE names the same literal, never a bound parameter. Without statistics its
+    // planner still prefers the (object, ...) indexes for a long IN list, a scan of
+    // every record of the object per chunk, so SQLite is told the index.
+    let index = match dialect {
+        crate::db::Dialect::Sqlite if first.indexed || first.unique => {
+            format!(" INDEXED BY {}", first.index_name(&plan.object.name))
+        }
+        _ => String::new(),
+    };
     let sql = format!(
-        "SELECT id, version, {} AS data FROM records WHERE object = '{}' AND {} IN ({}) ORDER BY id",
+        "SELECT id, version, {} AS data FROM records{index} WHERE object = '{}' AND {} IN ({})",
         dialect.json_text("data"),
         plan.object.name,
         first.value_sql(),
@@ -462,11 +470,22 @@ async fn find_existing(
         let data: String = row.try_get("data")?;
         let fields: Map<String, Value> = serde_json::from_str(&data).unwrap_or_default();
         if let Some(key) = key_of(&plan.keys, &fields) {
-            found.entry(key).or_insert(Existing {
+            let record = Existing {
                 id: row.try_get("id")?,
                 version: row.try_get("version")?,
                 fields,
-            });
+            };
+            // Ids grow with time: the smallest is the oldest.
+            match found.entry(key) {
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    if record.id < o.get().id {
+                        o.insert(record);
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(record);
+                }
+            }
         }
     }
     Ok(found)

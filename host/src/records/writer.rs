@@ -323,13 +323,7 @@ async fn insert_all(
         audits.push(audit);
         events.push(event);
     }
-    let rows = crate::db::values_rows(records.len(), 10, |c, n| {
-        if c == 10 {
-            dialect.json_param(n)
-        } else {
-            format!("${n}")
-        }
-    });
+    let rows = crate::db::values_rows(dialect, records.len(), 10, Some(10));
     let sql = format!(
         "INSERT INTO records (id, object, version, owner_id, department_id, created_by, updated_by, created_at, updated_at, data) VALUES {rows}"
     );
