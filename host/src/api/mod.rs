@@ -174,6 +174,36 @@ async fn openapi_json(
     Json(doc.as_ref().clone())
 }
 
+/// Takes the parameter `key` out of a raw query string: its value (the last, if
+/// repeated) and the rest of the query, for [`paging`].
+pub fn take_param(query: Option<&str>, key: &str) -> (Option<String>, String) {
+    let mut value = None;
+    let mut rest = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k == key {
+            value = Some(v.into_owned());
+        } else {
+            rest.append_pair(&k, &v);
+        }
+    }
+    (value, rest.finish())
+}
+
+/// Cuts a page read with one item more than `limit`: the items to answer and, when
+/// there were more, the cursor (of the last one answered) that continues after them.
+pub fn cut_page<T>(
+    mut items: Vec<T>,
+    limit: i64,
+    cursor: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    if items.len() as i64 <= limit {
+        return (items, None);
+    }
+    items.truncate(limit as usize);
+    let next = items.last().map(cursor);
+    (items, next)
+}
+
 /// Reads `limit` and `after`-style paging parameters out of a raw query string,
 /// refusing anything else.
 pub fn paging(

@@ -1101,13 +1101,8 @@ impl DocumentService {
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), b.binds)
             .fetch_all(&self.db.pool)
             .await?;
-        let mut items: Vec<Document> = rows.iter().map(document_of).collect::<Result<_, _>>()?;
-        let next_cursor = if items.len() as i64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|d| d.id.clone())
-        } else {
-            None
-        };
+        let items: Vec<Document> = rows.iter().map(document_of).collect::<Result<_, _>>()?;
+        let (items, next_cursor) = crate::api::cut_page(items, limit, |d| d.id.clone());
         Ok(DocumentPage { items, next_cursor })
     }
 

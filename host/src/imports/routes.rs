@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use super::{Import, OnDuplicate, RowError, Settings};
 use crate::api::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::api::extract::ApiJson;
-use crate::api::{AppState, paging};
+use crate::api::{AppState, cut_page, paging};
 use crate::auth::Actor;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -270,13 +270,8 @@ async fn list_imports(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<ImportPage>> {
     let (cursor, limit) = paging(query.as_deref(), "cursor", 200, 50)?;
-    let mut items = super::list(&app.db, &actor.user_id, cursor.as_deref(), limit + 1).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|i| i.id.clone())
-    } else {
-        None
-    };
+    let items = super::list(&app.db, &actor.user_id, cursor.as_deref(), limit + 1).await?;
+    let (items, next_cursor) = cut_page(items, limit, |i| i.id.clone());
     Ok(Json(ImportPage { items, next_cursor }))
 }
 
@@ -418,12 +413,7 @@ async fn import_errors(
             .parse()
             .map_err(|_| ApiError::bad_request("cursor must come from next_cursor"))?,
     };
-    let mut items = super::errors(&app.db, &id, after, limit + 1).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|e| e.row.to_string())
-    } else {
-        None
-    };
+    let items = super::errors(&app.db, &id, after, limit + 1).await?;
+    let (items, next_cursor) = cut_page(items, limit, |e| e.row.to_string());
     Ok(Json(RowErrorPage { items, next_cursor }))
 }

@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use super::Notification;
 use crate::api::error::{ApiError, ApiResult, Problem};
-use crate::api::{AppState, paging};
+use crate::api::{AppState, cut_page, paging, take_param};
 use crate::auth::Actor;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -46,24 +46,14 @@ async fn list_notifications(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<NotificationPage>> {
     // `unread` is ours; the rest is the usual paging.
-    let mut unread = false;
-    let mut rest = Vec::new();
-    for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
-        if k == "unread" {
-            unread = match v.as_ref() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => return Err(ApiError::bad_request("unread must be true or false")),
-            };
-        } else {
-            rest.push((k.into_owned(), v.into_owned()));
-        }
-    }
-    let rest = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(rest)
-        .finish();
+    let (unread, rest) = take_param(query.as_deref(), "unread");
+    let unread = match unread.as_deref() {
+        None | Some("false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(_) => return Err(ApiError::bad_request("unread must be true or false")),
+    };
     let (cursor, limit) = paging(Some(&rest), "cursor", 200, 50)?;
-    let mut items = super::list(
+    let items = super::list(
         &app.db,
         &actor.user_id,
         unread,
@@ -71,12 +61,7 @@ async fn list_notifications(
         limit + 1,
     )
     .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|n| n.id.clone())
-    } else {
-        None
-    };
+    let (items, next_cursor) = cut_page(items, limit, |n| n.id.clone());
     Ok(Json(NotificationPage { items, next_cursor }))
 }
 

@@ -602,14 +602,8 @@ impl ProcessService {
         .bind(limit + 1)
         .fetch_all(&self.db.pool)
         .await?;
-        let mut items: Vec<Instance> = rows.iter().map(instance_of).collect::<Result<_, _>>()?;
-        let next = if items.len() as i64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|i| i.id.clone())
-        } else {
-            None
-        };
-        Ok((items, next))
+        let items: Vec<Instance> = rows.iter().map(instance_of).collect::<Result<_, _>>()?;
+        Ok(crate::api::cut_page(items, limit, |i| i.id.clone()))
     }
 
     /// Retries, skips or cancels, as an admin of the instance's department.
@@ -1533,13 +1527,7 @@ impl ProcessService {
                 break;
             }
         }
-        let next = if tasks.len() as i64 > limit {
-            tasks.truncate(limit as usize);
-            tasks.last().map(|t| t.id.clone())
-        } else {
-            None
-        };
-        Ok((tasks, next))
+        Ok(crate::api::cut_page(tasks, limit, |t| t.id.clone()))
     }
 
     /// One task, for whoever may do it (or did it) and admins of its department.

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::{Delivery, TOPICS, Webhook};
 use crate::api::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::api::extract::ApiJson;
-use crate::api::{AppState, paging};
+use crate::api::{AppState, cut_page, paging, take_param};
 use crate::auth::Actor;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -219,25 +219,17 @@ async fn list_deliveries(
 ) -> ApiResult<Json<DeliveryPage>> {
     admin(&app, &actor).await?;
     found(&app, &id).await?;
-    let mut status = None;
-    let mut rest = Vec::new();
-    for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
-        if k == "status" {
-            if !["pending", "delivered", "failed"].contains(&v.as_ref()) {
-                return Err(ApiError::bad_request(
-                    "status must be pending, delivered or failed",
-                ));
-            }
-            status = Some(v.into_owned());
-        } else {
-            rest.push((k.into_owned(), v.into_owned()));
-        }
+    let (status, rest) = take_param(query.as_deref(), "status");
+    if status
+        .as_deref()
+        .is_some_and(|s| !["pending", "delivered", "failed"].contains(&s))
+    {
+        return Err(ApiError::bad_request(
+            "status must be pending, delivered or failed",
+        ));
     }
-    let rest = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(rest)
-        .finish();
     let (cursor, limit) = paging(Some(&rest), "cursor", 200, 50)?;
-    let mut items = super::deliveries(
+    let items = super::deliveries(
         &app.db,
         &id,
         status.as_deref(),
@@ -245,12 +237,7 @@ async fn list_deliveries(
         limit + 1,
     )
     .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|d| d.id.clone())
-    } else {
-        None
-    };
+    let (items, next_cursor) = cut_page(items, limit, |d| d.id.clone());
     Ok(Json(DeliveryPage { items, next_cursor }))
 }
 
