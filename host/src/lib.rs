@@ -21,6 +21,7 @@ pub mod access;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod calendar_feeds;
 pub mod calls;
 pub mod config;
 pub mod db;
@@ -39,4 +40,12 @@ pub mod webhooks;
 /// Lower-case hex of bytes, as SHA-256 digests are stored and shown.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `n` random bytes as hex: a secret (a webhook's signing key, a feed's token).
+pub fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill_bytes(&mut bytes);
+    hex(&bytes)
 }

@@ -81,6 +81,7 @@ impl FromRequestParts<AppState> for Actor {
         (name = "notifications", description = "The caller's notifications"),
         (name = "imports", description = "CSV imports into any object: upload, dry run, run, progress, refused rows"),
         (name = "calls", description = "Call logging for telephony systems: a call becomes an activity on the matching contact or lead"),
+        (name = "calendar", description = "Private iCalendar feeds of activities for calendar apps"),
         (name = "webhooks", description = "Outgoing webhooks: subscriptions to record events, signed deliveries, the delivery log and replay"),
         (name = "processes", description = "Process definitions (versioned) and their instances"),
         (name = "health", description = "Liveness and readiness"),
@@ -118,6 +119,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::events::routes::router())
         .merge(crate::imports::routes::router())
         .merge(crate::calls::router())
+        .merge(crate::calendar_feeds::router())
         .merge(crate::webhooks::routes::router())
         .merge(crate::notifications::routes::router())
         .merge(crate::process::routes::router())

@@ -567,6 +567,38 @@ impl RecordService {
         self.list_for(actor, object, query, Action::Read).await
     }
 
+    /// Every record of a list (`pairs`: its filters and sort) the caller may read, page
+    /// by page, stopping at `max` (the calendar page, the calendar feed).
+    pub async fn list_up_to(
+        &self,
+        actor: &Actor,
+        object: &str,
+        pairs: &[(String, String)],
+        max: usize,
+    ) -> Result<Vec<Record>, RecordError> {
+        let mut records = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            // Built apart: a serializer held across the await would make the future
+            // not Send.
+            let query = {
+                let mut query = form_urlencoded::Serializer::new(String::new());
+                query.extend_pairs(pairs).append_pair("limit", "200");
+                if let Some(c) = &cursor {
+                    query.append_pair("cursor", c);
+                }
+                query.finish()
+            };
+            let page = self.list(actor, object, &query).await?;
+            records.extend(page.items);
+            cursor = page.next_cursor;
+            if cursor.is_none() || records.len() >= max {
+                records.truncate(max);
+                return Ok(records);
+            }
+        }
+    }
+
     /// Counts and sums by group (`group_by=stage&sum=amount` with a list's filters
     /// and `q`) over the records the caller may read, shares included; hidden
     /// fields can be neither grouped, summed nor filtered on.

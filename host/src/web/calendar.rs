@@ -179,7 +179,6 @@ pub async fn calendar(
             format!("{end}T00:00:00Z"),
         ),
         ("sort".to_string(), "starts_at".to_string()),
-        ("limit".to_string(), "200".to_string()),
     ];
     match who.split_once(':') {
         _ if who == "me" => filters.push(("filter[assigned_to]".into(), v.actor.user_id.clone())),
@@ -187,30 +186,11 @@ pub async fn calendar(
         Some(("department", id)) => filters.push(("filter[department]".into(), id.to_string())),
         _ => {}
     }
-    let mut activities: Vec<Record> = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        // Built apart: a serializer held across the await would make the page's
-        // future not Send.
-        let query = {
-            let mut query = form_urlencoded::Serializer::new(String::new());
-            query.extend_pairs(&filters);
-            if let Some(c) = &cursor {
-                query.append_pair("cursor", c);
-            }
-            query.finish()
-        };
-        let page = app
-            .records
-            .list(&v.actor, "activities", &query)
-            .await
-            .map_err(|e| v.fail(e))?;
-        activities.extend(page.items);
-        cursor = page.next_cursor;
-        if cursor.is_none() || activities.len() >= MAX_ACTIVITIES {
-            break;
-        }
-    }
+    let activities = app
+        .records
+        .list_up_to(&v.actor, "activities", &filters, MAX_ACTIVITIES)
+        .await
+        .map_err(|e| v.fail(e))?;
     let users = super::view::user_names(&app).await;
     let clash = clashes(&activities);
     let mut days: Vec<Day> = Vec::new();

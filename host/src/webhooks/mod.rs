@@ -109,7 +109,8 @@ pub async fn create(
     objects: &[String],
 ) -> Result<Webhook, sqlx::Error> {
     let id = db::new_id();
-    let secret = new_secret();
+    // 32 random bytes: the HMAC key a receiver checks signatures with.
+    let secret = crate::random_hex(32);
     let now = db::now();
     sqlx::query(
         "INSERT INTO webhooks (id, url, events, objects, secret, active, owner_id, last_seq, created_at, updated_at) \
@@ -127,14 +128,6 @@ pub async fn create(
     let mut made = get(db, &id).await?.ok_or(sqlx::Error::RowNotFound)?;
     made.secret = Some(secret);
     Ok(made)
-}
-
-/// 32 random bytes, hex: the HMAC key a receiver checks signatures with.
-fn new_secret() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<Webhook>, sqlx::Error> {
