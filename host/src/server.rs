@@ -64,7 +64,9 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         .await
         .context("cannot load the installed plugins")?;
     plugins.spawn_refresher(Duration::from_secs(2));
-    let records = RecordService::new(db.clone(), schema, access.clone(), plugins.clone());
+    let records = RecordService::new(db.clone(), schema.clone(), access.clone(), plugins.clone());
+    crate::notifications::Notifier::new(db.clone(), schema, access.clone())
+        .spawn(records.committed());
     let deliverer = Deliverer::new(plugins.clone(), records.clone());
     deliverer.clone().spawn();
     crate::plugins::jobs::JobRunner::new(plugins.clone(), records.clone()).spawn();

@@ -3,6 +3,9 @@
 //! their own through `/api/v1/notifications`.
 
 pub mod routes;
+mod rules;
+
+pub use rules::Notifier;
 
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
@@ -23,6 +26,8 @@ pub struct Notification {
     pub created_at: String,
     /// When the user marked it read; `null` while unread.
     pub read_at: Option<String>,
+    /// The page of the record it is about (`/records/deals/<id>`), if any.
+    pub link: Option<String>,
 }
 
 /// Why a notification was not stored.
@@ -69,6 +74,7 @@ pub async fn send(
         body: body.to_string(),
         created_at: db::now(),
         read_at: None,
+        link: None,
     };
     sqlx::query(
         "INSERT INTO notifications (id, user_id, source, title, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -93,7 +99,7 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Notification>, sqlx::Error> {
     let mut sql = String::from(
-        "SELECT id, source, title, body, created_at, read_at FROM notifications WHERE user_id = $1",
+        "SELECT id, source, title, body, created_at, read_at, link FROM notifications WHERE user_id = $1",
     );
     if unread_only {
         sql.push_str(" AND read_at IS NULL");
@@ -118,6 +124,7 @@ pub async fn list(
                 body: r.try_get("body")?,
                 created_at: r.try_get("created_at")?,
                 read_at: r.try_get("read_at")?,
+                link: r.try_get("link")?,
             })
         })
         .collect()

@@ -17,9 +17,13 @@ const NAME_FIELDS: [&str; 5] = ["name", "title", "topic", "subject", "to"];
 /// The name a record is shown by: a person's full name, else its name-like field,
 /// else its first text value, else the start of its id.
 pub fn title(object: &ObjectType, record: &Record) -> String {
+    title_of(object, &record.id, &record.fields)
+}
+
+/// [`title`] of a record's id and field values (an event's copy of the record).
+pub fn title_of(object: &ObjectType, id: &str, fields: &serde_json::Map<String, Value>) -> String {
     let text = |name: &str| {
-        record
-            .fields
+        fields
             .get(name)
             .and_then(Value::as_str)
             .filter(|s| !s.trim().is_empty())
@@ -44,7 +48,7 @@ pub fn title(object: &ObjectType, record: &Record) -> String {
                 .find_map(|f| text(&f.name))
         })
         .map(str::to_string)
-        .unwrap_or_else(|| format!("#{}", &record.id[record.id.len().saturating_sub(8)..]))
+        .unwrap_or_else(|| format!("#{}", &id[id.len().saturating_sub(8)..]))
 }
 
 /// Names of the records and users a page refers to, looked up once per page.

@@ -1,0 +1,278 @@
+//! The host's own notifications about records, made from the event outbox: a record
+//! or an activity assigned to someone (its owner or a user field set to them), a deal
+//! moved to another stage or status (its owner is told), a user mentioned by email in
+//! a text (`@ana@acme.example`). Nobody is told about what they did themselves, nor
+//! about a record they may not read. The cursor and the notifications of a stretch of
+//! events are written in one transaction, so each is made once.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::access::{AccessControl, Action};
+use crate::db::{self, Db};
+use crate::events::{self, Event};
+use crate::records::metadata::{FieldType, ObjectType};
+use crate::records::schema::SchemaCache;
+
+/// The consumer's row in `outbox_cursors`.
+const CONSUMER: &str = "notifications";
+/// Events one round takes.
+const EVENTS_PER_ROUND: i64 = 500;
+/// Fields of a deal whose change its owner hears about.
+const DEAL_PROGRESS: [&str; 2] = ["stage", "status"];
+
+#[derive(Clone)]
+pub struct Notifier {
+    db: Db,
+    schema: SchemaCache,
+    access: AccessControl,
+}
+
+/// One notification to make.
+#[derive(Debug, PartialEq)]
+struct Note {
+    user: String,
+    title: String,
+    body: String,
+    link: String,
+}
+
+impl Notifier {
+    pub fn new(db: Db, schema: SchemaCache, access: AccessControl) -> Notifier {
+        Notifier { db, schema, access }
+    }
+
+    /// Runs for as long as the host runs: at once after record writes, else every
+    /// second.
+    pub fn spawn(self, committed: Arc<tokio::sync::Notify>) {
+        tokio::spawn(async move {
+            loop {
+                let busy = match self.round().await {
+                    Ok(busy) => busy,
+                    Err(e) => {
+                        tracing::error!(error = %e, "making record notifications failed");
+                        false
+                    }
+                };
+                if !busy {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), committed.notified()).await;
+                }
+            }
+        });
+    }
+
+    /// One stretch of events; true when there may be more at once.
+    async fn round(&self) -> Result<bool, sqlx::Error> {
+        let last: i64 =
+            sqlx::query_scalar("SELECT last_seq FROM outbox_cursors WHERE consumer = $1")
+                .bind(CONSUMER)
+                .fetch_one(&self.db.pool)
+                .await?;
+        let batch = events::list(&self.db, last, EVENTS_PER_ROUND).await?;
+        let Some(newest) = batch.last().map(|e| e.seq) else {
+            return Ok(false);
+        };
+        let names = self.user_names().await?;
+        let notes: Vec<Note> = batch
+            .iter()
+            .flat_map(|e| self.notes_for(e, &names))
+            .collect();
+        let mut tx = self.db.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE outbox_cursors SET last_seq = $2 WHERE consumer = $1 AND last_seq = $3",
+        )
+        .bind(CONSUMER)
+        .bind(newest)
+        .bind(last)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !moved {
+            return Ok(true); // another host made these
+        }
+        let now = db::now();
+        for n in &notes {
+            sqlx::query(
+                "INSERT INTO notifications (id, user_id, source, title, body, created_at, link) \
+                 VALUES ($1, $2, 'system', $3, $4, $5, $6)",
+            )
+            .bind(db::new_id())
+            .bind(&n.user)
+            .bind(clip(&n.title, super::MAX_TITLE_CHARS))
+            .bind(clip(&n.body, super::MAX_BODY_CHARS))
+            .bind(&now)
+            .bind(&n.link)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(batch.len() as i64 == EVENTS_PER_ROUND)
+    }
+
+    /// Active users: id -> (name, email).
+    async fn user_names(
+        &self,
+    ) -> Result<std::collections::HashMap<String, (String, String)>, sqlx::Error> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT id, name, email FROM users WHERE active = 1")
+                .fetch_all(&self.db.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, email)| (id, (name, email)))
+            .collect())
+    }
+
+    fn notes_for(
+        &self,
+        event: &Event,
+        users: &std::collections::HashMap<String, (String, String)>,
+    ) -> Vec<Note> {
+        let schema = self.schema.get();
+        let Some(object) = schema.object(&event.object) else {
+            return Vec::new();
+        };
+        let (Some(record), Some(changes)) = (
+            event.payload.get("record").and_then(Value::as_object),
+            event.payload.get("changes").and_then(Value::as_object),
+        ) else {
+            return Vec::new();
+        };
+        if event.topic == "record.deleted" {
+            return Vec::new();
+        }
+        let actor = event.actor.as_deref().unwrap_or("");
+        let by = users
+            .get(actor)
+            .map(|(name, _)| name.as_str())
+            .unwrap_or("Someone");
+        let title = crate::web::view::title_of(object, &event.record_id, record);
+        let label = object.label.to_lowercase();
+        let link = format!("/records/{}/{}", object.name, event.record_id);
+        let mut notes = Vec::new();
+        let mut tell = |user: &str, title: String, body: String| {
+            let wanted = user != actor
+                && users.contains_key(user)
+                && self.may_read(user, object, record)
+                && !notes
+                    .iter()
+                    .any(|n: &Note| n.user == user && n.title == title);
+            if wanted {
+                notes.push(Note {
+                    user: user.to_string(),
+                    title,
+                    body,
+                    link: link.clone(),
+                });
+            }
+        };
+        // Assigned: the owner, or a user field, set to someone.
+        for (field, change) in changes {
+            let is_user_field = field == "owner"
+                || object
+                    .field(field)
+                    .is_some_and(|f| f.kind == FieldType::User);
+            if let Some(user) = change.get("new").and_then(Value::as_str)
+                && is_user_field
+            {
+                tell(
+                    user,
+                    format!("{} assigned to you: {title}", object.label),
+                    format!("{by} assigned the {label} \"{title}\" to you."),
+                );
+            }
+        }
+        // A deal moved on: its owner hears.
+        if object.name == "deals"
+            && let Some(owner) = record.get("owner").and_then(Value::as_str)
+        {
+            for field in DEAL_PROGRESS {
+                if let Some(change) = changes.get(field)
+                    && event.topic == "record.updated"
+                {
+                    let text = |v: Option<&Value>| {
+                        v.and_then(Value::as_str).unwrap_or("(none)").to_string()
+                    };
+                    let (old, new) = (text(change.get("old")), text(change.get("new")));
+                    tell(
+                        owner,
+                        format!("Deal \"{title}\" moved to {new}"),
+                        format!("{by} changed its {field} from {old} to {new}."),
+                    );
+                }
+            }
+        }
+        // Mentioned by email in a text that changed, and not there before.
+        for (field, change) in changes {
+            let texty = object
+                .field(field)
+                .is_some_and(|f| matches!(f.kind, FieldType::Text | FieldType::LongText));
+            if !texty {
+                continue;
+            }
+            let before = mentions(change.get("old"));
+            for email in mentions(change.get("new")).difference(&before) {
+                if let Some((user, _)) = users
+                    .iter()
+                    .find(|(_, (_, e))| e.eq_ignore_ascii_case(email))
+                {
+                    tell(
+                        user,
+                        format!("{by} mentioned you: {title}"),
+                        format!("{by} mentioned you in the {label} \"{title}\"."),
+                    );
+                }
+            }
+        }
+        notes
+    }
+
+    /// Whether `user` may read a record placed as `record` says.
+    fn may_read(&self, user: &str, object: &ObjectType, record: &Map<String, Value>) -> bool {
+        let access = self.access.user_by_id(user);
+        let rights = access.object(&object.name);
+        let text = |k: &str| record.get(k).and_then(Value::as_str);
+        access.covers(
+            rights.grants(Action::Read),
+            text("owner"),
+            text("department"),
+        )
+    }
+}
+
+/// The emails mentioned in a text as `@<email>`, in lower case.
+fn mentions(text: Option<&Value>) -> BTreeSet<String> {
+    let Some(text) = text.and_then(Value::as_str) else {
+        return BTreeSet::new();
+    };
+    text.split(|c: char| c.is_whitespace() || ",;:()<>\"'".contains(c))
+        .filter_map(|word| word.strip_prefix('@'))
+        .map(|w| w.trim_end_matches(['.', '!', '?']).to_lowercase())
+        .filter(|w| w.contains('@') && w.contains('.'))
+        .collect()
+}
+
+fn clip(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_mentions_by_email() {
+        let found = mentions(Some(&Value::from(
+            "Ask @Ana@Acme.example, and @omid@acme.example. Not ana@acme.example or @bob",
+        )));
+        assert_eq!(
+            found.into_iter().collect::<Vec<_>>(),
+            ["ana@acme.example", "omid@acme.example"]
+        );
+    }
+}
