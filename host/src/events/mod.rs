@@ -56,6 +56,34 @@ pub async fn insert(
     Ok(())
 }
 
+/// Runs `round` for as long as the host runs, for a consumer of the outbox (the
+/// webhook deliverer, the notifier): again at once while it says there is more, else
+/// after the next commit of record writes or a second, whichever comes first.
+pub fn spawn_consumer<F, Fut>(
+    what: &'static str,
+    committed: std::sync::Arc<tokio::sync::Notify>,
+    round: F,
+) where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<bool, sqlx::Error>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            let busy = match round().await {
+                Ok(busy) => busy,
+                Err(e) => {
+                    tracing::error!(error = %e, consumer = what, "an outbox consumer's round failed");
+                    false
+                }
+            };
+            if !busy {
+                let wait = std::time::Duration::from_secs(1);
+                let _ = tokio::time::timeout(wait, committed.notified()).await;
+            }
+        }
+    });
+}
+
 /// Events after `after` in outbox order.
 pub async fn list(db: &Db, after: i64, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
     let sql = format!(

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -48,20 +47,9 @@ impl Notifier {
     /// Runs for as long as the host runs: at once after record writes, else every
     /// second.
     pub fn spawn(self, committed: Arc<tokio::sync::Notify>) {
-        tokio::spawn(async move {
-            loop {
-                let busy = match self.round().await {
-                    Ok(busy) => busy,
-                    Err(e) => {
-                        tracing::error!(error = %e, "making record notifications failed");
-                        false
-                    }
-                };
-                if !busy {
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(1), committed.notified()).await;
-                }
-            }
+        crate::events::spawn_consumer("notifications", committed, move || {
+            let me = self.clone();
+            async move { me.round().await }
         });
     }
 

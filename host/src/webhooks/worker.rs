@@ -62,20 +62,9 @@ impl Deliverer {
     /// Runs rounds for as long as the host runs: at once after record writes, else
     /// every second (retries come due with time).
     pub fn spawn(self, committed: Arc<tokio::sync::Notify>) {
-        tokio::spawn(async move {
-            loop {
-                let busy = match self.round().await {
-                    Ok(busy) => busy,
-                    Err(e) => {
-                        tracing::error!(error = %e, "a webhook round failed");
-                        false
-                    }
-                };
-                if !busy {
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(1), committed.notified()).await;
-                }
-            }
+        crate::events::spawn_consumer("webhooks", committed, move || {
+            let me = self.clone();
+            async move { me.round().await }
         });
     }
 
