@@ -125,6 +125,44 @@ async fn log_call(
     }
     .trim()
     .to_string();
+    let ends = chrono::DateTime::parse_from_rfc3339(&started)
+        .map(|t| t + chrono::Duration::seconds(call.duration_seconds))
+        .map_err(ApiError::internal)?;
+    let topic = match (call.direction, call.duration_seconds) {
+        (Direction::Inbound, 0) => format!("Missed call from {number}"),
+        (Direction::Inbound, _) => format!("Call from {number}"),
+        (Direction::Outbound, _) => format!("Call to {number}"),
+    };
+    let mut input = json_map(json!({
+        "kind": "call",
+        "topic": topic,
+        "status": "completed",
+        "starts_at": started,
+        "ends_at": crate::db::format_time(ends.with_timezone(&chrono::Utc)),
+        "direction": match call.direction { Direction::Inbound => "inbound", Direction::Outbound => "outbound" },
+        "phone": number,
+        "duration_seconds": call.duration_seconds,
+        "assigned_to": assignee,
+    }));
+    for (key, value) in [
+        ("recording_url", call.recording_url.clone()),
+        ("call_id", call.call_id.clone()),
+    ] {
+        if let Some(v) = value {
+            input.insert(key.into(), Value::String(v));
+        }
+    }
+    // The activity's own values checked before any lead is made for it, so a call
+    // refused for its values (a link too long) leaves nothing behind.
+    if let Some(meta) = app.records.schema().object("activities")
+        && let Err(errors) =
+            crate::records::validate::validate(meta, &input, crate::records::validate::Mode::Create)
+    {
+        return Err(ApiError::invalid(
+            format!("{} field(s) invalid", errors.len()),
+            errors,
+        ));
+    }
     let contact = find_by_phone(&app, &actor, "contacts", &number).await?;
     let (lead, lead_created) = match &contact {
         Some(_) => (None, false),
@@ -147,31 +185,7 @@ async fn log_call(
             }
         },
     };
-    let ends = chrono::DateTime::parse_from_rfc3339(&started)
-        .map(|t| t + chrono::Duration::seconds(call.duration_seconds))
-        .map_err(ApiError::internal)?;
-    let topic = match (call.direction, call.duration_seconds) {
-        (Direction::Inbound, 0) => format!("Missed call from {number}"),
-        (Direction::Inbound, _) => format!("Call from {number}"),
-        (Direction::Outbound, _) => format!("Call to {number}"),
-    };
-    let mut input = json_map(json!({
-        "kind": "call",
-        "topic": topic,
-        "status": "completed",
-        "starts_at": started,
-        "ends_at": crate::db::format_time(ends.with_timezone(&chrono::Utc)),
-        "direction": match call.direction { Direction::Inbound => "inbound", Direction::Outbound => "outbound" },
-        "phone": number,
-        "duration_seconds": call.duration_seconds,
-        "assigned_to": assignee,
-    }));
-    for (key, value) in [
-        ("contact", contact.clone()),
-        ("lead", lead.clone()),
-        ("recording_url", call.recording_url.clone()),
-        ("call_id", call.call_id.clone()),
-    ] {
+    for (key, value) in [("contact", contact.clone()), ("lead", lead.clone())] {
         if let Some(v) = value {
             input.insert(key.into(), Value::String(v));
         }

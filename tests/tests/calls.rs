@@ -147,6 +147,29 @@ async fn bad_call_events_are_refused_and_rights_hold(backend: Backend) {
         )
         .await;
     assert_eq!(extra.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A recording link over the field's 2,000 characters: refused before any lead is
+    // made for the unknown number.
+    let long = admin
+        .post(
+            "/api/v1/calls",
+            json!({"caller": "+1 555 0123", "callee": "100", "direction": "inbound",
+                   "started_at": "2026-11-24T10:00:00Z",
+                   "recording_url": format!("https://pbx.example/{}", "a".repeat(2100))}),
+        )
+        .await;
+    assert_eq!(
+        long.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        long.body
+    );
+    assert_eq!(long.error_fields(), ["recording_url"]);
+    let leads = admin.get("/api/v1/records/leads").await;
+    assert_eq!(
+        leads.body["items"].as_array().unwrap().len(),
+        0,
+        "no lead left behind"
+    );
     let nothing = admin.get("/api/v1/records/activities").await;
     assert_eq!(
         nothing.body["items"].as_array().unwrap().len(),

@@ -288,6 +288,27 @@ async fn bad_files_and_settings_are_refused_clearly(backend: Backend) {
             .status,
         StatusCode::NOT_FOUND
     );
+    // A record the importer may not read is as if absent: matched neither in a dry
+    // run's counts nor by an update (nothing about it leaks).
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
+    admin
+        .create(
+            "contacts",
+            json!({"last_name": "Hidden", "email": "hidden@acme.example", "department": support}),
+        )
+        .await;
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let up = upload(
+        &sam,
+        "contacts",
+        "last_name,email\nKarimi,hidden@acme.example\n",
+    )
+    .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    let sam_id = up.body["id"].as_str().unwrap().to_string();
+    let checked = run(&sam, &sam_id, json!({"dry_run": true})).await;
+    assert_eq!(counts(&checked), [1, 1, 0, 0, 0], "{checked}");
     // A field the role may only read cannot be mapped.
     let role = admin
         .post("/api/v1/roles", json!({

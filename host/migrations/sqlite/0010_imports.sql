@@ -20,6 +20,9 @@ CREATE TABLE imports (
     unchanged   BIGINT NOT NULL DEFAULT 0,
     failed      BIGINT NOT NULL DEFAULT 0,
     error       TEXT,
+    -- The run under way: a run only records its progress while it is still the
+    -- import's run (not after a cancel and a new start, nor a takeover on resume).
+    run_id      TEXT,
     created_at  TEXT NOT NULL,
     started_at  TEXT,
     finished_at TEXT

@@ -138,7 +138,9 @@ pub fn router(app: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                // A calendar feed's address is its secret: kept out of the logs.
+                let path = if req.uri().path().starts_with("/ics/") { "/ics/…" } else { req.uri().path() };
+                tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
             }),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

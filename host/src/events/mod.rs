@@ -84,6 +84,29 @@ pub fn spawn_consumer<F, Fut>(
     });
 }
 
+/// How long a consumer waits on a gap in `seq`: on PostgreSQL writers commit side
+/// by side, so seq 102 can be visible before 101 commits; a gap older than this is a
+/// write that rolled back.
+const GAP_WAIT_SECONDS: i64 = 10;
+
+/// The events of `batch` (read after `after`) a consumer may take now: those before
+/// the first gap in `seq` that is young enough to be a write still committing, so a
+/// cursor never moves past an event that is about to appear.
+pub fn settled(batch: Vec<Event>, after: i64) -> Vec<Event> {
+    let young =
+        crate::db::format_time(chrono::Utc::now() - chrono::Duration::seconds(GAP_WAIT_SECONDS));
+    let mut last = after;
+    let mut taken = Vec::with_capacity(batch.len());
+    for event in batch {
+        if event.seq != last + 1 && event.created_at > young {
+            break;
+        }
+        last = event.seq;
+        taken.push(event);
+    }
+    taken
+}
+
 /// Events after `after` in outbox order.
 pub async fn list(db: &Db, after: i64, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
     let sql = format!(

@@ -203,16 +203,42 @@ pub async fn list(
 }
 
 /// Imports a host stopped in the middle of, to carry on from where they were.
-pub async fn interrupted(db: &Db) -> Result<Vec<(Import, String)>, sqlx::Error> {
+pub async fn interrupted(db: &Db) -> Result<Vec<(Import, String, Option<String>)>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS}, created_by FROM imports WHERE status IN ('running', 'checking') ORDER BY id"
+        "SELECT {COLUMNS}, created_by, run_id FROM imports WHERE status IN ('running', 'checking') ORDER BY id"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .fetch_all(&db.pool)
         .await?;
     rows.iter()
-        .map(|row| Ok((from_row(row)?, row.try_get("created_by")?)))
+        .map(|row| {
+            Ok((
+                from_row(row)?,
+                row.try_get("created_by")?,
+                row.try_get("run_id")?,
+            ))
+        })
         .collect()
+}
+
+/// Makes a new run the import's run if it still has `old` (a resume: the host that
+/// claims it carries on, no other); answers the new run's id.
+pub async fn take_over(
+    db: &Db,
+    id: &str,
+    old: Option<&str>,
+) -> Result<Option<String>, sqlx::Error> {
+    let run = db::new_id();
+    let done = sqlx::query(
+        "UPDATE imports SET run_id = $2 WHERE id = $1 AND COALESCE(run_id, '') = $3 \
+         AND status IN ('running', 'checking')",
+    )
+    .bind(id)
+    .bind(&run)
+    .bind(old.unwrap_or(""))
+    .execute(&db.pool)
+    .await?;
+    Ok((done.rows_affected() == 1).then_some(run))
 }
 
 /// Starts a run: the settings saved, the counts and earlier errors cleared. Refused
@@ -222,18 +248,20 @@ pub async fn start(
     id: &str,
     settings: &Settings,
     dry_run: bool,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Option<String>, sqlx::Error> {
+    let run = db::new_id();
     let mut tx = db.pool.begin().await?;
     let started = sqlx::query(
         "UPDATE imports SET status = $2, dry_run = $3, settings = $4, rows_done = 0, created = 0, \
-         updated = 0, unchanged = 0, failed = 0, error = NULL, started_at = $5, finished_at = NULL \
-         WHERE id = $1 AND status NOT IN ('running', 'checking')",
+         updated = 0, unchanged = 0, failed = 0, error = NULL, started_at = $5, finished_at = NULL, \
+         run_id = $6 WHERE id = $1 AND status NOT IN ('running', 'checking')",
     )
     .bind(id)
     .bind(if dry_run { "checking" } else { "running" })
     .bind(i32::from(dry_run))
     .bind(serde_json::to_string(settings).expect("settings serialise"))
     .bind(db::now())
+    .bind(&run)
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -245,7 +273,7 @@ pub async fn start(
             .await?;
     }
     tx.commit().await?;
-    Ok(started)
+    Ok(started.then_some(run))
 }
 
 /// Stops a run under way; false when none was.
@@ -272,11 +300,17 @@ pub struct Tally {
 }
 
 /// Adds a stretch's counts and errors; false when the run was cancelled meanwhile.
-pub async fn record_progress(db: &Db, id: &str, tally: &Tally) -> Result<bool, sqlx::Error> {
+pub async fn record_progress(
+    db: &Db,
+    id: &str,
+    run: &str,
+    tally: &Tally,
+) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     let going = sqlx::query(
         "UPDATE imports SET rows_done = rows_done + $2, created = created + $3, updated = updated + $4, \
-         unchanged = unchanged + $5, failed = failed + $6 WHERE id = $1 AND status IN ('running', 'checking')",
+         unchanged = unchanged + $5, failed = failed + $6 \
+         WHERE id = $1 AND run_id = $7 AND status IN ('running', 'checking')",
     )
     .bind(id)
     .bind(tally.rows)
@@ -284,6 +318,7 @@ pub async fn record_progress(db: &Db, id: &str, tally: &Tally) -> Result<bool, s
     .bind(tally.updated)
     .bind(tally.unchanged)
     .bind(tally.errors.len() as i64)
+    .bind(run)
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -310,6 +345,7 @@ pub async fn record_progress(db: &Db, id: &str, tally: &Tally) -> Result<bool, s
 pub async fn finish(
     db: &Db,
     id: &str,
+    run: &str,
     dry_run: bool,
     failure: Option<&str>,
 ) -> Result<(), sqlx::Error> {
@@ -320,12 +356,13 @@ pub async fn finish(
     };
     sqlx::query(
         "UPDATE imports SET status = $2, error = $3, finished_at = $4 \
-         WHERE id = $1 AND status IN ('running', 'checking')",
+         WHERE id = $1 AND run_id = $5 AND status IN ('running', 'checking')",
     )
     .bind(id)
     .bind(status)
     .bind(failure)
     .bind(db::now())
+    .bind(run)
     .execute(&db.pool)
     .await?;
     Ok(())

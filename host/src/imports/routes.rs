@@ -363,11 +363,11 @@ async fn run_import(
                 .collect(),
         ));
     }
-    if !super::start(&app.db, &id, &settings, request.dry_run).await? {
+    let Some(run) = super::start(&app.db, &id, &settings, request.dry_run).await? else {
         return Err(ApiError::conflict("the import is already running"));
-    }
+    };
     let started = owned(&app, &actor, &id).await?;
-    super::spawn(app.clone(), started.clone(), actor);
+    super::spawn(app.clone(), started.clone(), actor, run);
     Ok((StatusCode::ACCEPTED, Json(started)))
 }
 

@@ -23,16 +23,24 @@ const CHUNK: usize = 1_000;
 /// batches, few enough to stay gentle with other users' writes.
 const IN_FLIGHT: usize = 512;
 
-/// Runs `import` (already marked started) in the background as `actor`, from row
-/// `import.rows_done` on.
-pub fn spawn(app: AppState, import: Import, actor: Actor) {
+/// Runs `import` (already marked started as run `run_id`) in the background as
+/// `actor`, from row `import.rows_done` on. It stops when the import is no longer
+/// this run's (cancelled, started again).
+pub fn spawn(app: AppState, import: Import, actor: Actor, run_id: String) {
     tokio::spawn(async move {
-        let failure = run(&app, &import, &actor).await.err();
+        let failure = run(&app, &import, &actor, &run_id).await.err();
         if let Some(why) = &failure {
             tracing::warn!(import = %import.id, error = %why, "an import failed");
         }
-        if let Err(e) = super::finish(&app.db, &import.id, import.dry_run, failure.as_deref()).await
-        {
+        let ended = super::finish(
+            &app.db,
+            &import.id,
+            &run_id,
+            import.dry_run,
+            failure.as_deref(),
+        )
+        .await;
+        if let Err(e) = ended {
             tracing::error!(import = %import.id, error = %e, "could not record the end of an import");
         }
     });
@@ -48,14 +56,22 @@ pub async fn resume_interrupted(app: AppState) {
             return;
         }
     };
-    for (import, user) in found {
+    for (import, user, old_run) in found {
+        let run = match super::take_over(&app.db, &import.id, old_run.as_deref()).await {
+            Ok(Some(run)) => run,
+            Ok(None) => continue, // another host took it
+            Err(e) => {
+                tracing::error!(import = %import.id, error = %e, "could not resume an import");
+                continue;
+            }
+        };
         match crate::plugins::delivery::actor_of(&app.db, &user).await {
             Ok(actor) => {
                 tracing::info!(import = %import.id, from_row = import.rows_done, "resuming an import");
-                spawn(app.clone(), import, actor);
+                spawn(app.clone(), import, actor, run);
             }
             Err(why) => {
-                let _ = super::finish(&app.db, &import.id, import.dry_run, Some(&why)).await;
+                let _ = super::finish(&app.db, &import.id, &run, import.dry_run, Some(&why)).await;
             }
         }
     }
@@ -89,7 +105,7 @@ struct Existing {
     fields: Map<String, Value>,
 }
 
-async fn run(app: &AppState, import: &Import, actor: &Actor) -> Result<(), String> {
+async fn run(app: &AppState, import: &Import, actor: &Actor, run_id: &str) -> Result<(), String> {
     let (object, writable) = app
         .records
         .creatable(actor, &import.object)
@@ -104,11 +120,11 @@ async fn run(app: &AppState, import: &Import, actor: &Actor) -> Result<(), Strin
     while let Some(chunk) = chunks.recv().await {
         let chunk = chunk?;
         let tally = import_chunk(app, actor, &plan, import.dry_run, chunk).await?;
-        let going = super::record_progress(&app.db, &import.id, &tally)
+        let going = super::record_progress(&app.db, &import.id, run_id, &tally)
             .await
             .map_err(|e| format!("could not record progress: {e}"))?;
         if !going {
-            return Ok(()); // cancelled: `cancel` wrote the end
+            return Ok(()); // cancelled or started again: no longer this run's
         }
     }
     Ok(())
@@ -258,7 +274,7 @@ async fn import_chunk(
             .into_iter()
             .partition(|r| r.key.as_ref().is_none_or(|k| seen.insert(k.clone())));
         pending = later;
-        let existing = find_existing(app, plan, &wave)
+        let existing = find_existing(app, actor, plan, &wave)
             .await
             .map_err(|e| format!("could not look for duplicates: {e}"))?;
         let mut writes = Vec::new();
@@ -420,6 +436,7 @@ fn key_of(keys: &[Field], values: &Map<String, Value>) -> Option<String> {
 /// here. Of several matches the oldest wins.
 async fn find_existing(
     app: &AppState,
+    actor: &Actor,
     plan: &Plan,
     wave: &[Pending],
 ) -> Result<HashMap<String, Existing>, sqlx::Error> {
@@ -456,7 +473,7 @@ async fn find_existing(
         _ => String::new(),
     };
     let sql = format!(
-        "SELECT id, version, {} AS data FROM records{index} WHERE object = '{}' AND {} IN ({})",
+        "SELECT id, version, owner_id, department_id, {} AS data FROM records{index} WHERE object = '{}' AND {} IN ({})",
         dialect.json_text("data"),
         plan.object.name,
         first.value_sql(),
@@ -466,7 +483,20 @@ async fn find_existing(
     for w in &wanted {
         query = query.bind(w);
     }
+    // Only records the importer may read are matched: others are as if absent, so a
+    // dry run says nothing of them (the same rule as the list and search).
+    let user = app.access.user(actor);
+    let rights = user.object(&plan.object.name);
     for row in query.fetch_all(&app.db.pool).await? {
+        let owner: Option<String> = row.try_get("owner_id")?;
+        let department: Option<String> = row.try_get("department_id")?;
+        if !user.covers(
+            rights.grants(crate::access::Action::Read),
+            owner.as_deref(),
+            department.as_deref(),
+        ) {
+            continue;
+        }
         let data: String = row.try_get("data")?;
         let fields: Map<String, Value> = serde_json::from_str(&data).unwrap_or_default();
         if let Some(key) = key_of(&plan.keys, &fields) {

@@ -60,7 +60,7 @@ impl Notifier {
                 .bind(CONSUMER)
                 .fetch_one(&self.db.pool)
                 .await?;
-        let batch = events::list(&self.db, last, EVENTS_PER_ROUND).await?;
+        let batch = events::settled(events::list(&self.db, last, EVENTS_PER_ROUND).await?, last);
         let Some(newest) = batch.last().map(|e| e.seq) else {
             return Ok(false);
         };

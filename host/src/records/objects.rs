@@ -433,11 +433,14 @@ impl MetadataService {
             create_index(&mut tx, object, field).await?;
         }
         for (object, name) in &unrecorded {
-            sqlx::query("INSERT INTO seeded_fields (object, name) VALUES ($1, $2)")
-                .bind(object)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+            // Two hosts upgrading at once: the second finds the rows made.
+            sqlx::query(
+                "INSERT INTO seeded_fields (object, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(object)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         }
         bump_version(&mut tx).await?;
         tx.commit().await?;

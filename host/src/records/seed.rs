@@ -119,7 +119,7 @@ pub fn standard_objects() -> Vec<ObjectType> {
                 {"name": "direction", "type": "picklist", "values": ["inbound", "outbound"]},
                 {"name": "phone", "type": "phone", "searchable": true},
                 {"name": "duration_seconds", "type": "integer", "min": 0},
-                {"name": "recording_url", "type": "url"},
+                {"name": "recording_url", "type": "url", "max_length": 2000},
                 {"name": "call_id", "type": "text", "indexed": true, "max_length": 200}
             ]),
         ),

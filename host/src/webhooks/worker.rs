@@ -90,7 +90,10 @@ impl Deliverer {
     /// Turns the webhook's next outbox events into deliveries and moves its cursor,
     /// in one transaction; true when it took a full round's worth.
     async fn fan_out(&self, hook: &Webhook, last_seq: i64) -> Result<bool, sqlx::Error> {
-        let batch = events::list(&self.db, last_seq, EVENTS_PER_ROUND).await?;
+        let batch = events::settled(
+            events::list(&self.db, last_seq, EVENTS_PER_ROUND).await?,
+            last_seq,
+        );
         let Some(newest) = batch.last().map(|e| e.seq) else {
             return Ok(false);
         };
