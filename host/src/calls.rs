@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sqlx::Row as _;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -19,8 +19,8 @@ use crate::api::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::api::extract::ApiJson;
 use crate::auth::Actor;
 use crate::records::metadata::FieldType;
-use crate::records::validate::normalise_datetime;
-use crate::records::{Record, RecordError};
+use crate::records::validate::{is_phone, normalise_datetime};
+use crate::records::{Record, RecordError, values_of};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(log_call))
@@ -133,7 +133,7 @@ async fn log_call(
         (Direction::Inbound, _) => format!("Call from {number}"),
         (Direction::Outbound, _) => format!("Call to {number}"),
     };
-    let mut input = json_map(json!({
+    let mut input = values_of(json!({
         "kind": "call",
         "topic": topic,
         "status": "completed",
@@ -174,7 +174,7 @@ async fn log_call(
                     .create(
                         &actor,
                         "leads",
-                        &json_map(json!({
+                        &values_of(json!({
                             "last_name": format!("Caller {number}"),
                             "phone": number,
                             "source": "Phone",
@@ -203,19 +203,12 @@ async fn log_call(
     ))
 }
 
-fn json_map(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
-}
-
 /// Checks the event (every problem at once); answers the start time, normalised, and
 /// the id of the user the activity is assigned to.
 async fn check(app: &AppState, actor: &Actor, call: &CallEvent) -> ApiResult<(String, String)> {
     let mut errors = Vec::new();
     for (name, number) in [("caller", &call.caller), ("callee", &call.callee)] {
-        if !is_number(number) {
+        if !is_phone(number.trim()) {
             errors.push(FieldError::new(
                 name,
                 "must be a phone number: digits, spaces and + - ( ) . only",
@@ -271,13 +264,6 @@ async fn check(app: &AppState, actor: &Actor, call: &CallEvent) -> ApiResult<(St
             errors,
         )),
     }
-}
-
-fn is_number(s: &str) -> bool {
-    let s = s.trim();
-    digits(s).len() >= 3
-        && s.chars()
-            .all(|c| c.is_ascii_digit() || " +-().".contains(c))
 }
 
 fn digits(s: &str) -> String {

@@ -19,6 +19,7 @@ use sqlx::Row;
 use crate::db::{self, Db};
 use crate::plugins::delivery::actor_of;
 use crate::records::service::RecordService;
+use crate::records::values_of;
 
 /// The object emails wait in.
 pub const OUTBOX: &str = "outgoing_emails";
@@ -108,7 +109,7 @@ impl Mailer {
                 continue;
             }
             // Take it: a second host's update of the same version fails.
-            let take = patch(json!({"status": "sending"}));
+            let take = values_of(json!({"status": "sending"}));
             if records
                 .update(&actor, OUTBOX, &id, &take, Some(email.version))
                 .await
@@ -138,7 +139,7 @@ impl Mailer {
                 }
             };
             if let Err(e) = records
-                .update(&actor, OUTBOX, &id, &patch(done), None)
+                .update(&actor, OUTBOX, &id, &values_of(done), None)
                 .await
             {
                 tracing::error!(email = %id, error = %e, "an email's delivery could not be recorded");
@@ -169,13 +170,6 @@ fn backed_off(updated_at: &str, attempts: i64, now: chrono::DateTime<chrono::Utc
     chrono::DateTime::parse_from_rfc3339(updated_at)
         .map(|at| at.with_timezone(&chrono::Utc) + wait <= now)
         .unwrap_or(true)
-}
-
-fn patch(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
 }
 
 #[cfg(test)]

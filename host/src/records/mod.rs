@@ -23,6 +23,15 @@ use utoipa::ToSchema;
 
 use crate::api::error::{ApiError, FieldError};
 
+/// The field values of a `json!({...})` literal, as the records service takes them
+/// (anything but an object is no values).
+pub fn values_of(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
 /// A record as clients see it: the envelope plus one key per field of its object.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Record {

@@ -310,7 +310,8 @@ fn is_email(s: &str) -> bool {
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-fn is_phone(s: &str) -> bool {
+/// Digits (at least three), spaces and `+ - ( ) .`: what a phone field takes.
+pub fn is_phone(s: &str) -> bool {
     s.chars().filter(|c| c.is_ascii_digit()).count() >= 3
         && s.chars()
             .all(|c| c.is_ascii_digit() || " +-().".contains(c))
