@@ -190,25 +190,15 @@ async fn feed(State(app): State<AppState>, Path(token): Path<String>) -> ApiResu
         .await
         .map_err(|_| not_found())?;
     let today = Utc::now();
-    let mut filters = vec![
-        (
-            "filter[starts_at][gte]".to_string(),
-            db::format_time(today - Duration::days(DAYS_BACK)),
-        ),
-        (
-            "filter[starts_at][lt]".to_string(),
-            db::format_time(today + Duration::days(DAYS_AHEAD)),
-        ),
-        ("sort".to_string(), "starts_at".to_string()),
-    ];
-    match scope.split_once(':') {
-        Some(("department", d)) => filters.push(("filter[department]".into(), d.to_string())),
-        _ => filters.push(("filter[assigned_to]".into(), user.clone())),
-    }
-    let activities = app
-        .records
-        .list_up_to(&actor, "activities", &filters, MAX_EVENTS)
-        .await?;
+    let activities = activities_between(
+        &app,
+        &actor,
+        &db::format_time(today - Duration::days(DAYS_BACK)),
+        &db::format_time(today + Duration::days(DAYS_AHEAD)),
+        &scope,
+        MAX_EVENTS,
+    )
+    .await?;
     sqlx::query("UPDATE calendar_feeds SET last_used_at = $2 WHERE id = $1")
         .bind(&id)
         .bind(db::now())
@@ -222,6 +212,34 @@ async fn feed(State(app): State<AppState>, Path(token): Path<String>) -> ApiResu
         ics(&name, &activities),
     )
         .into_response())
+}
+
+/// The activities starting in `[from, to)` (RFC 3339) that `actor` may read, by
+/// start: of `who` `me` (assigned to the actor), `user:<id>` (assigned to that user),
+/// `department:<id>`, or anything else for all; at most `max`. The web calendar and
+/// the feeds read them so.
+pub async fn activities_between(
+    app: &AppState,
+    actor: &Actor,
+    from: &str,
+    to: &str,
+    who: &str,
+    max: usize,
+) -> Result<Vec<Record>, crate::records::RecordError> {
+    let mut filters = vec![
+        ("filter[starts_at][gte]".to_string(), from.to_string()),
+        ("filter[starts_at][lt]".to_string(), to.to_string()),
+        ("sort".to_string(), "starts_at".to_string()),
+    ];
+    match who.split_once(':') {
+        _ if who == "me" => filters.push(("filter[assigned_to]".into(), actor.user_id.clone())),
+        Some(("user", id)) => filters.push(("filter[assigned_to]".into(), id.to_string())),
+        Some(("department", id)) => filters.push(("filter[department]".into(), id.to_string())),
+        _ => {}
+    }
+    app.records
+        .list_up_to(actor, "activities", &filters, max)
+        .await
 }
 
 /// The activities as an iCalendar document (CRLF lines, folded at 75 octets).

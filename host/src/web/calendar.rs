@@ -169,28 +169,16 @@ pub async fn calendar(
         .unwrap_or(today);
     let who = q.who.clone().unwrap_or_else(|| "me".into());
     let (start, end) = period(&view, date);
-    let mut filters = vec![
-        (
-            "filter[starts_at][gte]".to_string(),
-            format!("{start}T00:00:00Z"),
-        ),
-        (
-            "filter[starts_at][lt]".to_string(),
-            format!("{end}T00:00:00Z"),
-        ),
-        ("sort".to_string(), "starts_at".to_string()),
-    ];
-    match who.split_once(':') {
-        _ if who == "me" => filters.push(("filter[assigned_to]".into(), v.actor.user_id.clone())),
-        Some(("user", id)) => filters.push(("filter[assigned_to]".into(), id.to_string())),
-        Some(("department", id)) => filters.push(("filter[department]".into(), id.to_string())),
-        _ => {}
-    }
-    let activities = app
-        .records
-        .list_up_to(&v.actor, "activities", &filters, MAX_ACTIVITIES)
-        .await
-        .map_err(|e| v.fail(e))?;
+    let activities = crate::calendar_feeds::activities_between(
+        &app,
+        &v.actor,
+        &format!("{start}T00:00:00Z"),
+        &format!("{end}T00:00:00Z"),
+        &who,
+        MAX_ACTIVITIES,
+    )
+    .await
+    .map_err(|e| v.fail(e))?;
     let users = super::view::user_names(&app).await;
     let clash = clashes(&activities);
     let mut days: Vec<Day> = Vec::new();
