@@ -33,6 +33,7 @@ pub mod notifications;
 pub mod plugins;
 pub mod process;
 pub mod records;
+pub mod reports;
 pub mod server;
 pub mod web;
 pub mod webhooks;

@@ -201,6 +201,15 @@ pub mod records {
         pub count: i64,
         /// The sum of each `sum` field.
         pub sums: serde_json::Map<String, Value>,
+        /// The average of each `avg` field (`null`: no record has a value).
+        #[serde(default)]
+        pub avg: serde_json::Map<String, Value>,
+        /// The least value of each `min` field.
+        #[serde(default)]
+        pub min: serde_json::Map<String, Value>,
+        /// The greatest value of each `max` field.
+        #[serde(default)]
+        pub max: serde_json::Map<String, Value>,
     }
 
     /// Creates a record (capability `write` for the object; not inside before-save).

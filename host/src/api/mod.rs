@@ -83,6 +83,7 @@ impl FromRequestParts<AppState> for Actor {
         (name = "calls", description = "Call logging for telephony systems: a call becomes an activity on the matching contact or lead"),
         (name = "calendar", description = "Private iCalendar feeds of activities for calendar apps"),
         (name = "webhooks", description = "Outgoing webhooks: subscriptions to record events, signed deliveries, the delivery log and replay"),
+        (name = "reports", description = "Saved reports with grouping and measures, SVG charts, and the KPI dashboard"),
         (name = "processes", description = "Process definitions (versioned) and their instances"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -122,6 +123,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::calendar_feeds::router())
         .merge(crate::webhooks::routes::router())
         .merge(crate::notifications::routes::router())
+        .merge(crate::reports::routes::router())
         .merge(crate::process::routes::router())
         .split_for_parts();
     let mut doc = doc;

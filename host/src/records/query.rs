@@ -564,13 +564,59 @@ pub fn bind_all<'q>(
 /// Groups an aggregate answers at most.
 pub const MAX_GROUPS: usize = 1_000;
 
-/// Counts and sums over the records a list's filters and search select, by up to
-/// two group keys: `group_by=stage,owner&sum=amount&filter[...]=...`.
+/// Counts, sums, averages, minimums and maximums over the records a list's filters
+/// and search select, by up to two group keys:
+/// `group_by=stage,owner&sum=amount&avg=amount&filter[...]=...`.
 pub struct Aggregate<'a> {
     pub list: ListQuery<'a>,
     pub group_by: Vec<GroupKey<'a>>,
-    pub sums: Vec<&'a Field>,
+    /// Each over a numeric field, in the order asked.
+    pub measures: Vec<(Measure, &'a Field)>,
 }
+
+/// What is computed over a numeric field of each group's records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    /// Records without a value add 0.
+    Sum,
+    /// Over the records that have a value; `null` when none has.
+    Avg,
+    Min,
+    Max,
+}
+
+impl Measure {
+    pub const ALL: [Measure; 4] = [Measure::Sum, Measure::Avg, Measure::Min, Measure::Max];
+
+    /// Its query parameter and the key of its answers.
+    pub fn key(self) -> &'static str {
+        match self {
+            Measure::Sum => "sum",
+            Measure::Avg => "avg",
+            Measure::Min => "min",
+            Measure::Max => "max",
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<Measure> {
+        Measure::ALL.into_iter().find(|m| m.key() == key)
+    }
+
+    /// As a double on both databases (PostgreSQL sums and averages whole numbers as
+    /// `numeric`, which the Any driver cannot read).
+    fn sql(self, field: &Field) -> String {
+        let value = field.value_sql();
+        match self {
+            Measure::Sum => format!("CAST(SUM({value}) AS DOUBLE PRECISION)"),
+            Measure::Avg => format!("CAST(AVG({value}) AS DOUBLE PRECISION)"),
+            Measure::Min => format!("CAST(MIN({value}) AS DOUBLE PRECISION)"),
+            Measure::Max => format!("CAST(MAX({value}) AS DOUBLE PRECISION)"),
+        }
+    }
+}
+
+/// Most measures one aggregate computes.
+pub const MAX_MEASURES: usize = 8;
 
 /// One `group_by` key: a column, or a date or instant cut to its day, month or year
 /// (`created_at:month`, `close_date:year`).
@@ -664,7 +710,7 @@ impl<'a> Aggregate<'a> {
     pub fn parse(object: &'a ObjectType, query: &str) -> Result<Self, RecordError> {
         let bad = |m: String| RecordError::BadQuery(m);
         let mut group_by = Vec::new();
-        let mut sums = Vec::new();
+        let mut measures = Vec::new();
         let mut rest = form_urlencoded::Serializer::new(String::new());
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             match key.as_ref() {
@@ -673,12 +719,15 @@ impl<'a> Aggregate<'a> {
                         group_by.push(GroupKey::parse(object, name)?);
                     }
                 }
-                "sum" => {
+                "sum" | "avg" | "min" | "max" => {
+                    let measure = Measure::parse(&key).expect("matched above");
                     for name in value.split(',').filter(|n| !n.is_empty()) {
                         match object.field(name) {
-                            Some(f) if f.kind.is_numeric() => sums.push(f),
+                            Some(f) if f.kind.is_numeric() => measures.push((measure, f)),
                             Some(_) => {
-                                return Err(bad(format!("cannot sum {name}: it is not a number")));
+                                return Err(bad(format!(
+                                    "cannot {key} {name}: it is not a number"
+                                )));
                             }
                             None => {
                                 return Err(bad(format!(
@@ -691,7 +740,7 @@ impl<'a> Aggregate<'a> {
                 }
                 "sort" | "limit" | "cursor" => {
                     return Err(bad(format!(
-                        "an aggregate takes group_by, sum, filter[field] and q, not {key}"
+                        "an aggregate takes group_by, sum, avg, min, max, filter[field] and q, not {key}"
                     )));
                 }
                 _ => {
@@ -702,17 +751,19 @@ impl<'a> Aggregate<'a> {
         if group_by.len() > 2 {
             return Err(bad("group_by takes at most two keys".into()));
         }
-        if sums.len() > 5 {
-            return Err(bad("sum takes at most five fields".into()));
+        if measures.len() > MAX_MEASURES {
+            return Err(bad(format!(
+                "sum, avg, min and max take at most {MAX_MEASURES} fields in all"
+            )));
         }
         Ok(Aggregate {
             list: ListQuery::parse(object, &rest.finish())?,
             group_by,
-            sums,
+            measures,
         })
     }
 
-    /// `SELECT g0, g1, COUNT(*), SUM(s0), ...` over the records in `scope`, the
+    /// `SELECT g0, g1, COUNT(*), SUM(m0), AVG(m1), ...` over the records in `scope`, the
     /// largest groups first (ties by key), one more than [`MAX_GROUPS`] (to know whether more
     /// follow).
     pub fn to_sql(
@@ -736,10 +787,10 @@ impl<'a> Aggregate<'a> {
         let mut select = groups.clone();
         select.push("COUNT(*) AS n".into());
         select.extend(
-            self.sums
+            self.measures
                 .iter()
                 .enumerate()
-                .map(|(i, f)| format!("SUM({}) AS s{i}", f.value_sql())),
+                .map(|(i, (m, f))| format!("{} AS m{i}", m.sql(f))),
         );
         let keys: Vec<String> = (0..groups.len()).map(|i| format!("g{i}")).collect();
         let group = if keys.is_empty() {

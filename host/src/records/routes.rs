@@ -61,15 +61,20 @@ async fn list_records(
     ))
 }
 
-/// Counts and sums by group over the records the caller may read: `group_by` (up to
-/// two fields or `owner`/`department`, comma-separated; dates and instants by a
-/// period, as `created_at:month`), `sum` (up to five number fields), with a list's `filter[...]` and `q`. Boards and reports read this.
+/// Counts, sums, averages, minimums and maximums by group over the records the
+/// caller may read: `group_by` (up to two fields or `owner`/`department`,
+/// comma-separated; dates and instants by a period, as `created_at:month`), `sum`,
+/// `avg`, `min`, `max` (number fields, up to eight in all), with a list's
+/// `filter[...]` and `q`. Boards, reports and the KPI dashboard read this.
 #[utoipa::path(get, path = "/api/v1/records/{object}/aggregate", tag = "records",
     security(("bearer" = [])),
     params(
         ("object" = String, Path, description = "Object name, e.g. deals"),
         ("group_by" = Option<String>, Query, description = "Up to two keys, e.g. `stage,owner` or `created_at:month` (dates and instants by `:day`, `:month` or `:year`); none: one group of everything"),
         ("sum" = Option<String>, Query, description = "Number fields to sum, e.g. `amount`"),
+        ("avg" = Option<String>, Query, description = "Number fields to average over the records that have a value"),
+        ("min" = Option<String>, Query, description = "Number fields whose least value to give"),
+        ("max" = Option<String>, Query, description = "Number fields whose greatest value to give"),
         ("filter[field]" = Option<String>, Query, description = "As for a list"),
         ("q" = Option<String>, Query, description = "As for a list"),
     ),

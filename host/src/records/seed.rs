@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::metadata::{Field, ObjectType};
 use crate::db;
 
-/// Companies, contacts, leads, deals, activities, notes and the email outbox.
+/// Companies, contacts, leads, deals, activities, notes, the email outbox and quotas.
 pub fn standard_objects() -> Vec<ObjectType> {
     let industries = json!([
         "Technology",
@@ -151,6 +151,19 @@ pub fn standard_objects() -> Vec<ObjectType> {
                 {"name": "last_error", "type": "long_text"},
                 {"name": "sent_at", "type": "datetime"},
                 {"name": "process_run", "type": "text"}
+            ]),
+        ),
+        object(
+            "quotas",
+            "Quota",
+            "Quotas",
+            "Sales targets: the amount a user is to win in the period starting on a day (usually a month); the KPI dashboard compares won deals with them.",
+            json!([
+                {"name": "user", "type": "user", "required": true, "indexed": true},
+                {"name": "starts_on", "type": "date", "required": true, "indexed": true,
+                 "help_text": "The first day of the period, e.g. the first of the month."},
+                {"name": "amount", "type": "currency", "required": true, "min": 0},
+                {"name": "note", "type": "text"}
             ]),
         ),
     ]

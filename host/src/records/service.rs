@@ -24,7 +24,7 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
 use super::metadata::ObjectType;
-use super::query::{Aggregate, Bind, Column, ListQuery, MAX_GROUPS, SqlBuilder, bind_all};
+use super::query::{Aggregate, Bind, Column, ListQuery, MAX_GROUPS, Measure, SqlBuilder, bind_all};
 use super::schema::SchemaCache;
 use super::validate::{Mode, RefTarget, ReferenceCheck, validate};
 use super::writer::{WriteError, WriteOp, Writer};
@@ -53,7 +53,8 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// Counts and sums by group over the records a caller may read.
+/// Counts, sums, averages, minimums and maximums by group over the records a caller
+/// may read.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Aggregated {
     /// The largest groups first, at most 1,000.
@@ -71,6 +72,19 @@ pub struct Group {
     /// The sum of each `sum` field over the group (records without a value add 0).
     #[schema(value_type = Object)]
     pub sums: Map<String, Value>,
+    /// The average of each `avg` field over the group's records that have a value
+    /// (`null` when none has); left out when no `avg` was asked.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub avg: Map<String, Value>,
+    /// The least value of each `min` field (`null` when no record has one).
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub min: Map<String, Value>,
+    /// The greatest value of each `max` field (`null` when no record has one).
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub max: Map<String, Value>,
 }
 
 #[derive(Clone)]
@@ -599,6 +613,18 @@ impl RecordService {
         }
     }
 
+    /// Checks an aggregate query against what the caller sees of `object` without
+    /// running it (a saved report's definition, before it is stored).
+    pub fn check_aggregate(
+        &self,
+        actor: &Actor,
+        object: &str,
+        query: &str,
+    ) -> Result<(), RecordError> {
+        let c = self.caller(actor, object)?;
+        Aggregate::parse(&c.visible, query).map(|_| ())
+    }
+
     /// Counts and sums by group (`group_by=stage&sum=amount` with a list's filters
     /// and `q`) over the records the caller may read, shares included; hidden
     /// fields can be neither grouped, summed nor filtered on.
@@ -628,16 +654,25 @@ impl RecordService {
                 };
                 key.insert(k.name.clone(), value);
             }
-            let mut sums = Map::new();
-            for (i, field) in aggregate.sums.iter().enumerate() {
-                let sum: Option<f64> = row.try_get(format!("s{i}").as_str())?;
-                sums.insert(field.name.clone(), Value::from(sum.unwrap_or(0.0)));
-            }
-            groups.push(Group {
+            let mut group = Group {
                 key,
                 count: row.try_get("n")?,
-                sums,
-            });
+                sums: Map::new(),
+                avg: Map::new(),
+                min: Map::new(),
+                max: Map::new(),
+            };
+            for (i, (measure, field)) in aggregate.measures.iter().enumerate() {
+                let value: Option<f64> = row.try_get(format!("m{i}").as_str())?;
+                let (answers, value) = match measure {
+                    Measure::Sum => (&mut group.sums, Some(value.unwrap_or(0.0))),
+                    Measure::Avg => (&mut group.avg, value),
+                    Measure::Min => (&mut group.min, value),
+                    Measure::Max => (&mut group.max, value),
+                };
+                answers.insert(field.name.clone(), value.map_or(Value::Null, Value::from));
+            }
+            groups.push(group);
         }
         Ok(Aggregated { groups, truncated })
     }
