@@ -37,6 +37,7 @@ pub mod reports;
 pub mod server;
 pub mod web;
 pub mod webhooks;
+pub mod xlsx;
 
 /// Lower-case hex of bytes, as SHA-256 digests are stored and shown.
 pub fn hex(bytes: &[u8]) -> String {

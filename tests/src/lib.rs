@@ -348,6 +348,8 @@ pub struct Response {
     pub body: Value,
     /// The body as text (for answers that are not JSON, such as CSV).
     pub text: String,
+    /// The body as sent (for files such as workbooks).
+    pub bytes: Vec<u8>,
 }
 
 impl Response {
@@ -387,6 +389,7 @@ impl Client {
             headers,
             body,
             text: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes: bytes.to_vec(),
         }
     }
 

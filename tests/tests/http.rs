@@ -159,6 +159,7 @@ async fn the_openapi_document_lists_every_route() {
         ("/api/v1/records/{object}", "get"),
         ("/api/v1/records/{object}", "post"),
         ("/api/v1/records/{object}/export", "get"),
+        ("/api/v1/records/{object}/mailing-list", "get"),
         ("/api/v1/records/{object}/aggregate", "get"),
         ("/api/v1/records/{object}/{id}", "get"),
         ("/api/v1/records/{object}/{id}", "patch"),

@@ -105,8 +105,7 @@ async fn upload_import(
     }
     let object =
         object.ok_or_else(|| ApiError::bad_request("say which object: ?object=contacts"))?;
-    let name = name.unwrap_or_else(|| format!("{object}.csv"));
-    if name.chars().count() > 200 {
+    if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
         return Err(ApiError::bad_request(
             "a file name is at most 200 characters",
         ));
@@ -114,24 +113,33 @@ async fn upload_import(
     let (meta, writable) = app.records.creatable(&actor, &object).await?;
     let id = crate::db::new_id();
     let path = super::file_path(&app.config.data_dir, &id);
-    let saved = save(&path, body, app.config.max_upload_bytes).await;
+    let workbook = path.with_extension("xlsx");
+    let saved = save(&path, &workbook, body, app.config.max_upload_bytes).await;
     let read = match saved {
-        Ok(bytes) => {
-            let at = path.clone();
-            tokio::task::spawn_blocking(move || read_header(&at))
-                .await
-                .map_err(ApiError::internal)?
-                .map(|(columns, rows)| (bytes, columns, rows))
+        Ok((bytes, is_workbook)) => {
+            let (at, from) = (path.clone(), workbook.clone());
+            tokio::task::spawn_blocking(move || {
+                if is_workbook {
+                    workbook_to_csv(&from, &at)?;
+                }
+                read_header(&at)
+            })
+            .await
+            .map_err(ApiError::internal)?
+            .map(|(columns, rows)| (bytes, is_workbook, columns, rows))
         }
         Err(e) => Err(e),
     };
-    let (bytes, columns, rows_total) = match read {
+    let _ = tokio::fs::remove_file(&workbook).await;
+    let (bytes, is_workbook, columns, rows_total) = match read {
         Ok(read) => read,
         Err(e) => {
             let _ = tokio::fs::remove_file(&path).await;
             return Err(e);
         }
     };
+    let extension = if is_workbook { "xlsx" } else { "csv" };
+    let name = name.unwrap_or_else(|| format!("{object}.{extension}"));
     let settings = super::suggest(&meta, &writable, &columns);
     super::insert(
         &app.db,
@@ -153,22 +161,34 @@ async fn upload_import(
     Ok((StatusCode::CREATED, Json(import)))
 }
 
-/// Streams the body to `path`, refusing what is over `max` bytes or not UTF-8 (with
-/// the line of the first bad byte, as a spreadsheet saving in another encoding makes).
-async fn save(path: &FsPath, body: Body, max: u64) -> Result<u64, ApiError> {
-    if let Some(dir) = path.parent() {
+/// Streams the body to `csv`, or to `workbook` when it is an XLSX workbook (a ZIP:
+/// it starts `PK\x03\x04`, which no CSV file does); answers its size and which it was.
+/// Refuses what is over `max` bytes, and CSV that is not UTF-8 (with the line of the
+/// first bad byte, as a spreadsheet saving in another encoding makes).
+async fn save(
+    csv: &FsPath,
+    workbook: &FsPath,
+    body: Body,
+    max: u64,
+) -> Result<(u64, bool), ApiError> {
+    if let Some(dir) = csv.parent() {
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(ApiError::internal)?;
     }
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(ApiError::internal)?;
     let mut stream = body.into_data_stream();
     let (mut bytes, mut line, mut carry) = (0u64, 1u64, Vec::new());
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::bad_request(format!("the upload did not arrive whole: {e}")))?;
+    // The first bytes, until there are enough to tell a workbook from CSV.
+    let mut head = Vec::new();
+    let mut sink: Option<(tokio::fs::File, bool)> = None;
+    loop {
+        let chunk = match stream.next().await {
+            Some(chunk) => chunk.map_err(|e| {
+                ApiError::bad_request(format!("the upload did not arrive whole: {e}"))
+            })?,
+            None => bytes::Bytes::new(),
+        };
+        let last = chunk.is_empty();
         bytes += chunk.len() as u64;
         if bytes > max {
             return Err(ApiError::new(
@@ -176,16 +196,44 @@ async fn save(path: &FsPath, body: Body, max: u64) -> Result<u64, ApiError> {
                 format!("a file is at most {max} bytes"),
             ));
         }
-        if let Err(at) = check_utf8(&mut carry, &chunk, &mut line) {
+        let data = if sink.is_none() {
+            head.extend_from_slice(&chunk);
+            if head.len() < 4 && !last {
+                continue;
+            }
+            let is_workbook = head.starts_with(b"PK\x03\x04");
+            let path = if is_workbook { workbook } else { csv };
+            let file = tokio::fs::File::create(path)
+                .await
+                .map_err(ApiError::internal)?;
+            sink = Some((file, is_workbook));
+            std::mem::take(&mut head)
+        } else {
+            chunk.to_vec()
+        };
+        let (file, is_workbook) = sink.as_mut().expect("made above");
+        if !*is_workbook && let Err(at) = check_utf8(&mut carry, &data, &mut line) {
             return Err(not_utf8(at));
         }
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        file.write_all(&data).await.map_err(ApiError::internal)?;
+        if last {
+            break;
+        }
     }
     if !carry.is_empty() {
         return Err(not_utf8(line));
     }
+    let (mut file, is_workbook) = sink.expect("the loop ends after making it");
     file.flush().await.map_err(ApiError::internal)?;
-    Ok(bytes)
+    Ok((bytes, is_workbook))
+}
+
+/// The first worksheet of an uploaded workbook as the import's CSV file.
+fn workbook_to_csv(workbook: &FsPath, csv: &FsPath) -> Result<(), ApiError> {
+    let out = std::fs::File::create(csv).map_err(ApiError::internal)?;
+    crate::xlsx::to_csv(workbook, std::io::BufWriter::new(out))
+        .map(|_| ())
+        .map_err(|e| invalid_file(format!("the workbook cannot be read: {}", e.0)))
 }
 
 fn not_utf8(line: u64) -> ApiError {

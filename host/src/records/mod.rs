@@ -6,6 +6,7 @@
 
 pub mod demo;
 pub mod export;
+pub mod export_routes;
 pub mod metadata;
 pub mod metadata_routes;
 pub mod objects;

@@ -22,7 +22,7 @@ use crate::auth::Actor;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_records, create_record))
-        .routes(routes!(export_records))
+        .merge(super::export_routes::router())
         .routes(routes!(aggregate_records))
         .routes(routes!(get_record, update_record, delete_record))
         .routes(routes!(record_history))
@@ -94,108 +94,6 @@ async fn aggregate_records(
             .aggregate(&actor, &object, query.as_deref().unwrap_or(""))
             .await?,
     ))
-}
-
-/// Records per page an export reads at a time.
-const EXPORT_PAGE: i64 = 200;
-
-/// Exports the records of a list view as CSV (UTF-8, header row), streamed page by
-/// page: the same `filter`, `sort` and `q` as a list, every record the caller may
-/// export and read, with the fields it may see. Needs the export right. Cells that
-/// a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`) are
-/// prefixed with `'`.
-#[utoipa::path(get, path = "/api/v1/records/{object}/export", tag = "records",
-    security(("bearer" = [])),
-    params(
-        ("object" = String, Path, description = "Object name, e.g. contacts"),
-        ("filter[field]" = Option<String>, Query, description = "As for a list"),
-        ("sort" = Option<String>, Query, description = "As for a list"),
-        ("q" = Option<String>, Query, description = "As for a list"),
-    ),
-    responses(
-        (status = 200, description = "CSV", content_type = "text/csv"),
-        (status = 400, description = "Bad filter or sort", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "No export right", body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn export_records(
-    State(app): State<AppState>,
-    actor: Actor,
-    Path(object): Path<String>,
-    RawQuery(query): RawQuery,
-) -> ApiResult<axum::response::Response> {
-    let mut view = Vec::new();
-    for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
-        if k == "cursor" || k == "limit" {
-            return Err(ApiError::bad_request(format!(
-                "an export takes every matching record; '{k}' does not apply"
-            )));
-        }
-        view.push((k.into_owned(), v.into_owned()));
-    }
-    let page_query = move |cursor: Option<&str>| {
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        q.extend_pairs(&view)
-            .append_pair("limit", &EXPORT_PAGE.to_string());
-        if let Some(c) = cursor {
-            q.append_pair("cursor", c);
-        }
-        q.finish()
-    };
-    let columns = app.records.export_columns(&actor, &object).await?;
-    // The first page before the 200: a bad filter is still a clear 400.
-    let first = app
-        .records
-        .export_page(&actor, &object, &page_query(None))
-        .await?;
-    let mut head = String::new();
-    super::export::csv_row(&mut head, columns.iter().map(|c| c.as_str().into()));
-    let state = (Some(first), head, columns);
-    let filename = format!("attachment; filename=\"{object}.csv\"");
-    let body = futures_util::stream::unfold(state, move |(page, mut out, columns)| {
-        let (app, actor, object, page_query) = (
-            app.clone(),
-            actor.clone(),
-            object.clone(),
-            page_query.clone(),
-        );
-        async move {
-            let page = page?;
-            for record in &page.items {
-                super::export::record_row(&mut out, &columns, record);
-            }
-            let next = match &page.next_cursor {
-                None => None,
-                Some(cursor) => {
-                    match app
-                        .records
-                        .export_page(&actor, &object, &page_query(Some(cursor)))
-                        .await
-                    {
-                        Ok(next) => Some(next),
-                        Err(e) => {
-                            tracing::error!(error = %e, "an export stopped half-way");
-                            return Some((
-                                Err(std::io::Error::other("the export stopped half-way")),
-                                (None, String::new(), columns),
-                            ));
-                        }
-                    }
-                }
-            };
-            if out.is_empty() && next.is_none() {
-                return None;
-            }
-            Some((Ok::<_, std::io::Error>(out), (next, String::new(), columns)))
-        }
-    });
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (header::CONTENT_DISPOSITION, filename),
-        ],
-        axum::body::Body::from_stream(body),
-    )
-        .into_response())
 }
 
 /// Creates a record; answers with the record, its `Location` and its `ETag`.
