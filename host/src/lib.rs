@@ -22,6 +22,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod calendar_feeds;
+pub mod calendar_import;
 pub mod calls;
 pub mod config;
 pub mod db;

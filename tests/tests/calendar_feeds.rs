@@ -3,12 +3,13 @@
 //! ones marked), without signing in; a department feed shows only what its user may
 //! read; a removed feed stops at once; bad feeds are refused.
 
-use crm_tests::reqwest::StatusCode;
+use crm_tests::reqwest::{Method, StatusCode};
 use crm_tests::{Backend, Server, json, on_both_backends};
 
 on_both_backends!(
     a_private_feed_serves_the_users_activities_as_icalendar,
     feeds_honour_read_rights_and_stop_when_removed,
+    an_ics_file_imports_as_activities_once,
 );
 
 fn in_days(days: i64) -> String {
@@ -202,4 +203,222 @@ async fn feeds_honour_read_rights_and_stop_when_removed(backend: Backend) {
         )
         .await;
     assert_eq!(extra.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+const OUTLOOK_EXPORT: &str = "BEGIN:VCALENDAR\r\n\
+PRODID:-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN\r\n\
+VERSION:2.0\r\n\
+BEGIN:VTIMEZONE\r\n\
+TZID:Iran Standard Time\r\n\
+BEGIN:STANDARD\r\n\
+DTSTART:16010101T000000\r\n\
+TZOFFSETFROM:+0330\r\n\
+TZOFFSETTO:+0330\r\n\
+END:STANDARD\r\n\
+END:VTIMEZONE\r\n\
+BEGIN:VEVENT\r\n\
+UID:call-1@example.com\r\n\
+SUMMARY:Call Acme\\, about the renewal\r\n\
+CATEGORIES:Call\r\n\
+LOCATION:Phone\r\n\
+DESCRIPTION:Ask about\\nthe terms\r\n\
+DTSTART:20261201T093000Z\r\n\
+DTEND:20261201T100000Z\r\n\
+END:VEVENT\r\n\
+BEGIN:VEVENT\r\n\
+UID:visit-2@example.com\r\n\
+SUMMARY:Visit in Tehran\r\n\
+DTSTART;TZID=\"Iran Standard Time\":20261202T100000\r\n\
+DURATION:PT2H\r\n\
+END:VEVENT\r\n\
+BEGIN:VEVENT\r\n\
+UID:fair-3@example.com\r\n\
+SUMMARY:Trade fair\r\n\
+DTSTART;VALUE=DATE:20261203\r\n\
+END:VEVENT\r\n\
+BEGIN:VEVENT\r\n\
+UID:off-4@example.com\r\n\
+SUMMARY:Called off\r\n\
+STATUS:CANCELLED\r\n\
+DTSTART:20261204T080000Z\r\n\
+END:VEVENT\r\n\
+BEGIN:VEVENT\r\n\
+SUMMARY:No uid\r\n\
+DTSTART:20261205T080000Z\r\n\
+END:VEVENT\r\n\
+BEGIN:VEVENT\r\n\
+UID:weekly-5@example.com\r\n\
+SUMMARY:Weekly sync\r\n\
+RRULE:FREQ=WEEKLY;BYDAY=MO\r\n\
+DTSTART:20261207T070000Z\r\n\
+DTEND:20261207T073000Z\r\n\
+END:VEVENT\r\n\
+BEGIN:VEVENT\r\n\
+UID:weekly-5@example.com\r\n\
+RECURRENCE-ID:20261214T070000Z\r\n\
+SUMMARY:Weekly sync (moved)\r\n\
+DTSTART:20261214T090000Z\r\n\
+END:VEVENT\r\n\
+END:VCALENDAR\r\n";
+
+async fn an_ics_file_imports_as_activities_once(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let (sam_id, sam) = srv.member("sam@example.com", &sales, "member").await;
+    let import = |client: &crm_tests::Client, body: &str| {
+        let (client, body) = (client.clone(), body.to_string());
+        async move {
+            client
+                .raw(
+                    Method::POST,
+                    "/api/v1/calendar/import",
+                    "text/calendar",
+                    body.into_bytes(),
+                )
+                .await
+        }
+    };
+    let first = import(&sam, OUTLOOK_EXPORT).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.body["events"], 7);
+    assert_eq!(first.body["created"], 5, "{}", first.body);
+    let skipped: Vec<&str> = first.body["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped.len(), 2, "{}", first.body);
+    assert!(skipped.iter().any(|r| r.contains("no UID")));
+    assert!(skipped.iter().any(|r| r.contains("changed occurrence")));
+    assert!(
+        first.text.contains("'weekly-5@example.com' repeats"),
+        "{}",
+        first.text
+    );
+
+    let by_uid = |uid: &str| {
+        let (sam, uid) = (sam.clone(), uid.to_string());
+        async move {
+            let found = sam
+                .get(&format!(
+                    "/api/v1/records/activities?filter[ical_uid]={uid}"
+                ))
+                .await;
+            assert_eq!(
+                found.body["items"].as_array().map(Vec::len),
+                Some(1),
+                "{uid}: {}",
+                found.body
+            );
+            found.body["items"][0].clone()
+        }
+    };
+    let call = by_uid("call-1@example.com").await;
+    assert_eq!(call["kind"], "call");
+    assert_eq!(call["topic"], "Call Acme, about the renewal");
+    assert_eq!(call["result"], "Ask about\nthe terms\n\nWhere: Phone");
+    assert_eq!(call["starts_at"], "2026-12-01T09:30:00Z");
+    assert_eq!(call["ends_at"], "2026-12-01T10:00:00Z");
+    assert_eq!(call["assigned_to"], sam_id.as_str());
+    assert_eq!(call["department"], sales.as_str(), "made as Sam");
+    let visit = by_uid("visit-2@example.com").await;
+    assert_eq!(visit["kind"], "meeting");
+    assert_eq!(
+        visit["starts_at"], "2026-12-02T06:30:00Z",
+        "10:00 in Tehran (+03:30)"
+    );
+    assert_eq!(visit["ends_at"], "2026-12-02T08:30:00Z");
+    let fair = by_uid("fair-3@example.com").await;
+    assert_eq!(fair["starts_at"], "2026-12-03T00:00:00Z");
+    assert_eq!(fair["ends_at"], "2026-12-04T00:00:00Z", "a whole day");
+    assert_eq!(by_uid("off-4@example.com").await["status"], "cancelled");
+
+    // The same file again changes nothing; a newer copy updates what changed.
+    let again = import(&sam, OUTLOOK_EXPORT).await;
+    assert_eq!(
+        (
+            again.body["created"].clone(),
+            again.body["unchanged"].clone()
+        ),
+        (json!(0), json!(5)),
+        "{}",
+        again.body
+    );
+    let renamed = import(
+        &sam,
+        &OUTLOOK_EXPORT.replace("Visit in Tehran", "Visit in Isfahan"),
+    )
+    .await;
+    assert_eq!(renamed.body["updated"], 1, "{}", renamed.body);
+    assert_eq!(renamed.body["unchanged"], 4);
+    assert_eq!(
+        by_uid("visit-2@example.com").await["topic"],
+        "Visit in Isfahan"
+    );
+
+    // Sam's own calendar feed, imported back, finds the activities it came from.
+    let count = |client: &crm_tests::Client| {
+        let client = client.clone();
+        async move {
+            client
+                .get("/api/v1/records/activities/aggregate")
+                .await
+                .body["groups"][0]["count"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let before = count(&sam).await;
+    let feed = sam
+        .post("/api/v1/calendar-feeds", json!({"scope": "me"}))
+        .await;
+    let ics = srv
+        .anonymous()
+        .get(feed.body["url"].as_str().unwrap())
+        .await
+        .text;
+    assert!(ics.contains("BEGIN:VEVENT"), "{ics}");
+    let round_trip = import(&sam, &ics).await;
+    assert_eq!(round_trip.status, StatusCode::OK, "{}", round_trip.body);
+    assert_eq!(round_trip.body["created"], 0, "{}", round_trip.body);
+    assert_eq!(count(&sam).await, before, "nothing duplicated");
+
+    // Bad files; a user who may not create activities.
+    for (body, says) in [
+        (
+            "hello, not a calendar".as_bytes().to_vec(),
+            "not NAME:value",
+        ),
+        (
+            b"BEGIN:VEVENT\r\nEND:VEVENT\r\n".to_vec(),
+            "no BEGIN:VCALENDAR",
+        ),
+        (
+            b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VCALENDAR\r\n".to_vec(),
+            "does not close",
+        ),
+        (vec![b'B', 0xff, 0xfe], "not UTF-8"),
+    ] {
+        let res = sam
+            .raw(
+                Method::POST,
+                "/api/v1/calendar/import",
+                "text/calendar",
+                body,
+            )
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{says}: {}",
+            res.text
+        );
+        assert!(res.text.contains(says), "{says}: {}", res.text);
+    }
+    let (_, reader) = srv.member("rita@example.com", &sales, "read_only").await;
+    let refused = import(&reader, OUTLOOK_EXPORT).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(count(&sam).await, before);
 }

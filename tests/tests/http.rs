@@ -180,6 +180,7 @@ async fn the_openapi_document_lists_every_route() {
         ("/api/v1/calendar-feeds", "get"),
         ("/api/v1/calendar-feeds", "post"),
         ("/api/v1/calendar-feeds/{id}", "delete"),
+        ("/api/v1/calendar/import", "post"),
         ("/ics/{token}", "get"),
         ("/api/v1/reports", "get"),
         ("/api/v1/reports", "post"),

@@ -81,7 +81,7 @@ impl FromRequestParts<AppState> for Actor {
         (name = "notifications", description = "The caller's notifications"),
         (name = "imports", description = "CSV imports into any object: upload, dry run, run, progress, refused rows"),
         (name = "calls", description = "Call logging for telephony systems: a call becomes an activity on the matching contact or lead"),
-        (name = "calendar", description = "Private iCalendar feeds of activities for calendar apps"),
+        (name = "calendar", description = "Private iCalendar feeds of activities for calendar apps, and importing .ics files as activities"),
         (name = "webhooks", description = "Outgoing webhooks: subscriptions to record events, signed deliveries, the delivery log and replay"),
         (name = "reports", description = "Saved reports with grouping and measures, SVG charts, and the KPI dashboard"),
         (name = "processes", description = "Process definitions (versioned) and their instances"),
@@ -121,6 +121,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::imports::routes::router())
         .merge(crate::calls::router())
         .merge(crate::calendar_feeds::router())
+        .merge(crate::calendar_import::router())
         .merge(crate::webhooks::routes::router())
         .merge(crate::notifications::routes::router())
         .merge(crate::reports::routes::router())

@@ -120,7 +120,9 @@ pub fn standard_objects() -> Vec<ObjectType> {
                 {"name": "phone", "type": "phone", "searchable": true},
                 {"name": "duration_seconds", "type": "integer", "min": 0},
                 {"name": "recording_url", "type": "url", "max_length": 2000},
-                {"name": "call_id", "type": "text", "indexed": true, "max_length": 200}
+                {"name": "call_id", "type": "text", "indexed": true, "max_length": 200},
+                {"name": "ical_uid", "type": "text", "indexed": true, "max_length": 500,
+                 "help_text": "The UID of the calendar event this activity was imported from."}
             ]),
         ),
         object(
