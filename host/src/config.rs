@@ -45,6 +45,9 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// `CRM_SMTP_FROM`: the sender of those emails (default `crm@localhost`).
     pub smtp_from: String,
+    /// `CRM_PUBLIC_URL`: where people reach this server (`https://crm.example.com`),
+    /// for links in emails; unset, emails give the page's path.
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -81,6 +84,10 @@ impl Config {
         Ok(Config {
             smtp_url: std::env::var("CRM_SMTP_URL").ok().filter(|s| !s.is_empty()),
             smtp_from: env_or("CRM_SMTP_FROM", "crm@localhost"),
+            public_url: std::env::var("CRM_PUBLIC_URL")
+                .ok()
+                .map(|u| u.trim_end_matches('/').to_string())
+                .filter(|u| !u.is_empty()),
             listen,
             process_schedule_min,
             process_retries,

@@ -28,6 +28,7 @@ pub mod config;
 pub mod db;
 pub mod documents;
 pub mod events;
+pub mod feed;
 pub mod imports;
 pub mod mail;
 pub mod notifications;

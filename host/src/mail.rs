@@ -1,5 +1,6 @@
 //! The email outbox: `outgoing_emails` records (queued by processes, plugins or
-//! people) delivered by SMTP when `CRM_SMTP_URL` is set.
+//! people) delivered by SMTP when `CRM_SMTP_URL` is set; and the email copies of the
+//! host's notifications (see [`Mailer::notification_round`]).
 //!
 //! Each queued email is taken with an optimistic update to `sending` (so two hosts
 //! never both send it), sent, then marked `sent` or, after a permanent refusal or
@@ -37,13 +38,15 @@ const POLL: Duration = Duration::from_secs(1);
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// `CRM_PUBLIC_URL`, for links in notification emails.
+    public_url: Option<String>,
 }
 
 impl Mailer {
     /// `url` as lettre reads it: `smtp://user:pass@host:587?tls=required`
     /// (STARTTLS), `smtps://host:465` (TLS), `smtp://host:25` (plain, for a relay
     /// on the same network).
-    pub fn new(url: &str, from: &str) -> anyhow::Result<Self> {
+    pub fn new(url: &str, from: &str, public_url: Option<String>) -> anyhow::Result<Self> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| anyhow::anyhow!("CRM_SMTP_URL is not an SMTP address: {e}"))?
             .timeout(Some(Duration::from_secs(30)))
@@ -51,20 +54,27 @@ impl Mailer {
         let from = from
             .parse()
             .map_err(|e| anyhow::anyhow!("CRM_SMTP_FROM is not an email address: {e}"))?;
-        Ok(Mailer { transport, from })
+        Ok(Mailer {
+            transport,
+            from,
+            public_url,
+        })
     }
 
     /// Delivers the outbox in the background.
     pub fn spawn(self, db: Db, records: RecordService) {
         tokio::spawn(async move {
             loop {
-                match self.round(&db, &records).await {
-                    Ok(0) => tokio::time::sleep(POLL).await,
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, "reading the email outbox failed");
-                        tokio::time::sleep(POLL).await;
-                    }
+                let outbox = self.round(&db, &records).await.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "reading the email outbox failed");
+                    0
+                });
+                let notes = self.notification_round(&db).await.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "reading the notification emails failed");
+                    0
+                });
+                if outbox + notes == 0 {
+                    tokio::time::sleep(POLL).await;
                 }
             }
         });
@@ -148,6 +158,97 @@ impl Mailer {
         Ok(taken)
     }
 
+    /// Sends the email copies of notifications that are due: pending ones (a failed
+    /// one after its wait) and ones a stopped host left `sending` for 5 minutes. Each
+    /// is taken with an optimistic update, so two hosts never both send it; the copy
+    /// goes to the user's address of the moment, never a plugin's or a process's.
+    pub async fn notification_round(&self, db: &Db) -> Result<usize, sqlx::Error> {
+        let now = db::now();
+        let due: Vec<DueCopy> = sqlx::query_as(
+            "SELECT n.id, n.email_status, n.email_attempts, n.title, n.body, n.link, u.email \
+                 FROM notifications n JOIN users u ON u.id = n.user_id AND u.active = 1 \
+                 WHERE n.email_status IN ('pending', 'sending') \
+                   AND (n.email_after IS NULL OR n.email_after <= $1) \
+                 ORDER BY n.email_after LIMIT $2",
+        )
+        .bind(&now)
+        .bind(BATCH)
+        .fetch_all(&db.pool)
+        .await?;
+        let mut taken = 0;
+        for (id, status, attempts, title, body, link, to) in due {
+            let stuck_until = db::format_time(chrono::Utc::now() + STUCK);
+            let took = sqlx::query(
+                "UPDATE notifications SET email_status = 'sending', email_after = $3 \
+                 WHERE id = $1 AND email_status = $2 AND email_attempts = $4",
+            )
+            .bind(&id)
+            .bind(&status)
+            .bind(&stuck_until)
+            .bind(attempts)
+            .execute(&db.pool)
+            .await?
+            .rows_affected();
+            if took == 0 {
+                continue; // another host has it
+            }
+            taken += 1;
+            let text = match (&link, &self.public_url) {
+                (Some(link), Some(base)) => format!("{body}\n\nOpen it: {base}{link}\n"),
+                (Some(link), None) => format!("{body}\n\nOpen it in the CRM: {link}\n"),
+                (None, _) => format!("{body}\n"),
+            };
+            let text = format!(
+                "{text}\nYou get this because you are told about it in the CRM; \
+                 turn these emails off in your settings.\n"
+            );
+            let outcome = match to.parse::<Mailbox>() {
+                Ok(to) => match Message::builder()
+                    .from(self.from.clone())
+                    .to(to)
+                    .subject(title)
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(text)
+                {
+                    Ok(message) => self
+                        .transport
+                        .send(message)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| (e.to_string(), e.is_permanent())),
+                    Err(e) => Err((e.to_string(), true)),
+                },
+                Err(e) => Err((format!("'{to}' is not an address: {e}"), true)),
+            };
+            let attempts = attempts + 1;
+            let (status, after, error) = match outcome {
+                Ok(()) => ("sent", None, None),
+                Err((error, permanent)) => {
+                    tracing::warn!(notification = %id, %error, "a notification email was not delivered");
+                    if permanent || attempts >= ATTEMPTS {
+                        ("failed", None, Some(error))
+                    } else {
+                        let wait = chrono::TimeDelta::seconds(10 << (attempts - 1).clamp(0, 10));
+                        let after = db::format_time(chrono::Utc::now() + wait);
+                        ("pending", Some(after), Some(error))
+                    }
+                }
+            };
+            sqlx::query(
+                "UPDATE notifications SET email_status = $2, email_after = $3, email_error = $4, \
+                 email_attempts = $5 WHERE id = $1",
+            )
+            .bind(&id)
+            .bind(status)
+            .bind(after)
+            .bind(error)
+            .bind(attempts)
+            .execute(&db.pool)
+            .await?;
+        }
+        Ok(taken)
+    }
+
     fn message(&self, data: &Map<String, Value>) -> Result<Message, String> {
         let text = |f: &str| data.get(f).and_then(Value::as_str).unwrap_or_default();
         let to: Mailbox = text("to")
@@ -162,6 +263,10 @@ impl Mailer {
             .map_err(|e| e.to_string())
     }
 }
+
+/// A notification's email copy that is due: id, status, attempts, title, body, link,
+/// the recipient's address.
+type DueCopy = (String, String, i64, String, String, Option<String>, String);
 
 /// Whether an email that failed `attempts` times waited long enough: 10 s, 20 s,
 /// 40 s... after its last attempt.

@@ -65,8 +65,14 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         .context("cannot load the installed plugins")?;
     plugins.spawn_refresher(Duration::from_secs(2));
     let records = RecordService::new(db.clone(), schema.clone(), access.clone(), plugins.clone());
-    crate::notifications::Notifier::new(db.clone(), schema, access.clone())
-        .spawn(records.committed());
+    // Notifications are copied to email only when the host can send email.
+    crate::notifications::Notifier::new(
+        db.clone(),
+        schema,
+        access.clone(),
+        config.smtp_url.is_some(),
+    )
+    .spawn(records.committed());
     let deliverer = Deliverer::new(plugins.clone(), records.clone());
     deliverer.clone().spawn();
     crate::plugins::jobs::JobRunner::new(plugins.clone(), records.clone()).spawn();
@@ -97,7 +103,8 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
     .context("cannot start the webhook deliverer")?
     .spawn(records.committed());
     if let Some(url) = &config.smtp_url {
-        crate::mail::Mailer::new(url, &config.smtp_from)?.spawn(db.clone(), records.clone());
+        crate::mail::Mailer::new(url, &config.smtp_from, config.public_url.clone())?
+            .spawn(db.clone(), records.clone());
     }
     let app = Arc::new(App {
         processes,

@@ -3,6 +3,7 @@
 //! as a client would. Used by the black-box tests in `tests/` and the benchmarks.
 
 pub mod browser;
+pub mod smtp;
 pub mod web;
 
 use std::path::PathBuf;

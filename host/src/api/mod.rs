@@ -125,6 +125,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crate::webhooks::routes::router())
         .merge(crate::notifications::routes::router())
         .merge(crate::reports::routes::router())
+        .merge(crate::feed::router())
         .merge(crate::process::routes::router())
         .split_for_parts();
     let mut doc = doc;

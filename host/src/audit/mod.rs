@@ -126,23 +126,25 @@ pub async fn history(
         .bind(limit)
         .fetch_all(&db.pool)
         .await?;
-    rows.iter()
-        .map(|r| {
-            let changes: String = r.try_get("changes")?;
-            let action: String = r.try_get("action")?;
-            Ok(AuditEntry {
-                id: r.try_get("id")?,
-                object: r.try_get("object")?,
-                record_id: r.try_get("record_id")?,
-                action: AuditAction::parse(&action)
-                    .ok_or_else(|| decode_error(format!("unknown audit action {action}")))?,
-                actor: r.try_get("actor_id")?,
-                version: r.try_get("record_version")?,
-                at: r.try_get("at")?,
-                changes: serde_json::from_str(&changes).map_err(|e| decode_error(e.to_string()))?,
-            })
-        })
-        .collect()
+    rows.iter().map(entry_of).collect()
+}
+
+/// An entry from a row of `id, object, record_id, action, actor_id, record_version,
+/// at, changes` (the changes as JSON text).
+pub fn entry_of(r: &sqlx::any::AnyRow) -> Result<AuditEntry, sqlx::Error> {
+    let changes: String = r.try_get("changes")?;
+    let action: String = r.try_get("action")?;
+    Ok(AuditEntry {
+        id: r.try_get("id")?,
+        object: r.try_get("object")?,
+        record_id: r.try_get("record_id")?,
+        action: AuditAction::parse(&action)
+            .ok_or_else(|| decode_error(format!("unknown audit action {action}")))?,
+        actor: r.try_get("actor_id")?,
+        version: r.try_get("record_version")?,
+        at: r.try_get("at")?,
+        changes: serde_json::from_str(&changes).map_err(|e| decode_error(e.to_string()))?,
+    })
 }
 
 pub(crate) fn decode_error(msg: String) -> sqlx::Error {

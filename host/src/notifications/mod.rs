@@ -28,6 +28,9 @@ pub struct Notification {
     pub read_at: Option<String>,
     /// The page of the record it is about (`/records/deals/<id>`), if any.
     pub link: Option<String>,
+    /// Its email copy: `pending`, `sending`, `sent`, `failed`, or `null` (none: SMTP
+    /// not configured, email turned off, or not a notification that is emailed).
+    pub email: Option<String>,
 }
 
 /// Why a notification was not stored.
@@ -75,6 +78,7 @@ pub async fn send(
         created_at: db::now(),
         read_at: None,
         link: None,
+        email: None,
     };
     sqlx::query(
         "INSERT INTO notifications (id, user_id, source, title, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -99,7 +103,7 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Notification>, sqlx::Error> {
     let mut sql = String::from(
-        "SELECT id, source, title, body, created_at, read_at, link FROM notifications WHERE user_id = $1",
+        "SELECT id, source, title, body, created_at, read_at, link, email_status FROM notifications WHERE user_id = $1",
     );
     if unread_only {
         sql.push_str(" AND read_at IS NULL");
@@ -125,6 +129,7 @@ pub async fn list(
                 created_at: r.try_get("created_at")?,
                 read_at: r.try_get("read_at")?,
                 link: r.try_get("link")?,
+                email: r.try_get("email_status")?,
             })
         })
         .collect()

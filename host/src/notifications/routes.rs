@@ -17,6 +17,57 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_notifications))
         .routes(routes!(read_notification))
         .routes(routes!(read_all_notifications))
+        .routes(routes!(get_settings, put_settings))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Settings {
+    /// The caller wants an email copy of what the CRM tells them (assignments, deals
+    /// moved, mentions).
+    pub email: bool,
+    /// The server can send email (`CRM_SMTP_URL` is set); without it no copy is sent.
+    pub email_available: bool,
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsInput {
+    pub email: bool,
+}
+
+async fn settings_of(app: &AppState, user: &str) -> ApiResult<Settings> {
+    let wants: i64 = sqlx::query_scalar("SELECT email_notifications FROM users WHERE id = $1")
+        .bind(user)
+        .fetch_one(&app.db.pool)
+        .await?;
+    Ok(Settings {
+        email: wants != 0,
+        email_available: app.config.smtp_url.is_some(),
+    })
+}
+
+/// How the caller is told: whether by email too.
+#[utoipa::path(get, path = "/api/v1/notifications/settings", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, body = Settings)))]
+async fn get_settings(State(app): State<AppState>, actor: Actor) -> ApiResult<Json<Settings>> {
+    Ok(Json(settings_of(&app, &actor.user_id).await?))
+}
+
+/// Turns the caller's notification emails on or off (from the next notification on).
+#[utoipa::path(put, path = "/api/v1/notifications/settings", tag = "notifications", security(("bearer" = [])),
+    request_body = SettingsInput,
+    responses((status = 200, body = Settings), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn put_settings(
+    State(app): State<AppState>,
+    actor: Actor,
+    crate::api::extract::ApiJson(input): crate::api::extract::ApiJson<SettingsInput>,
+) -> ApiResult<Json<Settings>> {
+    sqlx::query("UPDATE users SET email_notifications = $2 WHERE id = $1")
+        .bind(&actor.user_id)
+        .bind(i64::from(input.email))
+        .execute(&app.db.pool)
+        .await?;
+    Ok(Json(settings_of(&app, &actor.user_id).await?))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -5,7 +5,7 @@
 //! about a record they may not read. The cursor and the notifications of a stretch of
 //! events are written in one transaction, so each is made once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -28,6 +28,15 @@ pub struct Notifier {
     db: Db,
     schema: SchemaCache,
     access: AccessControl,
+    /// SMTP is configured: notifications of users who want it get an email copy.
+    emails: bool,
+}
+
+/// An active user as the notifier needs them.
+struct Person {
+    name: String,
+    email: String,
+    wants_email: bool,
 }
 
 /// One notification to make.
@@ -40,8 +49,13 @@ struct Note {
 }
 
 impl Notifier {
-    pub fn new(db: Db, schema: SchemaCache, access: AccessControl) -> Notifier {
-        Notifier { db, schema, access }
+    pub fn new(db: Db, schema: SchemaCache, access: AccessControl, emails: bool) -> Notifier {
+        Notifier {
+            db,
+            schema,
+            access,
+            emails,
+        }
     }
 
     /// Runs for as long as the host runs: at once after record writes, else every
@@ -64,10 +78,10 @@ impl Notifier {
         let Some(newest) = batch.last().map(|e| e.seq) else {
             return Ok(false);
         };
-        let names = self.user_names().await?;
+        let people = self.people().await?;
         let notes: Vec<Note> = batch
             .iter()
-            .flat_map(|e| self.notes_for(e, &names))
+            .flat_map(|e| self.notes_for(e, &people))
             .collect();
         let mut tx = self.db.pool.begin().await?;
         let moved = sqlx::query(
@@ -85,9 +99,11 @@ impl Notifier {
         }
         let now = db::now();
         for n in &notes {
+            let email = (self.emails && people.get(&n.user).is_some_and(|p| p.wants_email))
+                .then_some("pending");
             sqlx::query(
-                "INSERT INTO notifications (id, user_id, source, title, body, created_at, link) \
-                 VALUES ($1, $2, 'system', $3, $4, $5, $6)",
+                "INSERT INTO notifications (id, user_id, source, title, body, created_at, link, email_status) \
+                 VALUES ($1, $2, 'system', $3, $4, $5, $6, $7)",
             )
             .bind(db::new_id())
             .bind(&n.user)
@@ -95,6 +111,7 @@ impl Notifier {
             .bind(clip(&n.body, super::MAX_BODY_CHARS))
             .bind(&now)
             .bind(&n.link)
+            .bind(email)
             .execute(&mut *tx)
             .await?;
         }
@@ -102,25 +119,27 @@ impl Notifier {
         Ok(batch.len() as i64 == EVENTS_PER_ROUND)
     }
 
-    /// Active users: id -> (name, email).
-    async fn user_names(
-        &self,
-    ) -> Result<std::collections::HashMap<String, (String, String)>, sqlx::Error> {
-        let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT id, name, email FROM users WHERE active = 1")
-                .fetch_all(&self.db.pool)
-                .await?;
+    /// Active users by id.
+    async fn people(&self) -> Result<HashMap<String, Person>, sqlx::Error> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT id, name, email, email_notifications FROM users WHERE active = 1",
+        )
+        .fetch_all(&self.db.pool)
+        .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, name, email)| (id, (name, email)))
+            .map(|(id, name, email, wants)| {
+                let person = Person {
+                    name,
+                    email,
+                    wants_email: wants != 0,
+                };
+                (id, person)
+            })
             .collect())
     }
 
-    fn notes_for(
-        &self,
-        event: &Event,
-        users: &std::collections::HashMap<String, (String, String)>,
-    ) -> Vec<Note> {
+    fn notes_for(&self, event: &Event, users: &HashMap<String, Person>) -> Vec<Note> {
         let schema = self.schema.get();
         let Some(object) = schema.object(&event.object) else {
             return Vec::new();
@@ -137,9 +156,9 @@ impl Notifier {
         let actor = event.actor.as_deref().unwrap_or("");
         let by = users
             .get(actor)
-            .map(|(name, _)| name.as_str())
+            .map(|p| p.name.as_str())
             .unwrap_or("Someone");
-        let title = crate::web::view::title_of(object, &event.record_id, record);
+        let title = crate::records::title_of(object, &event.record_id, record);
         let label = object.label.to_lowercase();
         let link = format!("/records/{}/{}", object.name, event.record_id);
         let mut notes = Vec::new();
@@ -207,7 +226,7 @@ impl Notifier {
             for email in mentions(change.get("new")).difference(&before) {
                 if let Some((user, _)) = users
                     .iter()
-                    .find(|(_, (_, e))| e.eq_ignore_ascii_case(email))
+                    .find(|(_, p)| p.email.eq_ignore_ascii_case(email))
                 {
                     tell(
                         user,

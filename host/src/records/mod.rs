@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::api::error::{ApiError, FieldError};
+use metadata::{FieldType, ObjectType};
 
 /// The field values of a `json!({...})` literal, as the records service takes them
 /// (anything but an object is no values).
@@ -31,6 +32,42 @@ pub fn values_of(value: serde_json::Value) -> serde_json::Map<String, serde_json
         serde_json::Value::Object(map) => map,
         _ => serde_json::Map::new(),
     }
+}
+
+/// Fields that name a record, in the order they are tried.
+const NAME_FIELDS: [&str; 5] = ["name", "title", "topic", "subject", "to"];
+
+/// The name a record is shown by, from its id and field values (an event's copy of
+/// the record will do): a person's full name, else its name-like field, else its
+/// first text value, else the end of its id.
+pub fn title_of(object: &ObjectType, id: &str, fields: &Map<String, Value>) -> String {
+    let text = |name: &str| {
+        fields
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+    };
+    if object.field("last_name").is_some() {
+        let full: Vec<&str> = ["first_name", "last_name"]
+            .into_iter()
+            .filter_map(text)
+            .collect();
+        if !full.is_empty() {
+            return full.join(" ");
+        }
+    }
+    NAME_FIELDS
+        .into_iter()
+        .find_map(text)
+        .or_else(|| {
+            object
+                .fields
+                .iter()
+                .filter(|f| f.kind == FieldType::Text)
+                .find_map(|f| text(&f.name))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("#{}", &id[id.len().saturating_sub(8)..]))
 }
 
 /// A record as clients see it: the envelope plus one key per field of its object.

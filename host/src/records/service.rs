@@ -87,6 +87,19 @@ pub struct Group {
     pub max: Map<String, Value>,
 }
 
+/// Which changes a feed shows.
+pub struct FeedQuery<'a> {
+    /// Only records the caller owns.
+    pub mine: bool,
+    /// Only changes made by this user.
+    pub by: Option<&'a str>,
+    /// Only records of this object.
+    pub object: Option<&'a str>,
+    /// Only entries older than this one (a feed's cursor).
+    pub before: Option<&'a str>,
+    pub limit: i64,
+}
+
 #[derive(Clone)]
 pub struct RecordService {
     db: Db,
@@ -788,6 +801,93 @@ impl RecordService {
             .map(|r| with_all_fields(&c.visible, r))
             .collect();
         Ok(Page { items, next_cursor })
+    }
+
+    /// The titles of the records of `object` among `ids` that `actor` may read (the
+    /// others are left out): what labels and feeds show for references.
+    pub async fn titles(
+        &self,
+        actor: &Actor,
+        object: &str,
+        ids: &[&str],
+    ) -> std::collections::HashMap<String, String> {
+        let mut found = std::collections::HashMap::new();
+        let schema = self.schema.get();
+        let Some(meta) = schema.object(object) else {
+            return found;
+        };
+        for chunk in ids.chunks(100) {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("filter[id][in]", &chunk.join(","))
+                .append_pair("limit", "100")
+                .finish();
+            if let Ok(page) = self.list(actor, object, &query).await {
+                for r in &page.items {
+                    found.insert(r.id.clone(), super::title_of(meta, &r.id, &r.fields));
+                }
+            }
+        }
+        found
+    }
+
+    /// What changed lately in records the caller may read, newest first, across
+    /// objects (or one): of the records the caller owns when `mine`, made by `by`
+    /// when given; `limit` entries with ids below `before`. Hidden fields are left
+    /// out of each change, as in a record's history.
+    pub async fn feed(
+        &self,
+        actor: &Actor,
+        wanted: &FeedQuery<'_>,
+    ) -> Result<Vec<AuditEntry>, RecordError> {
+        let schema = self.schema.get();
+        let objects: Vec<&str> = match wanted.object {
+            Some(o) => {
+                self.object(o)?;
+                vec![o]
+            }
+            None => schema.objects.keys().map(String::as_str).collect(),
+        };
+        let mut entries = Vec::new();
+        for object in objects {
+            let c = self.caller(actor, object)?;
+            let scope = c.user.read_scope(&c.rights);
+            let mut b = SqlBuilder::default();
+            let mut records = format!("SELECT id FROM records WHERE object = '{object}'");
+            if let Some(readable) = scope.sql(object, &mut b) {
+                records.push_str(&format!(" AND {readable}"));
+            }
+            if wanted.mine {
+                let me = b.bind(Bind::Text(actor.user_id.clone()));
+                records.push_str(&format!(" AND owner_id = {me}"));
+            }
+            // The object is a checked identifier (it named a schema object).
+            let mut sql = format!(
+                "SELECT a.id, a.object, a.record_id, a.action, a.actor_id, a.record_version, a.at, \
+                 {} AS changes FROM audit_log a WHERE a.object = '{object}' AND a.record_id IN ({records})",
+                self.db.dialect.json_text("a.changes")
+            );
+            if let Some(by) = wanted.by {
+                let by = b.bind(Bind::Text(by.to_string()));
+                sql.push_str(&format!(" AND a.actor_id = {by}"));
+            }
+            if let Some(before) = wanted.before {
+                let before = b.bind(Bind::Text(before.to_string()));
+                sql.push_str(&format!(" AND a.id < {before}"));
+            }
+            sql.push_str(&format!(" ORDER BY a.id DESC LIMIT {}", wanted.limit));
+            let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), b.binds)
+                .fetch_all(&self.db.pool)
+                .await?;
+            let hidden: HashSet<&str> = c.rights.hidden_fields().collect();
+            for row in &rows {
+                let mut entry = audit::entry_of(row)?;
+                entry.changes.retain(|k, _| !hidden.contains(k.as_str()));
+                entries.push(entry);
+            }
+        }
+        entries.sort_by(|a, b| b.id.cmp(&a.id));
+        entries.truncate(wanted.limit as usize);
+        Ok(entries)
     }
 
     /// The audit trail of a record, without the fields the caller may not see. After

@@ -447,7 +447,8 @@ impl Labels {
                 .filter(|f| f.kind == FieldType::Reference)
                 .and_then(|f| f.target.as_deref())
             {
-                titles(app, actor, target, &values).await
+                let ids: Vec<&str> = values.iter().copied().collect();
+                app.records.titles(actor, target, &ids).await
             } else {
                 HashMap::new()
             };
@@ -469,36 +470,6 @@ impl Labels {
             other => other.to_string(),
         }
     }
-}
-
-/// The titles of the records of `object` among `ids` that `actor` may read.
-async fn titles(
-    app: &AppState,
-    actor: &Actor,
-    object: &str,
-    ids: &BTreeSet<&str>,
-) -> HashMap<String, String> {
-    let mut found = HashMap::new();
-    let schema = app.records.schema();
-    let Some(target) = schema.object(object) else {
-        return found;
-    };
-    let ids: Vec<&str> = ids.iter().copied().collect();
-    for chunk in ids.chunks(100) {
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("filter[id][in]", &chunk.join(","))
-            .append_pair("limit", "100")
-            .finish();
-        if let Ok(page) = app.records.list(actor, object, &query).await {
-            for r in &page.items {
-                found.insert(
-                    r.id.clone(),
-                    crate::web::view::title_of(target, &r.id, &r.fields),
-                );
-            }
-        }
-    }
-    found
 }
 
 /// What a chart of the result shows for one measure: categories from the first group

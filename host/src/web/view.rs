@@ -8,47 +8,13 @@ use serde_json::Value;
 use super::i18n::Tr;
 use crate::api::AppState;
 use crate::auth::Actor;
-use crate::records::Record;
 use crate::records::metadata::{Field, FieldType, ObjectType};
-
-/// Fields that name a record, in the order they are tried.
-const NAME_FIELDS: [&str; 5] = ["name", "title", "topic", "subject", "to"];
+use crate::records::{Record, title_of};
 
 /// The name a record is shown by: a person's full name, else its name-like field,
 /// else its first text value, else the start of its id.
 pub fn title(object: &ObjectType, record: &Record) -> String {
     title_of(object, &record.id, &record.fields)
-}
-
-/// [`title`] of a record's id and field values (an event's copy of the record).
-pub fn title_of(object: &ObjectType, id: &str, fields: &serde_json::Map<String, Value>) -> String {
-    let text = |name: &str| {
-        fields
-            .get(name)
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-    };
-    if object.field("last_name").is_some() {
-        let full: Vec<&str> = ["first_name", "last_name"]
-            .into_iter()
-            .filter_map(text)
-            .collect();
-        if !full.is_empty() {
-            return full.join(" ");
-        }
-    }
-    NAME_FIELDS
-        .into_iter()
-        .find_map(text)
-        .or_else(|| {
-            object
-                .fields
-                .iter()
-                .filter(|f| f.kind == FieldType::Text)
-                .find_map(|f| text(&f.name))
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("#{}", &id[id.len().saturating_sub(8)..]))
 }
 
 /// Names of the records and users a page refers to, looked up once per page.
