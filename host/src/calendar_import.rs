@@ -57,14 +57,31 @@ impl Component {
     }
 }
 
-/// Parses the lines of an iCalendar document into its components.
+/// The document's lines unfolded: a line break followed by a space or tab continues
+/// the line.
+fn unfold(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let fold = match &bytes[i..] {
+            [b'\r', b'\n', b' ' | b'\t', ..] => 3,
+            [b'\n', b' ' | b'\t', ..] => 2,
+            _ => 0,
+        };
+        if fold > 0 {
+            i += fold;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Parses the (unfolded) lines of an iCalendar document into its components.
 fn parse(text: &str) -> Result<Component, String> {
-    // Unfold: a line break followed by a space or tab continues the line.
-    let unfolded = text
-        .replace("\r\n ", "")
-        .replace("\r\n\t", "")
-        .replace("\n ", "")
-        .replace("\n\t", "");
+    let unfolded = unfold(text.as_bytes());
+    let unfolded = String::from_utf8_lossy(&unfolded);
     let mut stack = vec![Component::default()];
     for (n, raw) in unfolded.lines().enumerate() {
         let raw = raw.trim_end_matches('\r');
@@ -184,6 +201,8 @@ struct Zone {
 struct Rule {
     /// When the rule first applied (local time).
     start: NaiveDateTime,
+    /// When it last applied (`RRULE` `UNTIL`), if it ended.
+    until: Option<NaiveDateTime>,
     to: i64,
     /// `FREQ=YEARLY` with a month and a weekday (`-1SU`, `2SU`) or a day of the month.
     yearly: Option<(u32, Yearly)>,
@@ -202,8 +221,17 @@ impl Zone {
             .iter()
             .filter(|c| c.kind == "STANDARD" || c.kind == "DAYLIGHT")
             .filter_map(|c| {
+                let until = c.get("RRULE").and_then(|r| {
+                    let until = r.value.split(';').find_map(|p| p.strip_prefix("UNTIL="))?;
+                    local_time(until).or_else(|| {
+                        NaiveDate::parse_from_str(until, "%Y%m%d")
+                            .ok()?
+                            .and_hms_opt(23, 59, 59)
+                    })
+                });
                 Some(Rule {
                     start: local_time(&c.get("DTSTART")?.value)?,
+                    until,
                     to: offset(&c.get("TZOFFSETTO")?.value)?,
                     yearly: c.get("RRULE").and_then(|r| yearly(&r.value)),
                 })
@@ -224,7 +252,7 @@ impl Zone {
                         .into_iter()
                         .filter_map(|y| transition(y, *month, rule))
                         .map(|d| d.and_time(r.start.time()))
-                        .filter(|t| *t >= r.start)
+                        .filter(|t| *t >= r.start && r.until.is_none_or(|u| *t <= u))
                         .collect(),
                 };
                 starts
@@ -250,7 +278,7 @@ fn yearly(rrule: &str) -> Option<(u32, Yearly)> {
         return Some((month, Yearly::Day(day.parse().ok()?)));
     }
     let by_day = parts.get("BYDAY")?;
-    let (n, day) = by_day.split_at(by_day.len().checked_sub(2)?);
+    let (n, day) = by_day.split_at_checked(by_day.len().checked_sub(2)?)?;
     let weekday = match day {
         "MO" => Weekday::Mon,
         "TU" => Weekday::Tue,
@@ -325,7 +353,10 @@ fn instant(
             0
         }
     };
-    Ok(((local - Duration::seconds(offset)).and_utc(), false))
+    let utc = Duration::try_seconds(offset)
+        .and_then(|o| local.checked_sub_signed(o))
+        .ok_or_else(|| format!("{} '{value}' is out of range", line.name))?;
+    Ok((utc.and_utc(), false))
 }
 
 /// `PT1H30M`, `P1D`, `-PT15M` as a duration.
@@ -342,7 +373,7 @@ fn duration(text: &str) -> Option<Duration> {
             '0'..='9' => number.push(c),
             unit => {
                 let n: i64 = std::mem::take(&mut number).parse().ok()?;
-                total += n * match (unit, in_time) {
+                let seconds = match (unit, in_time) {
                     ('W', _) => 604_800,
                     ('D', _) => 86_400,
                     ('H', true) => 3_600,
@@ -350,10 +381,11 @@ fn duration(text: &str) -> Option<Duration> {
                     ('S', true) => 1,
                     _ => return None,
                 };
+                total = total.checked_add(n.checked_mul(seconds)?)?;
             }
         }
     }
-    Some(Duration::seconds(sign * total))
+    Duration::try_seconds(sign * total)
 }
 
 /// An event as an activity's values, or why it is skipped.
@@ -380,11 +412,9 @@ fn activity_of(
     let (starts, all_day) = instant(start_line, zones, notes)?;
     let ends = match (event.get("DTEND"), event.get("DURATION")) {
         (Some(end), _) => instant(end, zones, notes)?.0,
-        (None, Some(d)) => {
-            starts
-                + duration(d.value.trim())
-                    .ok_or_else(|| format!("DURATION '{}' is not a duration", d.value))?
-        }
+        (None, Some(d)) => duration(d.value.trim())
+            .and_then(|d| starts.checked_add_signed(d))
+            .ok_or_else(|| format!("DURATION '{}' is not a duration", d.value))?,
         (None, None) if all_day => starts + Duration::days(1),
         (None, None) => starts,
     };
@@ -477,7 +507,9 @@ async fn import_ics(
 ) -> ApiResult<Json<CalendarImport>> {
     let invalid = |m: String| ApiError::invalid(m.clone(), vec![FieldError::new("file", m)]);
     app.records.creatable(&actor, "activities").await?;
-    let text = std::str::from_utf8(&body).map_err(|e| {
+    // Unfolded before decoding: a fold may split a character's bytes (RFC 5545 3.1).
+    let unfolded = unfold(&body);
+    let text = std::str::from_utf8(&unfolded).map_err(|e| {
         invalid(format!(
             "the file is not UTF-8 text (byte {})",
             e.valid_up_to()
@@ -573,32 +605,50 @@ async fn imported_before(
     wanted: &[(String, Map<String, Value>)],
 ) -> Result<HashMap<String, Record>, ApiError> {
     let mut known = HashMap::new();
-    let uids: Vec<&str> = wanted.iter().map(|(u, _)| u.as_str()).collect();
-    for chunk in uids.chunks(100) {
-        let by_uid = [("filter[ical_uid][in]".to_string(), chunk.join(","))];
+    // Only the caller's own activities: colleagues invited to the same meeting share
+    // its UID, and each gets an activity of their own.
+    let mine = ("filter[assigned_to]".to_string(), actor.user_id.clone());
+    // A UID holding a comma cannot be one of an `in` list's values: asked alone.
+    let (plain, odd): (Vec<&str>, Vec<&str>) = wanted
+        .iter()
+        .map(|(u, _)| u.as_str())
+        .partition(|u| !u.contains(','));
+    let mut lookups: Vec<(String, String)> = plain
+        .chunks(100)
+        .map(|c| ("filter[ical_uid][in]".to_string(), c.join(",")))
+        .collect();
+    lookups.extend(
+        odd.iter()
+            .map(|u| ("filter[ical_uid]".to_string(), u.to_string())),
+    );
+    for by_uid in lookups {
+        let pairs = [by_uid, mine.clone()];
         for r in app
             .records
-            .list_up_to(actor, "activities", &by_uid, 1_000)
+            .list_up_to(actor, "activities", &pairs, 1_000)
             .await?
         {
             if let Some(uid) = r.fields.get("ical_uid").and_then(Value::as_str) {
                 known.insert(uid.to_string(), r.clone());
             }
         }
-        let ours: Vec<&str> = chunk
-            .iter()
-            .filter_map(|u| u.strip_suffix("@crm"))
-            .filter(|id| !id.contains(','))
-            .collect();
-        if !ours.is_empty() {
-            let by_id = [("filter[id][in]".to_string(), ours.join(","))];
-            for r in app
-                .records
-                .list_up_to(actor, "activities", &by_id, 1_000)
-                .await?
-            {
-                known.entry(format!("{}@crm", r.id)).or_insert(r);
-            }
+    }
+    // The caller's own feed imported back: `<id>@crm` is that activity.
+    let ours: Vec<&str> = plain
+        .iter()
+        .filter_map(|u| u.strip_suffix("@crm"))
+        .collect();
+    for chunk in ours.chunks(100) {
+        let pairs = [
+            ("filter[id][in]".to_string(), chunk.join(",")),
+            mine.clone(),
+        ];
+        for r in app
+            .records
+            .list_up_to(actor, "activities", &pairs, 1_000)
+            .await?
+        {
+            known.entry(format!("{}@crm", r.id)).or_insert(r);
         }
     }
     Ok(known)
@@ -669,6 +719,34 @@ END:VCALENDAR\r\n";
     }
 
     #[test]
+    fn ended_rules_stop_applying() {
+        // New York as Apple Calendar writes it: the rules before 2007 and after.
+        let calendar = parse(
+            "BEGIN:VCALENDAR\r\nBEGIN:VTIMEZONE\r\nTZID:America/New_York\r\n\
+BEGIN:DAYLIGHT\r\nDTSTART:19870405T020000\r\nRRULE:FREQ=YEARLY;UNTIL=20060402T070000Z;BYMONTH=4;BYDAY=1SU\r\nTZOFFSETFROM:-0500\r\nTZOFFSETTO:-0400\r\nEND:DAYLIGHT\r\n\
+BEGIN:STANDARD\r\nDTSTART:19671029T020000\r\nRRULE:FREQ=YEARLY;UNTIL=20061029T060000Z;BYMONTH=10;BYDAY=-1SU\r\nTZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nEND:STANDARD\r\n\
+BEGIN:DAYLIGHT\r\nDTSTART:20070311T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU\r\nTZOFFSETFROM:-0500\r\nTZOFFSETTO:-0400\r\nEND:DAYLIGHT\r\n\
+BEGIN:STANDARD\r\nDTSTART:20071104T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU\r\nTZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nEND:STANDARD\r\n\
+END:VTIMEZONE\r\nEND:VCALENDAR\r\n",
+        )
+        .unwrap();
+        let zone = Zone::of(&calendar.children[0]);
+        let at = |t: &str| zone.offset_at(local_time(t).unwrap());
+        assert_eq!(
+            at("20261030T100000"),
+            Some(-4 * 3600),
+            "after the old October change"
+        );
+        assert_eq!(at("20261110T100000"), Some(-5 * 3600));
+        assert_eq!(at("20260320T100000"), Some(-4 * 3600));
+        assert_eq!(
+            at("20050410T100000"),
+            Some(-4 * 3600),
+            "the old rules, before they ended"
+        );
+    }
+
+    #[test]
     fn lines_unfold_and_text_unescapes() {
         let calendar = parse(
             "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:1\r\nSUMMARY:Acme\\, renewal\\; terms\r\nDESCRIPTION:first line\\nsec\r\n ond line\r\nDTSTART;VALUE=DATE:20261124\r\nDURATION:PT1H30M\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
@@ -684,6 +762,14 @@ END:VCALENDAR\r\n";
         assert_eq!(duration("P1W2D"), Some(Duration::days(9)));
         assert_eq!(duration("-PT15M"), Some(Duration::minutes(-15)));
         assert_eq!(duration("1H"), None);
+        assert_eq!(duration("PT9999999999999999S"), None);
+        assert_eq!(duration("P99999999999W"), None);
+        assert!(yearly("FREQ=YEARLY;BYMONTH=3;BYDAY=\u{e9}a").is_none());
+        let folded_inside_a_letter = unfold(b"SUMMARY:\xd9\r\n \x85");
+        assert_eq!(
+            String::from_utf8(folded_inside_a_letter).unwrap(),
+            "SUMMARY:\u{645}"
+        );
         assert!(parse("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VCALENDAR\r\n").is_err());
         assert!(parse("hello").is_err());
         assert!(

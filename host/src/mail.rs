@@ -165,7 +165,7 @@ impl Mailer {
     pub async fn notification_round(&self, db: &Db) -> Result<usize, sqlx::Error> {
         let now = db::now();
         let due: Vec<DueCopy> = sqlx::query_as(
-            "SELECT n.id, n.email_status, n.email_attempts, n.title, n.body, n.link, u.email \
+            "SELECT n.id, n.email_status, n.email_attempts, n.email_after, n.title, n.body, n.link, u.email \
                  FROM notifications n JOIN users u ON u.id = n.user_id AND u.active = 1 \
                  WHERE n.email_status IN ('pending', 'sending') \
                    AND (n.email_after IS NULL OR n.email_after <= $1) \
@@ -176,16 +176,24 @@ impl Mailer {
         .fetch_all(&db.pool)
         .await?;
         let mut taken = 0;
-        for (id, status, attempts, title, body, link, to) in due {
+        for (id, status, attempts, after, title, body, link, to) in due {
             let stuck_until = db::format_time(chrono::Utc::now() + STUCK);
-            let took = sqlx::query(
+            // The copy exactly as read: a second host that read it too (a stuck
+            // `sending` one included) finds `email_after` moved and leaves it.
+            let same_after = if after.is_some() {
+                "email_after = $5"
+            } else {
+                "email_after IS NULL AND $5 = ''"
+            };
+            let took = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE notifications SET email_status = 'sending', email_after = $3 \
-                 WHERE id = $1 AND email_status = $2 AND email_attempts = $4",
-            )
+                 WHERE id = $1 AND email_status = $2 AND email_attempts = $4 AND {same_after}"
+            )))
             .bind(&id)
             .bind(&status)
             .bind(&stuck_until)
             .bind(attempts)
+            .bind(after.unwrap_or_default())
             .execute(&db.pool)
             .await?
             .rows_affected();
@@ -264,9 +272,18 @@ impl Mailer {
     }
 }
 
-/// A notification's email copy that is due: id, status, attempts, title, body, link,
-/// the recipient's address.
-type DueCopy = (String, String, i64, String, String, Option<String>, String);
+/// A notification's email copy that is due: id, status, attempts, when it may be
+/// taken, title, body, link, the recipient's address.
+type DueCopy = (
+    String,
+    String,
+    i64,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    String,
+);
 
 /// Whether an email that failed `attempts` times waited long enough: 10 s, 20 s,
 /// 40 s... after its last attempt.

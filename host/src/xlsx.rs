@@ -252,14 +252,19 @@ fn column_name(mut i: usize) -> String {
 
 /// The zero-based column of a cell reference such as `AB12`.
 fn column_index(reference: &[u8]) -> Option<usize> {
-    let letters = reference.iter().take_while(|b| b.is_ascii_alphabetic());
-    let mut n = 0usize;
-    let mut any = false;
-    for b in letters {
-        n = n * 26 + (b.to_ascii_uppercase() - b'A') as usize + 1;
-        any = true;
+    let letters: Vec<u8> = reference
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .copied()
+        .collect();
+    // At most three letters: XFD is a sheet's last column.
+    if letters.is_empty() || letters.len() > 3 {
+        return None;
     }
-    any.then(|| n - 1)
+    let n = letters.iter().fold(0usize, |n, b| {
+        n * 26 + (b.to_ascii_uppercase() - b'A') as usize + 1
+    });
+    Some(n - 1)
 }
 
 /// Text safe inside an XML element or quoted attribute; characters XML 1.0 does not
@@ -288,6 +293,10 @@ pub fn escape(text: &str) -> String {
 /// bytes of shared strings: a small compressed file cannot unfold without end.
 const MAX_READ_ROWS: u64 = 1_048_576;
 const MAX_STRING_BYTES: usize = 256 << 20;
+
+fn too_long() -> Unreadable {
+    unreadable("a cell holds more than 32,767 characters, more than a spreadsheet allows")
+}
 
 /// Why a workbook cannot be read, in words for the person who uploaded it.
 #[derive(Debug)]
@@ -382,15 +391,51 @@ fn open<'a>(
         + u16::from_le_bytes([header[28], header[29]]) as i64;
     file.seek(SeekFrom::Current(skip)).map_err(io)?;
     let raw = BufReader::new(file.take(entry.compressed));
-    Ok(Some(match entry.method {
+    let content: Box<dyn Read + 'a> = match entry.method {
         0 => Box::new(raw),
-        8 => Box::new(BufReader::new(flate2::bufread::DeflateDecoder::new(raw))),
+        8 => Box::new(flate2::bufread::DeflateDecoder::new(raw)),
         m => {
             return Err(unreadable(format!(
                 "the part {name} is compressed in a way this reader does not know ({m})"
             )));
         }
-    }))
+    };
+    Ok(Some(Box::new(BufReader::new(Markup {
+        inner: content,
+        run: 0,
+    }))))
+}
+
+/// Most bytes between two tags: a cell's text (at most 32,767 characters) with room
+/// to spare. The XML reader holds such a stretch whole, so a small compressed part
+/// cannot unfold into one enormous text.
+const MAX_RUN: usize = 1 << 20;
+/// Most bytes of one cell's text: a cell holds at most 32,767 characters.
+const MAX_CELL_BYTES: usize = 32_767 * 4;
+/// Most bytes of one row's cells.
+const MAX_ROW_BYTES: usize = 8 << 20;
+/// Most bytes of the CSV made of a worksheet.
+const MAX_CSV_BYTES: u64 = 4 << 30;
+
+/// A part's content, refused once it runs longer than [`MAX_RUN`] without a tag.
+struct Markup<'a> {
+    inner: Box<dyn Read + 'a>,
+    run: usize,
+}
+
+impl Read for Markup<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for b in &buf[..n] {
+            self.run = if *b == b'<' { 0 } else { self.run + 1 };
+        }
+        if self.run > MAX_RUN {
+            return Err(std::io::Error::other(
+                "a text runs past 1 MiB without markup; a cell holds at most 32,767 characters",
+            ));
+        }
+        Ok(n)
+    }
 }
 
 /// The whole (small) part as text.
@@ -554,6 +599,9 @@ fn shared_strings(
                         unreadable(format!("the shared strings cannot be read: {e}"))
                     })?,
                 );
+                if current.len() > MAX_CELL_BYTES {
+                    return Err(too_long());
+                }
             }
             Ok(Event::GeneralRef(r)) if in_t && !in_phonetic => {
                 current.push_str(&resolve(&r)?);
@@ -610,11 +658,14 @@ pub fn to_csv(xlsx: &Path, out: impl Write) -> Result<u64, Unreadable> {
     let (mut column, mut kind, mut style) = (0usize, Vec::new(), 0usize);
     let (mut value, mut in_value) = (String::new(), false);
     let bad = |e: &dyn std::fmt::Display| unreadable(format!("the worksheet cannot be read: {e}"));
+    let (mut row_bytes, mut csv_bytes) = (0usize, 0u64);
     loop {
+        buf.clear();
         let event = reader.read_event_into(&mut buf).map_err(|e| bad(&e))?;
         match event {
             Event::Start(ref e) | Event::Empty(ref e) if e.local_name().as_ref() == b"row" => {
                 row.clear();
+                row_bytes = 0;
                 if matches!(event, Event::Empty(_)) {
                     continue;
                 }
@@ -647,7 +698,10 @@ pub fn to_csv(xlsx: &Path, out: impl Write) -> Result<u64, Unreadable> {
             }
             Event::End(ref e) if matches!(e.local_name().as_ref(), b"v" | b"t") => in_value = false,
             Event::Text(ref t) if in_value => {
-                value.push_str(&t.xml10_content().map_err(|e| bad(&e))?)
+                value.push_str(&t.xml10_content().map_err(|e| bad(&e))?);
+                if value.len() > MAX_CELL_BYTES {
+                    return Err(too_long());
+                }
             }
             Event::GeneralRef(ref r) if in_value => value.push_str(&resolve(r)?),
             Event::End(ref e) if e.local_name().as_ref() == b"c" => {
@@ -664,6 +718,13 @@ pub fn to_csv(xlsx: &Path, out: impl Write) -> Result<u64, Unreadable> {
                     _ => number_text(&value, dates.get(style).copied().unwrap_or(false)),
                 };
                 if column < 16_384 {
+                    row_bytes += text.len();
+                    if row_bytes > MAX_ROW_BYTES {
+                        return Err(unreadable(format!(
+                            "row {} holds more than 8 MiB of text",
+                            written + 1
+                        )));
+                    }
                     if row.len() <= column {
                         row.resize(column + 1, String::new());
                     }
@@ -683,15 +744,19 @@ pub fn to_csv(xlsx: &Path, out: impl Write) -> Result<u64, Unreadable> {
                     if row.len() < width {
                         row.resize(width, String::new());
                     }
+                    csv_bytes += (row_bytes + row.len()) as u64;
+                    if csv_bytes > MAX_CSV_BYTES {
+                        return Err(unreadable("the worksheet holds more than 4 GiB of text"));
+                    }
                     csv.write_record(&row).map_err(|e| bad(&e))?;
                     written += 1;
                 }
                 row.clear();
+                row_bytes = 0;
             }
             Event::Eof => break,
             _ => {}
         }
-        buf.clear();
     }
     csv.flush().map_err(|e| bad(&e))?;
     Ok(written)
@@ -758,6 +823,37 @@ mod tests {
              \x20\x20Juma  ,Mwangi,,,true\n\
              ,X & \u{628},,,\n"
         );
+    }
+
+    #[test]
+    fn hostile_workbooks_are_refused_before_they_fill_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.xlsx");
+        // One 2 MiB text; then a row of 300 texts of 30,000 characters (9 MB).
+        let mut writer = XlsxWriter::new("s");
+        let mut bytes = writer.start();
+        writer
+            .row(&mut bytes, [Cell::Text("x".repeat(2 << 20).into())])
+            .unwrap();
+        bytes.extend(writer.finish());
+        std::fs::write(&path, &bytes).unwrap();
+        let err = to_csv(&path, Vec::new()).unwrap_err();
+        assert!(err.0.contains("1 MiB without markup"), "{}", err.0);
+
+        let mut writer = XlsxWriter::new("s");
+        let mut bytes = writer.start();
+        let long = "y".repeat(30_000);
+        writer
+            .row(
+                &mut bytes,
+                (0..300).map(|_| Cell::Text(long.as_str().into())),
+            )
+            .unwrap();
+        bytes.extend(writer.finish());
+        std::fs::write(&path, &bytes).unwrap();
+        let err = to_csv(&path, Vec::new()).unwrap_err();
+        assert!(err.0.contains("more than 8 MiB"), "{}", err.0);
+        assert_eq!(column_index(b"ZZZZZZZZZZZZZZZZZZ1"), None);
     }
 
     #[test]

@@ -272,6 +272,16 @@ async fn bad_report_definitions_are_refused_field_by_field(backend: Backend) {
             "chart",
             "needs a group_by",
         ),
+        (
+            json!({"name": "x", "object": "deals", "group_by": ["owner,status"]}),
+            "group_by",
+            "not one key",
+        ),
+        (
+            json!({"name": "x", "object": "deals", "measures": ["sum:amount,probability"]}),
+            "measures",
+            "is not count",
+        ),
     ] {
         let res = admin.post("/api/v1/reports", body.clone()).await;
         assert_eq!(

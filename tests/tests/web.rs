@@ -23,6 +23,7 @@ on_both_backends!(
     the_calendar_shows_a_persons_activities_and_warns_of_double_bookings,
     a_task_is_taken_and_completed_from_the_inbox,
     an_admin_adds_a_department_and_a_user_and_reads_the_role_matrix,
+    the_reports_page_shows_key_figures_and_draws_a_saved_report,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -968,4 +969,61 @@ async fn an_admin_adds_a_department_and_a_user_and_reads_the_role_matrix(backend
         .post("/admin/departments", &[("name", "Mine"), ("parent", "")])
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+async fn the_reports_page_shows_key_figures_and_draws_a_saved_report(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let (ann, _) = srv.member("ann@example.com", ROOT, "member").await;
+    for (name, amount) in [("Acme <renewal>", 5000), ("Beta", 2000)] {
+        admin
+            .create(
+                "deals",
+                json!({"name": name, "amount": amount, "status": "won",
+                       "close_date": "2026-11-10", "owner": ann}),
+            )
+            .await;
+    }
+    admin
+        .create(
+            "quotas",
+            json!({"user": ann, "starts_on": "2026-11-01", "amount": 10000}),
+        )
+        .await;
+    let saved = admin
+        .post(
+            "/api/v1/reports",
+            json!({"name": "Won by deal", "object": "deals", "group_by": ["name"],
+                   "measures": ["sum:amount"], "chart": "bar"}),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::CREATED, "{}", saved.body);
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let page = web.get("/reports?from=2026-11-01&to=2026-12-01").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("href=\"/reports\""), "in the menu");
+    assert!(page.html.contains("<svg"), "the chart inline");
+    assert!(page.html.contains("Won against quota"));
+    let table = &page.html[page.html.find("id=\"kpi-managers\"").unwrap()..];
+    assert!(table.contains("ann@example.com"), "{table}");
+    assert!(
+        table.contains("<td>7000</td>")
+            && table.contains("<td>10000</td>")
+            && table.contains("<td>70%</td>"),
+        "{table}"
+    );
+    assert!(page.html.contains("Won by deal"));
+    let id = saved.body["id"].as_str().unwrap();
+    let report = web.get(&format!("/reports/{id}")).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.html);
+    assert!(
+        report.html.contains("Acme &lt;renewal&gt;"),
+        "escaped: {}",
+        report.html
+    );
+    assert!(!report.html.contains("<renewal>"));
+    assert!(report.html.contains("<rect"), "bars");
+    assert_eq!(web.get("/reports/nope").await.status, StatusCode::NOT_FOUND);
+    let bad = web.get("/reports?from=someday").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }

@@ -182,13 +182,19 @@ async fn save(
     let mut head = Vec::new();
     let mut sink: Option<(tokio::fs::File, bool)> = None;
     loop {
-        let chunk = match stream.next().await {
-            Some(chunk) => chunk.map_err(|e| {
-                ApiError::bad_request(format!("the upload did not arrive whole: {e}"))
-            })?,
-            None => bytes::Bytes::new(),
+        // Only the stream's end ends the file: an empty piece may come before it.
+        let (chunk, last) = match stream.next().await {
+            Some(chunk) => (
+                chunk.map_err(|e| {
+                    ApiError::bad_request(format!("the upload did not arrive whole: {e}"))
+                })?,
+                false,
+            ),
+            None => (bytes::Bytes::new(), true),
         };
-        let last = chunk.is_empty();
+        if chunk.is_empty() && !last {
+            continue;
+        }
         bytes += chunk.len() as u64;
         if bytes > max {
             return Err(ApiError::new(

@@ -423,12 +423,18 @@ async fn satisfaction(
             "csat" => percent(share(&|s| s >= 4), responses as f64),
             _ => percent(share(&|s| s >= 9) - share(&|s| s <= 6), responses as f64),
         };
-        surveys.push((responses > 0).then(|| Survey {
-            responses,
-            average: Some(round1(
-                scored.iter().map(|(s, n)| (s * n) as f64).sum::<f64>() / responses as f64,
-            )),
-            score: score.unwrap_or(0.0),
+        surveys.push((responses > 0).then(|| {
+            Survey {
+                responses,
+                average: Some(round1(
+                    scored
+                        .iter()
+                        .map(|(s, n)| *s as f64 * *n as f64)
+                        .sum::<f64>()
+                        / responses as f64,
+                )),
+                score: score.unwrap_or(0.0),
+            }
         }));
     }
     let nps = surveys.pop().flatten();

@@ -69,7 +69,9 @@ fn named(measure: &str) -> Option<Named<'_>> {
     }
     let (kind, field) = measure.split_once(':')?;
     let measure = Measure::parse(kind)?;
-    (!field.is_empty()).then_some(Named::Of(measure, field))
+    // One field name: no list, no second part.
+    let one_field = !field.is_empty() && !field.contains([',', ':']);
+    one_field.then_some(Named::Of(measure, field))
 }
 
 /// The aggregate query of a report's parts (each may be empty).
@@ -127,6 +129,11 @@ pub fn check(app: &AppState, actor: &Actor, d: &Definition<'_>) -> Vec<FieldErro
     }
     if d.group_by.len() > 2 {
         errors.push(FieldError::new("group_by", "takes at most two keys"));
+    } else if let Some(bad) = d.group_by.iter().find(|k| k.contains(',')) {
+        errors.push(FieldError::new(
+            "group_by",
+            format!("'{bad}' is not one key: list keys as separate items"),
+        ));
     } else {
         errors.extend(part("group_by", &aggregate_query("", d.group_by, &[])));
     }

@@ -13,6 +13,7 @@ pub mod documents;
 pub mod home;
 pub mod i18n;
 pub mod records;
+pub mod reports;
 pub mod session;
 pub mod tasks;
 pub mod view;
@@ -73,6 +74,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users", post(admin::add_user))
         .route("/admin/departments", post(admin::add_department))
         .route("/calendar", get(calendar::calendar))
+        .route("/reports", get(reports::dashboard))
+        .route("/reports/{id}", get(reports::report))
         .route("/tasks", get(tasks::inbox))
         .route("/tasks/{id}/{action}", post(tasks::act))
         .route("/documents", get(documents::library))
