@@ -19,6 +19,7 @@ use crate::api::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::api::extract::ApiJson;
 use crate::auth::Actor;
 use crate::records::metadata::FieldType;
+use crate::records::query::{Bind, SqlBuilder, bind_all};
 use crate::records::validate::{is_phone, normalise_datetime};
 use crate::records::{Record, RecordError, values_of};
 
@@ -312,22 +313,32 @@ async fn find_by_phone(
     } else {
         wanted.clone()
     };
+    let mut b = SqlBuilder::default();
+    let object_param = b.bind(Bind::Text(object.to_string()));
+    let pattern = b.bind(Bind::Text(pattern));
     let phones: Vec<String> = meta
         .fields
         .iter()
         .filter(|f| f.kind == FieldType::Phone)
-        .map(|f| format!("{} LIKE $2", digits_sql(&f.name)))
+        .map(|f| format!("{} LIKE {pattern}", digits_sql(&f.name)))
         .collect();
     if phones.is_empty() {
         return Ok(None);
     }
+    // Only records the caller may read are candidates, so many unreadable records
+    // with the number cannot hide a readable one.
+    let readable = app
+        .records
+        .read_scope(actor, object)?
+        .sql(object, &mut b)
+        .map(|c| format!(" AND {c}"))
+        .unwrap_or_default();
     let sql = format!(
-        "SELECT id FROM records WHERE object = $1 AND ({}) ORDER BY updated_at DESC, id DESC LIMIT 20",
+        "SELECT id FROM records WHERE object = {object_param} AND ({}){readable} \
+         ORDER BY updated_at DESC, id DESC LIMIT 20",
         phones.join(" OR ")
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(object)
-        .bind(&pattern)
+    let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), b.binds)
         .fetch_all(&app.db.pool)
         .await?;
     for row in rows {

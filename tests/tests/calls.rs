@@ -207,6 +207,40 @@ async fn bad_call_events_are_refused_and_rights_hold(backend: Backend) {
         .await;
     assert_eq!(lead.body["department"], sales.as_str());
 
+    // Many contacts Sam may not read share a number with one he may: they do not
+    // hide it (only readable records are candidates).
+    for n in 0..25 {
+        admin
+            .create(
+                "contacts",
+                json!({"last_name": format!("Support {n}"), "phone": "+255 22 555 7777", "department": support}),
+            )
+            .await;
+    }
+    let visible = admin
+        .create(
+            "contacts",
+            json!({"last_name": "Visible", "phone": "+255 22 555 7777", "department": sales}),
+        )
+        .await;
+    for n in 0..25 {
+        admin
+            .create(
+                "contacts",
+                json!({"last_name": format!("Later {n}"), "phone": "+255 22 555 7777", "department": support}),
+            )
+            .await;
+    }
+    let call = sam
+        .post(
+            "/api/v1/calls",
+            json!({"caller": "+255 22 555 7777", "callee": "200", "direction": "inbound",
+                   "started_at": "2026-11-24T12:05:00Z", "duration_seconds": 42}),
+        )
+        .await;
+    assert_eq!(call.status, StatusCode::CREATED, "{}", call.body);
+    assert_eq!(call.body["contact"], visible["id"], "{}", call.body);
+
     // No create right on activities: refused, nothing written.
     let (_, rita) = srv.member("rita@example.com", ROOT, "read_only").await;
     let refused = rita

@@ -137,3 +137,38 @@ pub async fn list(db: &Db, after: i64, limit: i64) -> Result<Vec<Event>, sqlx::E
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seq: i64, seconds_ago: i64) -> Event {
+        Event {
+            seq,
+            id: seq.to_string(),
+            topic: "record.created".into(),
+            object: "deals".into(),
+            record_id: "r".into(),
+            record_version: 1,
+            actor: None,
+            payload: Value::Null,
+            created_at: crate::db::format_time(
+                chrono::Utc::now() - chrono::Duration::seconds(seconds_ago),
+            ),
+        }
+    }
+
+    #[test]
+    fn consumers_stop_at_a_young_gap_and_pass_an_old_one() {
+        let seqs = |events: Vec<Event>| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+        // 3 is missing and 4 was just written: 3 may still be committing.
+        assert_eq!(seqs(settled(vec![at(1, 0), at(2, 0), at(4, 0)], 0)), [1, 2]);
+        // A gap at the start counts too.
+        assert_eq!(seqs(settled(vec![at(7, 0)], 5)), Vec::<i64>::new());
+        // A gap older than the wait is a write that rolled back.
+        assert_eq!(
+            seqs(settled(vec![at(1, 60), at(4, 60), at(5, 0)], 0)),
+            [1, 4, 5]
+        );
+    }
+}

@@ -122,7 +122,9 @@ impl ProcessService {
             .await?;
             return Ok(0);
         }
-        let events = crate::events::list(&self.db, last, BATCH).await?;
+        // Not past a young gap in seq (a write still committing on PostgreSQL).
+        let events =
+            crate::events::settled(crate::events::list(&self.db, last, BATCH).await?, last);
         for event in &events {
             if let Err(e) = self.on_event(&triggers, event, waiting.is_some()).await {
                 tracing::warn!(seq = event.seq, error = ?e, "a process trigger could not act on an event");

@@ -626,6 +626,18 @@ impl RecordService {
         }
     }
 
+    /// Which records of `object` the caller may read, as SQL conditions: for lookups
+    /// the list API cannot express (a call's phone number compared digit by digit),
+    /// so they never consider records the caller may not read.
+    pub fn read_scope(
+        &self,
+        actor: &Actor,
+        object: &str,
+    ) -> Result<crate::access::ReadScope, RecordError> {
+        let c = self.caller(actor, object)?;
+        Ok(c.user.read_scope(&c.rights))
+    }
+
     /// Checks an aggregate query against what the caller sees of `object` without
     /// running it (a saved report's definition, before it is stored).
     pub fn check_aggregate(
