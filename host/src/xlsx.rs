@@ -16,6 +16,8 @@ use std::path::Path;
 
 use quick_xml::events::Event;
 
+use crate::xml_escape;
+
 /// What a cell holds in an export.
 pub enum Cell<'a> {
     Text(std::borrow::Cow<'a, str>),
@@ -86,7 +88,7 @@ impl XlsxWriter {
         let workbook = format!(
             r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="{}" sheetId="1" r:id="rId1"/></sheets></workbook>"#,
-            escape(&self.name)
+            xml_escape(&self.name)
         );
         let fixed: [(&str, &str); 4] = [
             (
@@ -153,7 +155,7 @@ impl XlsxWriter {
                 Cell::Text(t) => {
                     xml.push_str(&format!(
                         r#"<c r="{r}" t="inlineStr"><is><t xml:space="preserve">{}</t></is></c>"#,
-                        escape(&t)
+                        xml_escape(&t)
                     ));
                 }
                 Cell::Number(n) if n.is_finite() => {
@@ -265,25 +267,6 @@ fn column_index(reference: &[u8]) -> Option<usize> {
         n * 26 + (b.to_ascii_uppercase() - b'A') as usize + 1
     });
     Some(n - 1)
-}
-
-/// Text safe inside an XML element or quoted attribute; characters XML 1.0 does not
-/// allow are left out.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            '\u{FFFE}' | '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------

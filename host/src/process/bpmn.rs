@@ -286,22 +286,6 @@ pub fn import(xml: &str) -> Result<Definition, Vec<FieldError>> {
     })
 }
 
-/// Text made safe in XML content and attributes.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// `name="value"` pairs, skipping empty values.
 fn attrs(pairs: &[(&str, Option<String>)]) -> String {
     pairs
@@ -309,7 +293,7 @@ fn attrs(pairs: &[(&str, Option<String>)]) -> String {
         .filter_map(|(k, v)| {
             v.as_ref()
                 .filter(|v| !v.is_empty())
-                .map(|v| format!(" {k}=\"{}\"", esc(v)))
+                .map(|v| format!(" {k}=\"{}\"", crate::xml_escape(v)))
         })
         .collect()
 }
@@ -324,19 +308,19 @@ pub fn export(key: &str, definition: &Definition) -> String {
          xmlns:dc=\"http://www.omg.org/spec/DD/20100524/DC\" xmlns:di=\"http://www.omg.org/spec/DD/20100524/DI\" \
          xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:crm=\"{CRM_NS}\" \
          id=\"definitions-{0}\" targetNamespace=\"{CRM_NS}\">",
-        esc(key)
+        crate::xml_escape(key)
     );
     let _ = writeln!(
         x,
         "  <bpmn:process id=\"{}\" name=\"{}\" isExecutable=\"true\">",
-        esc(key),
-        esc(&definition.name)
+        crate::xml_escape(key),
+        crate::xml_escape(&definition.name)
     );
     if !definition.description.is_empty() {
         let _ = writeln!(
             x,
             "    <bpmn:documentation>{}</bpmn:documentation>",
-            esc(&definition.description)
+            crate::xml_escape(&definition.description)
         );
     }
     for node in &definition.nodes {
@@ -347,11 +331,11 @@ pub fn export(key: &str, definition: &Definition) -> String {
         let timer = |duration: &Option<String>, date: &Option<String>| match (duration, date) {
             (Some(d), _) => format!(
                 "<bpmn:timerEventDefinition><bpmn:timeDuration xsi:type=\"bpmn:tFormalExpression\">{}</bpmn:timeDuration></bpmn:timerEventDefinition>",
-                esc(d)
+                crate::xml_escape(d)
             ),
             (_, Some(d)) => format!(
                 "<bpmn:timerEventDefinition><bpmn:timeDate xsi:type=\"bpmn:tFormalExpression\">{}</bpmn:timeDate></bpmn:timerEventDefinition>",
-                esc(d)
+                crate::xml_escape(d)
             ),
             _ => String::new(),
         };
@@ -363,7 +347,7 @@ pub fn export(key: &str, definition: &Definition) -> String {
                     vec![],
                     format!(
                         "<bpmn:timerEventDefinition><bpmn:timeCycle xsi:type=\"bpmn:tFormalExpression\">R/{}</bpmn:timeCycle></bpmn:timerEventDefinition>",
-                        esc(every)
+                        crate::xml_escape(every)
                     ),
                 ),
                 other => (
@@ -415,7 +399,7 @@ pub fn export(key: &str, definition: &Definition) -> String {
                 vec![],
                 format!(
                     "<bpmn:conditionalEventDefinition><bpmn:condition xsi:type=\"bpmn:tFormalExpression\">{}</bpmn:condition></bpmn:conditionalEventDefinition>",
-                    esc(condition)
+                    crate::xml_escape(condition)
                 ),
             ),
             NodeKind::BoundaryTimer {
@@ -454,7 +438,7 @@ pub fn export(key: &str, definition: &Definition) -> String {
                 let _ = writeln!(
                     x,
                     "    <bpmn:sequenceFlow{a}><bpmn:conditionExpression xsi:type=\"bpmn:tFormalExpression\">{}</bpmn:conditionExpression></bpmn:sequenceFlow>",
-                    esc(c)
+                    crate::xml_escape(c)
                 );
             }
             None => {
@@ -516,13 +500,13 @@ fn diagram(x: &mut String, key: &str, definition: &Definition) {
     let _ = writeln!(
         x,
         "  <bpmndi:BPMNDiagram id=\"diagram-{0}\"><bpmndi:BPMNPlane id=\"plane-{0}\" bpmnElement=\"{0}\">",
-        esc(key)
+        crate::xml_escape(key)
     );
     for (id, (bx, by, w, h)) in &bounds {
         let _ = writeln!(
             x,
             "    <bpmndi:BPMNShape id=\"shape-{0}\" bpmnElement=\"{0}\"><dc:Bounds x=\"{bx}\" y=\"{by}\" width=\"{w}\" height=\"{h}\" /></bpmndi:BPMNShape>",
-            esc(id)
+            crate::xml_escape(id)
         );
     }
     for f in &definition.flows {
@@ -536,7 +520,7 @@ fn diagram(x: &mut String, key: &str, definition: &Definition) {
         let _ = writeln!(
             x,
             "    <bpmndi:BPMNEdge id=\"edge-{0}\" bpmnElement=\"{0}\"><di:waypoint x=\"{x1}\" y=\"{y1}\" /><di:waypoint x=\"{x2}\" y=\"{y2}\" /></bpmndi:BPMNEdge>",
-            esc(&f.id)
+            crate::xml_escape(&f.id)
         );
     }
     let _ = writeln!(x, "  </bpmndi:BPMNPlane></bpmndi:BPMNDiagram>");

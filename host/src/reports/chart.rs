@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use crate::xml_escape as escape;
+
 /// How a report is drawn.
 #[derive(
     Clone,
@@ -285,24 +287,6 @@ fn shorten(text: &str, max: usize) -> String {
         let cut: String = text.chars().take(max - 1).collect();
         format!("{cut}…")
     }
-}
-
-/// Text safe inside an SVG element or a quoted attribute.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            // Characters XML 1.0 does not allow at all.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
