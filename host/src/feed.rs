@@ -108,16 +108,36 @@ async fn feed(
             }
         }
     }
+    let (items, next_cursor) = items(
+        &app,
+        &actor,
+        &FeedQuery {
+            mine,
+            by: by.as_deref(),
+            object: object.as_deref(),
+            before: cursor.as_deref(),
+            limit,
+        },
+    )
+    .await?;
+    Ok(Json(FeedPage { items, next_cursor }))
+}
+
+/// A page of the feed as `wanted` asks (its `limit` the page size): the items with
+/// titles and names read with the caller's rights, and the cursor of the next page.
+pub async fn items(
+    app: &AppState,
+    actor: &Actor,
+    wanted: &FeedQuery<'_>,
+) -> Result<(Vec<FeedItem>, Option<String>), ApiError> {
+    let limit = wanted.limit;
     let entries = app
         .records
         .feed(
-            &actor,
+            actor,
             &FeedQuery {
-                mine,
-                by: by.as_deref(),
-                object: object.as_deref(),
-                before: cursor.as_deref(),
                 limit: limit + 1,
+                ..*wanted
             },
         )
         .await?;
@@ -132,9 +152,9 @@ async fn feed(
     let mut titles = std::collections::HashMap::new();
     for (object, ids) in ids {
         let ids: Vec<&str> = ids.into_iter().collect();
-        titles.extend(app.records.titles(&actor, object, &ids).await);
+        titles.extend(app.records.titles(actor, object, &ids).await);
     }
-    let names = crate::web::view::user_names(&app).await;
+    let names = crate::web::view::user_names(app).await;
     let items = entries
         .into_iter()
         .map(|e| FeedItem {
@@ -154,5 +174,5 @@ async fn feed(
             changes: e.changes,
         })
         .collect();
-    Ok(Json(FeedPage { items, next_cursor }))
+    Ok((items, next_cursor))
 }

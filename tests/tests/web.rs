@@ -24,6 +24,7 @@ on_both_backends!(
     a_task_is_taken_and_completed_from_the_inbox,
     an_admin_adds_a_department_and_a_user_and_reads_the_role_matrix,
     the_reports_page_shows_key_figures_and_draws_a_saved_report,
+    the_notifications_page_shows_what_i_was_told_and_what_changed,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -1026,4 +1027,52 @@ async fn the_reports_page_shows_key_figures_and_draws_a_saved_report(backend: Ba
     assert_eq!(web.get("/reports/nope").await.status, StatusCode::NOT_FOUND);
     let bad = web.get("/reports?from=someday").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+async fn the_notifications_page_shows_what_i_was_told_and_what_changed(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let (sam_id, sam) = srv.member("sam@example.com", ROOT, "member").await;
+    let deal = admin
+        .create("deals", json!({"name": "Acme <renewal>", "owner": sam_id}))
+        .await;
+    eventually(
+        std::time::Duration::from_secs(20),
+        "Sam's notification",
+        || async {
+            let got = sam.get("/api/v1/notifications").await;
+            (!got.body["items"].as_array()?.is_empty()).then_some(())
+        },
+    )
+    .await;
+    let web = WebSession::sign_in(&srv, "sam@example.com", "password-123").await;
+    let page = web.get("/notifications").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("href=\"/notifications\""), "in the menu");
+    let told = &page.html[page.html.find("id=\"notifications\"").unwrap()..];
+    assert!(
+        told.contains("Deal assigned to you: Acme &#60;renewal&#62;"),
+        "{told}"
+    );
+    assert!(told.contains(&format!(
+        "href=\"/records/deals/{}\"",
+        deal["id"].as_str().unwrap()
+    )));
+    assert!(told.contains("class=\"unread\""));
+    let changes = &page.html[page.html.find("id=\"changes\"").unwrap()..];
+    assert!(changes.contains("Administrator created"), "{changes}");
+    assert!(changes.contains("Acme &#60;renewal&#62;"));
+
+    // Marked read in one click, with the form's CSRF token only.
+    let forged = web.post_raw("/notifications/read-all", &[], false).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let done = web.post("/notifications/read-all", &[]).await;
+    assert_eq!(done.location.as_deref(), Some("/notifications"));
+    let page = web.get("/notifications").await;
+    assert!(!page.html.contains("class=\"unread\""), "{}", page.html);
+    let unread = sam.get("/api/v1/notifications?unread=true").await;
+    assert_eq!(unread.body["items"], json!([]));
+    // No SMTP here: the settings offer no email box.
+    let settings = web.get("/settings").await;
+    assert!(!settings.html.contains("email_notifications"));
 }

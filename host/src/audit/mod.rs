@@ -21,7 +21,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::Created => "created",
             AuditAction::Updated => "updated",

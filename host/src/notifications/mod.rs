@@ -94,6 +94,24 @@ pub async fn send(
     Ok(n)
 }
 
+/// Whether `user` wants an email copy of their notifications.
+pub async fn wants_email(db: &Db, user: &str) -> Result<bool, sqlx::Error> {
+    let wants: i64 = sqlx::query_scalar("SELECT email_notifications FROM users WHERE id = $1")
+        .bind(user)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(wants != 0)
+}
+
+pub async fn set_wants_email(db: &Db, user: &str, wants: bool) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET email_notifications = $2 WHERE id = $1")
+        .bind(user)
+        .bind(i64::from(wants))
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
 /// A user's notifications, newest first, after the cursor (an id).
 pub async fn list(
     db: &Db,

@@ -36,12 +36,8 @@ pub struct SettingsInput {
 }
 
 async fn settings_of(app: &AppState, user: &str) -> ApiResult<Settings> {
-    let wants: i64 = sqlx::query_scalar("SELECT email_notifications FROM users WHERE id = $1")
-        .bind(user)
-        .fetch_one(&app.db.pool)
-        .await?;
     Ok(Settings {
-        email: wants != 0,
+        email: super::wants_email(&app.db, user).await?,
         email_available: app.config.smtp_url.is_some(),
     })
 }
@@ -62,11 +58,7 @@ async fn put_settings(
     actor: Actor,
     crate::api::extract::ApiJson(input): crate::api::extract::ApiJson<SettingsInput>,
 ) -> ApiResult<Json<Settings>> {
-    sqlx::query("UPDATE users SET email_notifications = $2 WHERE id = $1")
-        .bind(&actor.user_id)
-        .bind(i64::from(input.email))
-        .execute(&app.db.pool)
-        .await?;
+    super::set_wants_email(&app.db, &actor.user_id, input.email).await?;
     Ok(Json(settings_of(&app, &actor.user_id).await?))
 }
 

@@ -88,6 +88,7 @@ pub struct Group {
 }
 
 /// Which changes a feed shows.
+#[derive(Clone, Copy)]
 pub struct FeedQuery<'a> {
     /// Only records the caller owns.
     pub mine: bool,

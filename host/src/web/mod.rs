@@ -12,6 +12,7 @@ pub mod calendar;
 pub mod documents;
 pub mod home;
 pub mod i18n;
+pub mod notifications;
 pub mod records;
 pub mod reports;
 pub mod session;
@@ -74,6 +75,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users", post(admin::add_user))
         .route("/admin/departments", post(admin::add_department))
         .route("/calendar", get(calendar::calendar))
+        .route("/notifications", get(notifications::page))
+        .route("/notifications/read-all", post(notifications::read_all))
         .route("/reports", get(reports::dashboard))
         .route("/reports/{id}", get(reports::report))
         .route("/tasks", get(tasks::inbox))

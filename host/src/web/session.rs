@@ -133,6 +133,9 @@ struct SettingsPage<'a> {
     tr: &'a Tr,
     locales: &'a [Locale],
     saved: bool,
+    /// The user wants notification emails; the server can send them.
+    email: bool,
+    email_available: bool,
 }
 
 #[derive(Deserialize)]
@@ -140,12 +143,21 @@ pub struct SettingsQuery {
     saved: Option<String>,
 }
 
-pub async fn settings_page(v: Visitor, Query(q): Query<SettingsQuery>) -> WebResult {
+pub async fn settings_page(
+    State(app): State<AppState>,
+    v: Visitor,
+    Query(q): Query<SettingsQuery>,
+) -> WebResult {
+    let email = crate::notifications::wants_email(&app.db, &v.actor.user_id)
+        .await
+        .map_err(|e| v.fail(crate::api::error::ApiError::from(e)))?;
     Ok(super::render(&SettingsPage {
         v: &v,
         tr: &v.tr,
         locales: &Locale::ALL,
         saved: q.saved.is_some(),
+        email,
+        email_available: app.config.smtp_url.is_some(),
     }))
 }
 
@@ -170,5 +182,15 @@ pub async fn save_settings(State(app): State<AppState>, v: Visitor, form: FormDa
         .set_ui_preferences(&v.actor.user_id, &prefs)
         .await
         .map_err(|e| v.fail(e))?;
+    // An unticked box is not sent: the form says it shows the box with `email_shown`.
+    if form.get("email_shown").is_some() {
+        crate::notifications::set_wants_email(
+            &app.db,
+            &v.actor.user_id,
+            form.get("email_notifications") == Some("on"),
+        )
+        .await
+        .map_err(|e| v.fail(crate::api::error::ApiError::from(e)))?;
+    }
     Ok(Redirect::to("/settings?saved=1").into_response())
 }
