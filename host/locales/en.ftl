@@ -203,3 +203,6 @@ feed-updated = changed
 feed-deleted = deleted
 settings-email = Also email me what the CRM tells me
 feed-downloaded = downloaded
+dashboards-title = Dashboards
+dashboards-none = No dashboards yet. Put saved reports together with the API (POST /api/v1/dashboards).
+dashboard-tiles = { $count } reports

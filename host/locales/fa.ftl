@@ -222,3 +222,6 @@ feed-updated = تغییر داد
 feed-deleted = حذف کرد
 settings-email = آنچه CRM به من می‌گوید را ایمیل هم بکن
 feed-downloaded = دریافت کرد
+dashboards-title = داشبوردها
+dashboards-none = هنوز داشبوردی نیست. گزارش‌های ذخیره‌شده را با API کنار هم بگذارید (POST /api/v1/dashboards).
+dashboard-tiles = { $count } گزارش

@@ -219,3 +219,6 @@ feed-updated = alibadilisha
 feed-deleted = alifuta
 settings-email = Nitumie pia barua pepe ya kile CRM inachoniambia
 feed-downloaded = alipakua
+dashboards-title = Dashibodi
+dashboards-none = Bado hakuna dashibodi. Weka ripoti zilizohifadhiwa pamoja kwa API (POST /api/v1/dashboards).
+dashboard-tiles = ripoti { $count }

@@ -13,6 +13,7 @@ on_both_backends!(
     saved_reports_group_measure_and_draw_with_the_viewers_rights,
     bad_report_definitions_are_refused_field_by_field,
     the_kpi_dashboard_adds_up_a_period_per_manager,
+    dashboards_show_each_report_with_the_viewers_rights,
 );
 
 async fn saved_reports_group_measure_and_draw_with_the_viewers_rights(backend: Backend) {
@@ -531,4 +532,148 @@ async fn the_kpi_dashboard_adds_up_a_period_per_manager(backend: Backend) {
         assert_eq!(res.status, StatusCode::BAD_REQUEST, "{query}");
         assert!(res.text.contains(says), "{query}: {}", res.text);
     }
+}
+
+async fn dashboards_show_each_report_with_the_viewers_rights(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let (_, sam) = srv.member("sam@example.com", &sales, "member").await;
+    admin
+        .create(
+            "deals",
+            json!({"name": "Sales deal", "amount": 10, "department": sales}),
+        )
+        .await;
+    admin
+        .create("deals", json!({"name": "Root deal", "amount": 99}))
+        .await;
+    let report = |name: &str, shared: bool| {
+        let (admin, name) = (admin.clone(), name.to_string());
+        async move {
+            let made = admin
+                .post(
+                    "/api/v1/reports",
+                    json!({"name": name, "object": "deals", "measures": ["count", "sum:amount"], "shared": shared}),
+                )
+                .await;
+            assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+            made.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let open = report("All deals", true).await;
+    let private = report("Admin only", false).await;
+    let board = admin
+        .post(
+            "/api/v1/dashboards",
+            json!({"name": "Sales board", "reports": [open, private], "shared": true}),
+        )
+        .await;
+    assert_eq!(board.status, StatusCode::CREATED, "{}", board.body);
+    let id = board.body["id"].as_str().unwrap().to_string();
+
+    // Each viewer gets each tile with their own rights.
+    let as_admin = admin.get(&format!("/api/v1/dashboards/{id}/result")).await;
+    assert_eq!(as_admin.status, StatusCode::OK, "{}", as_admin.body);
+    assert_eq!(
+        as_admin.body["tiles"][0]["result"]["rows"][0]["values"]["sum:amount"],
+        109.0
+    );
+    assert_eq!(
+        as_admin.body["tiles"][1]["result"]["report"]["name"],
+        "Admin only"
+    );
+    let as_sam = sam.get(&format!("/api/v1/dashboards/{id}/result")).await;
+    assert_eq!(as_sam.status, StatusCode::OK, "{}", as_sam.body);
+    assert_eq!(
+        as_sam.body["tiles"][0]["result"]["rows"][0]["values"]["sum:amount"], 10.0,
+        "Sales' deal only"
+    );
+    assert_eq!(as_sam.body["tiles"][1].get("result"), None);
+    assert!(
+        as_sam.body["tiles"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not shared with you")
+    );
+    let listed = sam.get("/api/v1/dashboards").await;
+    assert_eq!(listed.body[0]["name"], "Sales board");
+
+    // Only reports the author may open; owner or admin change it.
+    let refused = sam
+        .post(
+            "/api/v1/dashboards",
+            json!({"name": "Mine", "reports": [private]}),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.error_fields(), ["reports"]);
+    assert_eq!(
+        sam.patch(
+            &format!("/api/v1/dashboards/{id}"),
+            json!({"name": "Taken"})
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    for (body, fields) in [
+        (json!({"name": "", "reports": []}), vec!["name", "reports"]),
+        (
+            json!({"name": "x", "reports": [open, open]}),
+            vec!["reports"],
+        ),
+        (
+            json!({"name": "x", "reports": vec![open.clone(); 13]}),
+            vec!["reports"],
+        ),
+    ] {
+        let res = admin.post("/api/v1/dashboards", body.clone()).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(res.error_fields(), fields, "{body}: {}", res.body);
+    }
+    let extra = admin
+        .post(
+            "/api/v1/dashboards",
+            json!({"name": "x", "reports": [open], "colour": "red"}),
+        )
+        .await;
+    assert_eq!(extra.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let hidden = admin
+        .post(
+            "/api/v1/dashboards",
+            json!({"name": "Private board", "reports": [open]}),
+        )
+        .await;
+    let hidden_id = hidden.body["id"].as_str().unwrap();
+    assert_eq!(
+        sam.get(&format!("/api/v1/dashboards/{hidden_id}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let renamed = admin
+        .patch(
+            &format!("/api/v1/dashboards/{id}"),
+            json!({"reports": [open]}),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(renamed.body["name"], "Sales board");
+    assert_eq!(
+        admin
+            .delete(&format!("/api/v1/dashboards/{id}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        admin.get(&format!("/api/v1/dashboards/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -1027,6 +1027,33 @@ async fn the_reports_page_shows_key_figures_and_draws_a_saved_report(backend: Ba
     assert_eq!(web.get("/reports/nope").await.status, StatusCode::NOT_FOUND);
     let bad = web.get("/reports?from=someday").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let board = admin
+        .post(
+            "/api/v1/dashboards",
+            json!({"name": "Sales board", "reports": [id, id.to_string() + "x"]}),
+        )
+        .await;
+    assert_eq!(
+        board.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "an unknown report"
+    );
+    let board = admin
+        .post(
+            "/api/v1/dashboards",
+            json!({"name": "Sales board", "reports": [id]}),
+        )
+        .await;
+    let listed = web.get("/reports").await;
+    assert!(listed.html.contains("Sales board"), "{}", listed.html);
+    let shown = web
+        .get(&format!(
+            "/dashboards/{}",
+            board.body["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.html);
+    assert!(shown.html.contains("Won by deal") && shown.html.contains("<svg"));
 }
 
 async fn the_notifications_page_shows_what_i_was_told_and_what_changed(backend: Backend) {

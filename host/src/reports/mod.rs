@@ -8,6 +8,7 @@
 //! read, and charts are drawn as SVG on the server ([`chart`]).
 
 pub mod chart;
+pub mod dashboards;
 pub mod kpis;
 pub mod routes;
 

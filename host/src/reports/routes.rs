@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::chart::{self, ChartKind};
+use super::dashboards::{self, Dashboard, DashboardResult};
 use super::kpis::{self, Kpis};
 use super::{Definition, Report, ReportResult};
 use crate::api::error::{ApiError, ApiResult, Problem};
@@ -25,6 +26,156 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(report_result))
         .routes(routes!(report_chart))
         .routes(routes!(kpi_dashboard))
+        .routes(routes!(list_dashboards, create_dashboard))
+        .routes(routes!(get_dashboard, update_dashboard, delete_dashboard))
+        .routes(routes!(dashboard_result))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardInput {
+    pub name: String,
+    /// Saved reports' ids, in order (1 to 12).
+    pub reports: Vec<String>,
+    #[serde(default)]
+    pub shared: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardPatch {
+    pub name: Option<String>,
+    pub reports: Option<Vec<String>>,
+    pub shared: Option<bool>,
+}
+
+async fn store_dashboard(app: &AppState, actor: &Actor, d: Dashboard) -> ApiResult<Dashboard> {
+    let errors = dashboards::check(app, actor, &d).await?;
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(
+            format!("{} field(s) invalid", errors.len()),
+            errors,
+        ));
+    }
+    dashboards::save(&app.db, &d).await?;
+    Ok(d)
+}
+
+async fn openable_dashboard(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Dashboard> {
+    dashboards::visible(&app.db, &actor.user_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("there is no such dashboard"))
+}
+
+async fn changeable_dashboard(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Dashboard> {
+    let d = openable_dashboard(app, actor, id).await?;
+    if d.owner != actor.user_id && !app.access.user(actor).is_admin_of(None) {
+        return Err(ApiError::forbidden(
+            "only the dashboard's owner or an admin may change it",
+        ));
+    }
+    Ok(d)
+}
+
+/// The caller's dashboards and the shared ones, by name (at most 200).
+#[utoipa::path(get, path = "/api/v1/dashboards", tag = "reports", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Dashboard>)))]
+async fn list_dashboards(
+    State(app): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Vec<Dashboard>>> {
+    Ok(Json(dashboards::list(&app.db, &actor.user_id).await?))
+}
+
+/// Saves a dashboard of saved reports the caller may open.
+#[utoipa::path(post, path = "/api/v1/dashboards", tag = "reports", security(("bearer" = [])),
+    request_body = DashboardInput,
+    responses((status = 201, body = Dashboard), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn create_dashboard(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiJson(input): ApiJson<DashboardInput>,
+) -> ApiResult<(StatusCode, Json<Dashboard>)> {
+    let mut d = dashboards::new_dashboard(&actor.user_id);
+    d.name = input.name;
+    d.reports = input.reports;
+    d.shared = input.shared;
+    Ok((
+        StatusCode::CREATED,
+        Json(store_dashboard(&app, &actor, d).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/dashboards/{id}", tag = "reports", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Dashboard), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn get_dashboard(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Dashboard>> {
+    Ok(Json(openable_dashboard(&app, &actor, &id).await?))
+}
+
+/// Changes a dashboard (its owner or an admin).
+#[utoipa::path(patch, path = "/api/v1/dashboards/{id}", tag = "reports", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = DashboardPatch,
+    responses(
+        (status = 200, body = Dashboard),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_dashboard(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<DashboardPatch>,
+) -> ApiResult<Json<Dashboard>> {
+    let mut d = changeable_dashboard(&app, &actor, &id).await?;
+    if let Some(v) = patch.name {
+        d.name = v;
+    }
+    if let Some(v) = patch.reports {
+        d.reports = v;
+    }
+    if let Some(v) = patch.shared {
+        d.shared = v;
+    }
+    d.updated_at = crate::db::now();
+    Ok(Json(store_dashboard(&app, &actor, d).await?))
+}
+
+/// Removes a dashboard (its owner or an admin); its reports stay.
+#[utoipa::path(delete, path = "/api/v1/dashboards/{id}", tag = "reports", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_dashboard(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    changeable_dashboard(&app, &actor, &id).await?;
+    dashboards::delete(&app.db, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every tile of a dashboard run with the caller's rights; a tile whose report the
+/// caller may not open (or that no longer fits what the caller sees) says why.
+#[utoipa::path(get, path = "/api/v1/dashboards/{id}/result", tag = "reports", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = DashboardResult), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn dashboard_result(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DashboardResult>> {
+    let d = openable_dashboard(&app, &actor, &id).await?;
+    Ok(Json(dashboards::run(&app, &actor, d).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

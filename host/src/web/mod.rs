@@ -79,6 +79,7 @@ pub fn router() -> Router<AppState> {
         .route("/notifications/read-all", post(notifications::read_all))
         .route("/reports", get(reports::dashboard))
         .route("/reports/{id}", get(reports::report))
+        .route("/dashboards/{id}", get(reports::saved_dashboard))
         .route("/tasks", get(tasks::inbox))
         .route("/tasks/{id}/{action}", post(tasks::act))
         .route("/documents", get(documents::library))

@@ -41,6 +41,24 @@ struct DashboardPage<'a> {
     managers: Vec<ManagerRow>,
     chart: String,
     reports: Vec<ReportLink>,
+    dashboards: Vec<ReportLink>,
+}
+
+pub struct TileView {
+    pub name: String,
+    pub href: String,
+    /// The chart, or why there is none.
+    pub chart: String,
+    pub error: String,
+}
+
+#[derive(Template)]
+#[template(path = "web/dashboard.html")]
+struct SavedDashboardPage<'a> {
+    v: &'a Visitor,
+    tr: &'a Tr,
+    name: String,
+    tiles: Vec<TileView>,
 }
 
 #[derive(Template)]
@@ -194,6 +212,16 @@ pub async fn dashboard(
             object: r.object,
         })
         .collect();
+    let dashboards = crate::reports::dashboards::list(&app.db, &v.actor.user_id)
+        .await
+        .map_err(|e| v.fail(ApiError::from(e)))?
+        .into_iter()
+        .map(|d| ReportLink {
+            href: format!("/dashboards/{}", d.id),
+            object: tr.t1("dashboard-tiles", "count", &d.reports.len().to_string()),
+            name: d.name,
+        })
+        .collect();
     Ok(render(&DashboardPage {
         v: &v,
         tr,
@@ -204,6 +232,55 @@ pub async fn dashboard(
         managers,
         chart,
         reports,
+        dashboards,
+    }))
+}
+
+/// `GET /dashboards/{id}`: each tile's chart, run with the visitor's rights.
+pub async fn saved_dashboard(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path(id): Path<String>,
+) -> WebResult {
+    use crate::reports::dashboards;
+    let saved = dashboards::visible(&app.db, &v.actor.user_id, &id)
+        .await
+        .map_err(|e| v.fail(ApiError::from(e)))?
+        .ok_or_else(|| v.fail(ApiError::not_found("there is no such dashboard")))?;
+    let name = saved.name.clone();
+    let result = dashboards::run(&app, &v.actor, saved)
+        .await
+        .map_err(|e| v.fail(ApiError::from(e)))?;
+    let tiles = result
+        .tiles
+        .into_iter()
+        .map(|t| match t.result {
+            Some(r) => {
+                let kind = match r.report.chart {
+                    ChartKind::Table => ChartKind::Bar,
+                    other => other,
+                };
+                let measure = dashboards::first_measure(&r.report).to_string();
+                TileView {
+                    name: r.report.name.clone(),
+                    href: format!("/reports/{}", t.report),
+                    chart: chart::svg(kind, &crate::reports::chart_data(&r, &measure)),
+                    error: String::new(),
+                }
+            }
+            None => TileView {
+                name: String::new(),
+                href: String::new(),
+                chart: String::new(),
+                error: t.error.unwrap_or_default(),
+            },
+        })
+        .collect();
+    Ok(render(&SavedDashboardPage {
+        v: &v,
+        tr: &v.tr,
+        name,
+        tiles,
     }))
 }
 
