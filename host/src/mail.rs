@@ -236,8 +236,7 @@ impl Mailer {
                     if permanent || attempts >= ATTEMPTS {
                         ("failed", None, Some(error))
                     } else {
-                        let wait = chrono::TimeDelta::seconds(10 << (attempts - 1).clamp(0, 10));
-                        let after = db::format_time(chrono::Utc::now() + wait);
+                        let after = db::format_time(chrono::Utc::now() + retry_wait(attempts));
                         ("pending", Some(after), Some(error))
                     }
                 }
@@ -285,12 +284,17 @@ type DueCopy = (
     String,
 );
 
-/// Whether an email that failed `attempts` times waited long enough: 10 s, 20 s,
-/// 40 s... after its last attempt.
+/// How long an email (an outbox email or a notification's copy) that failed
+/// `attempts` times waits before the next try: 10 s, 20 s, 40 s...
+fn retry_wait(attempts: i64) -> chrono::TimeDelta {
+    chrono::TimeDelta::seconds(10 << (attempts - 1).clamp(0, 10))
+}
+
+/// Whether an email that failed `attempts` times waited long enough after its last
+/// attempt.
 fn backed_off(updated_at: &str, attempts: i64, now: chrono::DateTime<chrono::Utc>) -> bool {
-    let wait = chrono::TimeDelta::seconds(10 << (attempts - 1).clamp(0, 10));
     chrono::DateTime::parse_from_rfc3339(updated_at)
-        .map(|at| at.with_timezone(&chrono::Utc) + wait <= now)
+        .map(|at| at.with_timezone(&chrono::Utc) + retry_wait(attempts) <= now)
         .unwrap_or(true)
 }
 

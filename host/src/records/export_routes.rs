@@ -108,7 +108,8 @@ async fn export_records(
     RawQuery(query): RawQuery,
 ) -> ApiResult<axum::response::Response> {
     let (view, shape) = parse(query.as_deref(), &["columns", "unique"])?;
-    stream(app, actor, object.clone(), view, shape, &object).await
+    let exportable = app.records.export_columns(&actor, &object).await?;
+    stream(app, actor, object.clone(), view, shape, exportable, &object).await
 }
 
 /// A mailing list of a segment: the names, emails and phones of the records of a list
@@ -168,16 +169,19 @@ async fn mailing_list(
     columns.extend(reachable);
     shape.columns = Some(columns);
     let file = format!("{object}-mailing-list");
-    stream(app, actor, object, view, shape, &file).await
+    stream(app, actor, object, view, shape, exportable, &file).await
 }
 
-/// Streams the view's records through `shape` as a file named `file`.
+/// Streams the view's records through `shape` as a file named `file`; `exportable`
+/// are the columns the caller may export (from `export_columns`, which checked the
+/// export right).
 async fn stream(
     app: AppState,
     actor: Actor,
     object: String,
     view: Vec<(String, String)>,
     shape: Shape,
+    exportable: Vec<String>,
     file: &str,
 ) -> ApiResult<axum::response::Response> {
     let page_query = move |cursor: Option<&str>| {
@@ -189,7 +193,6 @@ async fn stream(
         }
         q.finish()
     };
-    let exportable = app.records.export_columns(&actor, &object).await?;
     let columns = match shape.columns {
         None => exportable,
         Some(chosen) => {

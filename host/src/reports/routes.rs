@@ -69,11 +69,7 @@ async fn openable_dashboard(app: &AppState, actor: &Actor, id: &str) -> ApiResul
 
 async fn changeable_dashboard(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Dashboard> {
     let d = openable_dashboard(app, actor, id).await?;
-    if d.owner != actor.user_id && !app.access.user(actor).is_admin_of(None) {
-        return Err(ApiError::forbidden(
-            "only the dashboard's owner or an admin may change it",
-        ));
-    }
+    owner_or_admin(app, actor, &d.owner, "dashboard")?;
     Ok(d)
 }
 
@@ -254,12 +250,19 @@ async fn openable(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Report> 
 /// The report if the caller may change it: its owner, or an organisation admin.
 async fn changeable(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Report> {
     let report = openable(app, actor, id).await?;
-    if report.owner != actor.user_id && !app.access.user(actor).is_admin_of(None) {
-        return Err(ApiError::forbidden(
-            "only the report's owner or an admin may change it",
-        ));
-    }
+    owner_or_admin(app, actor, &report.owner, "report")?;
     Ok(report)
+}
+
+/// Only the owner of a saved report or dashboard, or an organisation admin, may
+/// change or remove it.
+fn owner_or_admin(app: &AppState, actor: &Actor, owner: &str, what: &str) -> ApiResult<()> {
+    if owner != actor.user_id && !app.access.user(actor).is_admin_of(None) {
+        return Err(ApiError::forbidden(format!(
+            "only the {what}'s owner or an admin may change it"
+        )));
+    }
+    Ok(())
 }
 
 /// The caller's reports and those shared with everyone, by name.

@@ -48,23 +48,11 @@ impl Names {
             }
         }
         let mut names = Names::default();
-        let schema = app.records.schema();
         for (target, ids) in wanted {
-            let Some(target_object) = schema.object(target) else {
-                continue;
-            };
             let ids: Vec<&str> = ids.into_iter().collect();
-            for chunk in ids.chunks(100) {
-                let query = form_urlencoded::Serializer::new(String::new())
-                    .append_pair("filter[id][in]", &chunk.join(","))
-                    .append_pair("limit", "100")
-                    .finish();
-                if let Ok(page) = app.records.list(actor, target, &query).await {
-                    for r in &page.items {
-                        names.records.insert(r.id.clone(), title(target_object, r));
-                    }
-                }
-            }
+            names
+                .records
+                .extend(app.records.titles(actor, target, &ids).await);
         }
         // Owners, user fields and history authors: every page that names records
         // names users too.
