@@ -15,6 +15,8 @@ on_both_backends!(
     an_import_cut_off_by_a_crash_resumes_without_duplicates,
     a_workbook_imports_and_a_list_exports_as_a_workbook,
     a_mailing_list_exports_a_segments_emails_and_phones_once,
+    a_value_a_unique_field_already_holds_fails_only_its_row,
+    a_key_repeated_in_the_next_chunk_updates_the_record_the_first_made,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -638,5 +640,113 @@ async fn a_mailing_list_exports_a_segments_emails_and_phones_once(backend: Backe
             .await
             .status,
         StatusCode::FORBIDDEN
+    );
+}
+
+/// New records of a chunk are written together; a row whose value a unique field
+/// already holds (in a stored record, or in an earlier row of the same chunk) fails
+/// alone, with the reason, and the rows around it are created.
+async fn a_value_a_unique_field_already_holds_fails_only_its_row(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let made = admin
+        .post(
+            "/api/v1/objects",
+            json!({"name": "members", "fields": [
+                {"name": "name", "type": "text", "required": true},
+                {"name": "code", "type": "text", "unique": true}
+            ]}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let stored = admin
+        .post(
+            "/api/v1/records/members",
+            json!({"name": "Stored", "code": "M-2"}),
+        )
+        .await;
+    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.body);
+    let csv = "Name,Code\nAna,M-1\nBabak,M-2\nChidi,M-3\nDana,M-3\nEsi,M-5\n";
+    let up = upload(&admin, "members", csv).await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    let id = up.body["id"].as_str().unwrap().to_string();
+    // No duplicate matching: every row is a new record.
+    let done = run(
+        &admin,
+        &id,
+        json!({"mapping": {"Name": "name", "Code": "code"}, "match_on": []}),
+    )
+    .await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(counts(&done), [5, 3, 0, 0, 2], "{done}");
+    let errors = admin.get(&format!("/api/v1/imports/{id}/errors")).await;
+    let failed: Vec<(i64, String)> = errors.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_i64().unwrap(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        failed.iter().map(|(row, _)| *row).collect::<Vec<_>>(),
+        [3, 5],
+        "{failed:?}"
+    );
+    assert!(
+        failed.iter().all(|(_, m)| m.contains("must be unique")),
+        "{failed:?}"
+    );
+    let list = admin.get("/api/v1/records/members?sort=name").await;
+    let names: Vec<&str> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Ana", "Chidi", "Esi", "Stored"]);
+}
+
+/// Chunks of 1,000 rows are checked and written two at a time; a row repeating a key
+/// of the chunk before it must still meet the record that chunk made (an update, not
+/// a second record).
+async fn a_key_repeated_in_the_next_chunk_updates_the_record_the_first_made(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    // Rows 1000..2000 of even number repeat the email of the row 1,000 before them.
+    let key = |i: usize| {
+        if (1000..2000).contains(&i) && i % 2 == 0 {
+            i - 1000
+        } else {
+            i
+        }
+    };
+    let mut csv = String::from("Last name,Email,Phone\n");
+    for i in 0..2500 {
+        csv.push_str(&format!("P{i},p{}@acme.example,+98 21 {i:07}\n", key(i)));
+    }
+    let up = upload(&admin, "contacts", csv).await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    let id = up.body["id"].as_str().unwrap().to_string();
+    let done = run(&admin, &id, json!({})).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(counts(&done), [2500, 2000, 500, 0, 0], "{done}");
+    let exported = admin
+        .get("/api/v1/records/contacts/export?columns=email,phone&sort=email")
+        .await;
+    assert_eq!(exported.status, StatusCode::OK, "{}", exported.text);
+    let lines: Vec<&str> = exported.text.lines().skip(1).collect();
+    assert_eq!(lines.len(), 2000, "one record per email");
+    // The repeated emails hold the later row's phone.
+    for i in [0, 2, 998] {
+        let line = format!("p{i}@acme.example,+98 21 {:07}", i + 1000);
+        assert!(lines.contains(&line.as_str()), "{line} missing");
+    }
+    assert!(
+        lines.contains(&"p1@acme.example,+98 21 0000001"),
+        "not repeated: unchanged"
     );
 }

@@ -100,7 +100,7 @@ pub async fn insert(
             .bind(&e.actor)
             .bind(e.version)
             .bind(&e.at)
-            .bind(Value::Object(e.changes.clone()).to_string());
+            .bind(serde_json::to_string(&e.changes).expect("a JSON map serialises"));
     }
     query.execute(conn).await?;
     Ok(())

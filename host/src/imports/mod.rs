@@ -299,6 +299,18 @@ pub struct Tally {
     pub errors: Vec<RowError>,
 }
 
+impl Tally {
+    /// Adds another part of the same stretch (a deferred part counts no rows).
+    pub fn add(&mut self, other: Tally) {
+        self.rows += other.rows;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.errors.extend(other.errors);
+        self.errors.sort_by_key(|e| e.row);
+    }
+}
+
 /// Adds a stretch's counts and errors; false when the run was cancelled meanwhile.
 pub async fn record_progress(
     db: &Db,

@@ -19,8 +19,9 @@ use crate::records::validate::{Mode, from_text, validate};
 
 /// Rows read and written as one stretch (progress is recorded after each).
 const CHUNK: usize = 1_000;
-/// Writes of one chunk under way at once: enough for the group commit to fill its
-/// batches, few enough to stay gentle with other users' writes.
+/// Updates of one chunk under way at once: enough for the group commit to fill its
+/// batches, few enough to stay gentle with other users' writes. (New records of a
+/// chunk are written together, as one.)
 const IN_FLIGHT: usize = 512;
 
 /// Runs `import` (already marked started as run `run_id`) in the background as
@@ -111,23 +112,91 @@ async fn run(app: &AppState, import: &Import, actor: &Actor, run_id: &str) -> Re
         .creatable(actor, &import.object)
         .await
         .map_err(|e| e.to_string())?;
-    let plan = plan(object, &writable, &import.columns, &import.settings)
-        .map_err(|errors| errors.join("; "))?;
+    let plan = Arc::new(
+        plan(object, &writable, &import.columns, &import.settings)
+            .map_err(|errors| errors.join("; "))?,
+    );
+    let actor = Arc::new(actor.clone());
     let path = super::file_path(&app.config.data_dir, &import.id);
     let skip = import.rows_done as usize;
     let (tx, mut chunks) = tokio::sync::mpsc::channel::<Chunk>(2);
     tokio::task::spawn_blocking(move || read_chunks(&path, skip, &tx));
+    // Two chunks are under way at once, so checking one overlaps writing the other.
+    // The rows of a chunk whose duplicate key the chunk before it holds wait until
+    // that one is written, so they meet the records it made.
+    let mut previous: Option<(Running, HashSet<String>)> = None;
     while let Some(chunk) = chunks.recv().await {
-        let chunk = chunk?;
-        let tally = import_chunk(app, actor, &plan, import.dry_run, chunk).await?;
-        let going = super::record_progress(&app.db, &import.id, run_id, &tally)
-            .await
-            .map_err(|e| format!("could not record progress: {e}"))?;
-        if !going {
-            return Ok(()); // cancelled or started again: no longer this run's
+        let (rows, tally) = prepare_chunk(&plan, chunk?);
+        let keys: HashSet<String> = rows.iter().filter_map(|r| r.key.clone()).collect();
+        let (now, waiting): (Vec<Pending>, Vec<Pending>) = match &previous {
+            Some((_, before)) => rows
+                .into_iter()
+                .partition(|r| r.key.as_ref().is_none_or(|k| !before.contains(k))),
+            None => (rows, Vec::new()),
+        };
+        let mut current = start(app, &actor, &plan, import.dry_run, now, tally);
+        if let Some((before, _)) = previous.take() {
+            let done = finish_chunk(app, import, run_id, before).await;
+            if !matches!(done, Ok(true)) {
+                current.abort();
+                return done.map(|_| ()); // failed, or cancelled / started again
+            }
+            if !waiting.is_empty() {
+                let deferred = start(
+                    app,
+                    &actor,
+                    &plan,
+                    import.dry_run,
+                    waiting,
+                    Tally::default(),
+                );
+                current = tokio::spawn(async move {
+                    let mut tally = joined(current.await)?;
+                    tally.add(joined(deferred.await)?);
+                    Ok(tally)
+                });
+            }
         }
+        previous = Some((current, keys));
+    }
+    if let Some((last, _)) = previous {
+        finish_chunk(app, import, run_id, last).await?;
     }
     Ok(())
+}
+
+/// A chunk being checked and written in the background.
+type Running = tokio::task::JoinHandle<Result<Tally, String>>;
+
+/// Checks and writes rows of a chunk in the background.
+fn start(
+    app: &AppState,
+    actor: &Arc<Actor>,
+    plan: &Arc<Plan>,
+    dry_run: bool,
+    rows: Vec<Pending>,
+    tally: Tally,
+) -> Running {
+    let (app, actor, plan) = (app.clone(), actor.clone(), plan.clone());
+    tokio::spawn(async move { import_rows(&app, &actor, &plan, dry_run, rows, tally).await })
+}
+
+fn joined(outcome: Result<Result<Tally, String>, tokio::task::JoinError>) -> Result<Tally, String> {
+    outcome.map_err(|e| format!("an import task ended early: {e}"))?
+}
+
+/// Waits for a chunk and records its progress; false when the run is no longer this
+/// one's (cancelled, started again).
+async fn finish_chunk(
+    app: &AppState,
+    import: &Import,
+    run_id: &str,
+    chunk: Running,
+) -> Result<bool, String> {
+    let tally = joined(chunk.await)?;
+    super::record_progress(&app.db, &import.id, run_id, &tally)
+        .await
+        .map_err(|e| format!("could not record progress: {e}"))
 }
 
 /// Reads the file from data row `skip` on and sends it in chunks; stops when the
@@ -245,27 +314,14 @@ fn plan(
 
 /// Imports one chunk. Rows repeating a key seen earlier in the chunk wait for a later
 /// wave, so they meet the record their first occurrence made.
-async fn import_chunk(
+async fn import_rows(
     app: &AppState,
     actor: &Actor,
     plan: &Plan,
     dry_run: bool,
-    chunk: Vec<(i64, Vec<String>)>,
+    mut pending: Vec<Pending>,
+    mut tally: Tally,
 ) -> Result<Tally, String> {
-    let mut tally = Tally {
-        rows: chunk.len() as i64,
-        ..Tally::default()
-    };
-    let mut pending = Vec::with_capacity(chunk.len());
-    for (number, cells) in chunk {
-        match prepare(plan, number, &cells) {
-            Ok(row) => pending.push(row),
-            Err(message) => tally.errors.push(RowError {
-                row: number,
-                message,
-            }),
-        }
-    }
     // Keys the dry run pretends exist (it writes nothing, yet a repeat is a duplicate).
     let mut imagined = HashSet::new();
     while !pending.is_empty() {
@@ -277,7 +333,7 @@ async fn import_chunk(
         let existing = find_existing(app, actor, plan, &wave)
             .await
             .map_err(|e| format!("could not look for duplicates: {e}"))?;
-        let mut writes = Vec::new();
+        let (mut creates, mut updates) = (Vec::new(), Vec::new());
         for row in wave {
             let found = row.key.as_ref().and_then(|k| existing.get(k));
             match (found, plan.on_duplicate) {
@@ -301,7 +357,7 @@ async fn import_chunk(
                             } else if dry_run {
                                 tally.updated += 1;
                             } else {
-                                writes.push(Write::Update(
+                                updates.push(Update(
                                     row.number,
                                     record.id.clone(),
                                     record.version,
@@ -328,20 +384,35 @@ async fn import_chunk(
                         Ok(_) => tally.created += 1,
                     }
                 }
-                (None, _) => writes.push(Write::Create(row.number, row.input)),
+                (None, _) => creates.push((row.number, row.input)),
             }
         }
+        // New records go in as one write (one transaction); updates, each of its own
+        // record, run side by side with them.
+        let (numbers, inputs): (Vec<i64>, Vec<Map<String, Value>>) = creates.into_iter().unzip();
         let (shared_actor, object): (Arc<Actor>, Arc<str>) =
             (Arc::new(actor.clone()), plan.object.name.as_str().into());
-        let results: Vec<(i64, Result<bool, RecordError>)> = futures_util::stream::iter(writes)
-            .map(|write| write.apply(app.clone(), shared_actor.clone(), object.clone()))
+        let updating = futures_util::stream::iter(updates)
+            .map(|update| update.apply(app.clone(), shared_actor.clone(), object.clone()))
             .buffer_unordered(IN_FLIGHT)
-            .collect()
-            .await;
-        for (number, result) in results {
-            match result {
-                Ok(true) => tally.created += 1,
-                Ok(false) => tally.updated += 1,
+            .collect::<Vec<_>>();
+        let (created, updated) = tokio::join!(
+            app.records.create_many(actor, &plan.object.name, &inputs),
+            updating
+        );
+        let created = created.map_err(|e| format!("could not create records: {e}"))?;
+        for (number, outcome) in numbers.into_iter().zip(created) {
+            match outcome {
+                Ok(_) => tally.created += 1,
+                Err(e) => tally.errors.push(RowError {
+                    row: number,
+                    message: record_error(e),
+                }),
+            }
+        }
+        for (number, outcome) in updated {
+            match outcome {
+                Ok(()) => tally.updated += 1,
                 Err(e) => tally.errors.push(RowError {
                     row: number,
                     message: record_error(e),
@@ -353,38 +424,47 @@ async fn import_chunk(
     Ok(tally)
 }
 
-enum Write {
-    Create(i64, Map<String, Value>),
-    /// Row number, record id, its version when read, the changed values.
-    Update(i64, String, i64, Map<String, Value>),
-}
+/// A matched row's change: row number, record id, its version when read, the
+/// changed values.
+struct Update(i64, String, i64, Map<String, Value>);
 
-impl Write {
-    /// Writes the row through the records service: `Ok(true)` created, `Ok(false)`
-    /// updated. Owns what it uses, so many can run at once on any worker thread.
+impl Update {
+    /// Writes the change through the records service. Owns what it uses, so many can
+    /// run at once on any worker thread.
     async fn apply(
         self,
         app: AppState,
         actor: Arc<Actor>,
         object: Arc<str>,
-    ) -> (i64, Result<bool, RecordError>) {
-        match self {
-            Write::Create(number, input) => (
-                number,
-                app.records
-                    .create(&actor, &object, &input)
-                    .await
-                    .map(|_| true),
-            ),
-            Write::Update(number, id, version, patch) => (
-                number,
-                app.records
-                    .update(&actor, &object, &id, &patch, Some(version))
-                    .await
-                    .map(|_| false),
-            ),
+    ) -> (i64, Result<(), RecordError>) {
+        let Update(number, id, version, patch) = self;
+        let outcome = app
+            .records
+            .update(&actor, &object, &id, &patch, Some(version))
+            .await
+            .map(|_| ());
+        (number, outcome)
+    }
+}
+
+/// A chunk's rows as inputs, and its tally so far (the rows, those that could not be
+/// read).
+fn prepare_chunk(plan: &Plan, chunk: Vec<(i64, Vec<String>)>) -> (Vec<Pending>, Tally) {
+    let mut tally = Tally {
+        rows: chunk.len() as i64,
+        ..Tally::default()
+    };
+    let mut rows = Vec::with_capacity(chunk.len());
+    for (number, cells) in chunk {
+        match prepare(plan, number, &cells) {
+            Ok(row) => rows.push(row),
+            Err(message) => tally.errors.push(RowError {
+                row: number,
+                message,
+            }),
         }
     }
+    (rows, tally)
 }
 
 /// A row's input: each mapped, non-empty cell as its field's value.

@@ -360,9 +360,64 @@ impl RecordService {
         input: &Map<String, Value>,
     ) -> Result<Record, RecordError> {
         let c = self.caller(actor, object)?;
+        let (record, audit, event) = self.prepare_create(&c, input).await?;
+        self.writer
+            .submit(WriteOp::Insert {
+                record: record.clone(),
+                audit,
+                event,
+            })
+            .await
+            .map_err(|e| write_error(&c.object, e))?;
+        Ok(with_all_fields(&c.visible, record))
+    }
+
+    /// Creates many records of one object (an import's chunk): each input is checked
+    /// as [`create`](Self::create) checks it, the valid ones are committed together,
+    /// and each input gets its own outcome, in order: the new record's id, or why not
+    /// (a value a unique field already holds fails only that input).
+    pub async fn create_many(
+        &self,
+        actor: &Actor,
+        object: &str,
+        inputs: &[Map<String, Value>],
+    ) -> Result<Vec<Result<String, RecordError>>, RecordError> {
+        let c = self.caller(actor, object)?;
+        let mut outcomes = Vec::with_capacity(inputs.len());
+        let (mut ops, mut slots) = (Vec::new(), Vec::new());
+        for input in inputs {
+            match self.prepare_create(&c, input).await {
+                Ok((record, audit, event)) => {
+                    slots.push(outcomes.len());
+                    outcomes.push(Ok(record.id.clone()));
+                    ops.push(WriteOp::Insert {
+                        record,
+                        audit,
+                        event,
+                    });
+                }
+                Err(e) => outcomes.push(Err(e)),
+            }
+        }
+        for (slot, written) in slots.into_iter().zip(self.writer.submit_many(ops).await) {
+            if let Err(e) = written {
+                outcomes[slot] = Err(write_error(&c.object, e));
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Everything a create checks and builds before its write: the record, its audit
+    /// entry and its event.
+    async fn prepare_create(
+        &self,
+        c: &Caller<'_>,
+        input: &Map<String, Value>,
+    ) -> Result<(Record, AuditEntry, Event), RecordError> {
+        let actor = c.actor;
         let (department, input) = self.split_department(input)?;
         let (chosen_id, input) = split_id(&input)?;
-        self.check_writable(&c, Action::Create, None, input.keys())
+        self.check_writable(c, Action::Create, None, input.keys())
             .await?;
         let valid = validate(&c.object, &input, Mode::Create).map_err(RecordError::Invalid)?;
         let owner = Some(valid.owner.unwrap_or_else(|| actor.user_id.clone()));
@@ -375,7 +430,7 @@ impl RecordService {
             let what = format!("you may not create {} records there", c.object.name);
             return Err(self
                 .deny(
-                    &c,
+                    c,
                     Action::Create,
                     None,
                     &what,
@@ -384,10 +439,10 @@ impl RecordService {
                 .await);
         }
         if owner.as_deref() != Some(actor.user_id.as_str()) {
-            self.authorize_placement(&c, "", None, (&owner, &department))
+            self.authorize_placement(c, "", None, (&owner, &department))
                 .await?;
         }
-        self.check_references(&c, &valid.references).await?;
+        self.check_references(c, &valid.references).await?;
         let fields: Map<String, Value> = valid
             .values
             .into_iter()
@@ -417,20 +472,12 @@ impl RecordService {
             fields,
         };
         let mut record = record;
-        self.run_before_save(&c, "create", &mut record).await?;
+        self.run_before_save(c, "create", &mut record).await?;
         let mut changes = audit::diff(&Map::new(), &record.fields);
         placement_changes(&mut changes, (&None, &None), &record);
-        let audit = audit_entry(actor, &record, AuditAction::Created, changes.clone(), &now);
         let event = event(actor, &record, "record.created", &changes, &now);
-        self.writer
-            .submit(WriteOp::Insert {
-                record: record.clone(),
-                audit,
-                event,
-            })
-            .await
-            .map_err(|e| write_error(&c.object, e))?;
-        Ok(with_all_fields(&c.visible, record))
+        let audit = audit_entry(actor, &record, AuditAction::Created, changes, &now);
+        Ok((record, audit, event))
     }
 
     /// Applies `patch` (a field set to `null` is cleared). With `if_match`, a record

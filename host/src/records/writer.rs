@@ -10,7 +10,8 @@
 use sqlx::AssertSqlSafe;
 use std::sync::Arc;
 
-use sqlx::{Acquire, AnyConnection};
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, Any, AnyConnection};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::Record;
@@ -18,8 +19,12 @@ use crate::audit::{self, AuditEntry};
 use crate::db::{Db, Dialect};
 use crate::events::{self, Event};
 
-/// Most writes committed in one transaction.
+/// Writes taken into one transaction: more wait for the next, except that writes
+/// submitted together (see [`Writer::submit_many`]) always share one.
 const MAX_BATCH: usize = 256;
+/// Rows of one multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535
+/// parameters.
+const STATEMENT_ROWS: usize = 256;
 
 /// One change of one record, with the audit entry and event that go with it.
 pub enum WriteOp {
@@ -59,14 +64,24 @@ pub enum WriteError {
     Stopped,
 }
 
+/// One write and where its outcome goes.
 struct Job {
     op: WriteOp,
     reply: oneshot::Sender<Result<(), WriteError>>,
 }
 
+/// What the writer tasks receive: one write, or many that go into the same batch
+/// (an import's chunk), so they share a transaction however the tasks are scheduled.
+/// Single writes are the common case: they are not boxed.
+#[allow(clippy::large_enum_variant)]
+enum Submission {
+    One(Job),
+    Many(Vec<Job>),
+}
+
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Submission>,
     /// Woken after every committed batch, so outbox consumers need not poll hard.
     committed: Arc<tokio::sync::Notify>,
 }
@@ -75,7 +90,7 @@ impl Writer {
     /// Starts the writer tasks: one for SQLite (it has one writer anyway), several for
     /// PostgreSQL.
     pub fn start(db: Db) -> Writer {
-        let (jobs, rx) = mpsc::channel::<Job>(4096);
+        let (jobs, rx) = mpsc::channel::<Submission>(4096);
         let rx = Arc::new(Mutex::new(rx));
         let committed = Arc::new(tokio::sync::Notify::new());
         let tasks = match db.dialect {
@@ -97,39 +112,95 @@ impl Writer {
     pub async fn submit(&self, op: WriteOp) -> Result<(), WriteError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { op, reply })
+            .send(Submission::One(Job { op, reply }))
             .await
             .map_err(|_| WriteError::Stopped)?;
         answer.await.map_err(|_| WriteError::Stopped)?
     }
+
+    /// Commits many writes together; each gets its own outcome, in order (a unique
+    /// value taken fails only its own write).
+    pub async fn submit_many(&self, ops: Vec<WriteOp>) -> Vec<Result<(), WriteError>> {
+        let (jobs, answers): (Vec<Job>, Vec<_>) = ops
+            .into_iter()
+            .map(|op| {
+                let (reply, answer) = oneshot::channel();
+                (Job { op, reply }, answer)
+            })
+            .unzip();
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        if self.jobs.send(Submission::Many(jobs)).await.is_err() {
+            return answers.iter().map(|_| Err(WriteError::Stopped)).collect();
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(answer.await.unwrap_or(Err(WriteError::Stopped)));
+        }
+        results
+    }
 }
 
-async fn run(db: Db, rx: Arc<Mutex<mpsc::Receiver<Job>>>, committed: Arc<tokio::sync::Notify>) {
+async fn run(
+    db: Db,
+    rx: Arc<Mutex<mpsc::Receiver<Submission>>>,
+    committed: Arc<tokio::sync::Notify>,
+) {
+    // Each writer task keeps its own connection: SQLite drops a connection's whole page
+    // cache once another connection has written, so a writer taking any pooled
+    // connection read the hot index pages again for every batch. A connection that
+    // failed is given back and another taken for the next batch.
+    let mut held: Option<PoolConnection<Any>> = None;
     loop {
         let mut batch = Vec::new();
         {
             let mut rx = rx.lock().await;
             let Some(first) = rx.recv().await else { return };
-            batch.push(first);
+            first.add_to(&mut batch);
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
-                    Ok(job) => batch.push(job),
+                    Ok(more) => more.add_to(&mut batch),
                     Err(_) => break,
                 }
             }
         }
-        commit_batch(&db, batch).await;
+        let conn = match held.take() {
+            Some(conn) => conn,
+            None => match db.pool.acquire().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::error!(error = %e, "the writer has no database connection");
+                    fail_all(batch, &e);
+                    continue;
+                }
+            },
+        };
+        let mut conn = conn;
+        if commit_batch(&mut conn, db.dialect, batch).await {
+            held = Some(conn);
+        }
         committed.notify_one();
     }
 }
 
-async fn commit_batch(db: &Db, batch: Vec<Job>) {
+impl Submission {
+    fn add_to(self, batch: &mut Vec<Job>) {
+        match self {
+            Submission::One(job) => batch.push(job),
+            Submission::Many(jobs) => batch.extend(jobs),
+        }
+    }
+}
+
+/// Commits a batch and answers each write; false when the connection failed.
+async fn commit_batch(conn: &mut AnyConnection, dialect: Dialect, batch: Vec<Job>) -> bool {
     // Fast path: the whole batch in one transaction without savepoints (each costs a
     // round trip). A stale version or a missing record writes nothing, so only a
     // database error (a unique value taken) sends the batch down the careful path.
-    let outcome = match run_batch(db, &batch, false).await {
+    let outcome = match run_batch(conn, dialect, &batch, false).await {
         Ok(results) => Ok(results),
-        Err(_) if batch.len() > 1 => run_batch(db, &batch, true).await,
+        Err(_) if batch.len() > 1 => run_batch(conn, dialect, &batch, true).await,
         Err(e) => Err(e),
     };
     match outcome {
@@ -146,14 +217,21 @@ async fn commit_batch(db: &Db, batch: Vec<Job>) {
         }
         Err(BatchError::Commit(e)) => {
             tracing::error!(error = %e, writes = batch.len(), "a write batch failed to commit");
-            for job in batch {
-                let _ = job
-                    .reply
-                    .send(Err(WriteError::Db(sqlx::Error::Protocol(format!(
-                        "write batch failed: {e}"
-                    )))));
-            }
+            fail_all(batch, &e);
+            return false;
         }
+    }
+    true
+}
+
+/// Answers every write of a batch that could not be committed.
+fn fail_all(batch: Vec<Job>, e: &sqlx::Error) {
+    for job in batch {
+        let _ = job
+            .reply
+            .send(Err(WriteError::Db(sqlx::Error::Protocol(format!(
+                "write batch failed: {e}"
+            )))));
     }
 }
 
@@ -167,15 +245,16 @@ enum BatchError {
 /// runs in its own savepoint and its failure is its own result; without, the first
 /// failure rolls the whole batch back.
 async fn run_batch(
-    db: &Db,
+    conn: &mut AnyConnection,
+    dialect: Dialect,
     batch: &[Job],
     isolate: bool,
 ) -> Result<Vec<Result<(), WriteError>>, BatchError> {
     let mut results = Vec::with_capacity(batch.len());
-    let mut tx = db.pool.begin().await.map_err(BatchError::Commit)?;
+    let mut tx = conn.begin().await.map_err(BatchError::Commit)?;
     let creates_only = batch.iter().all(|j| matches!(j.op, WriteOp::Insert { .. }));
     if !isolate && batch.len() > 1 && creates_only {
-        if let Err(e) = insert_all(&mut tx, db.dialect, batch).await {
+        if let Err(e) = insert_all(&mut tx, dialect, batch).await {
             tx.rollback().await.map_err(BatchError::Commit)?;
             return Err(BatchError::Write(e));
         }
@@ -185,7 +264,7 @@ async fn run_batch(
     for job in batch {
         if isolate {
             let mut savepoint = tx.begin().await.map_err(BatchError::Commit)?;
-            let result = apply(&mut savepoint, db.dialect, &job.op).await;
+            let result = apply(&mut savepoint, dialect, &job.op).await;
             let done = if is_failure(&result) {
                 savepoint.rollback().await
             } else {
@@ -194,7 +273,7 @@ async fn run_batch(
             done.map_err(BatchError::Commit)?;
             results.push(result);
         } else {
-            let result = apply(&mut tx, db.dialect, &job.op).await;
+            let result = apply(&mut tx, dialect, &job.op).await;
             if is_failure(&result) {
                 tx.rollback().await.map_err(BatchError::Commit)?;
                 return Err(BatchError::Write(
@@ -237,7 +316,7 @@ async fn apply(conn: &mut AnyConnection, dialect: Dialect, op: &WriteOp) -> Resu
                 .bind(&record.department)
                 .bind(&audit.actor)
                 .bind(&record.created_at)
-                .bind(serde_json::Value::Object(record.fields.clone()).to_string())
+                .bind(serde_json::to_string(&record.fields).expect("a JSON map serialises"))
                 .execute(&mut *conn)
                 .await
                 .map_err(unique_or_db)?;
@@ -259,7 +338,7 @@ async fn apply(conn: &mut AnyConnection, dialect: Dialect, op: &WriteOp) -> Resu
                 .bind(&record.owner)
                 .bind(&audit.actor)
                 .bind(&record.updated_at)
-                .bind(serde_json::Value::Object(record.fields.clone()).to_string())
+                .bind(serde_json::to_string(&record.fields).expect("a JSON map serialises"))
                 .bind(&record.id)
                 .bind(&record.object)
                 .bind(expected_version)
@@ -323,27 +402,36 @@ async fn insert_all(
         audits.push(audit);
         events.push(event);
     }
-    let rows = crate::db::values_rows(dialect, records.len(), 10, Some(10));
-    let sql = format!(
-        "INSERT INTO records (id, object, version, owner_id, department_id, created_by, updated_by, created_at, updated_at, data) VALUES {rows}"
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for (record, audit) in records.iter().zip(&audits) {
-        query = query
-            .bind(&record.id)
-            .bind(&record.object)
-            .bind(record.version)
-            .bind(&record.owner)
-            .bind(&record.department)
-            .bind(&audit.actor)
-            .bind(&audit.actor)
-            .bind(&record.created_at)
-            .bind(&record.created_at)
-            .bind(serde_json::Value::Object(record.fields.clone()).to_string());
+    for (records, audits) in records
+        .chunks(STATEMENT_ROWS)
+        .zip(audits.chunks(STATEMENT_ROWS))
+    {
+        let rows = crate::db::values_rows(dialect, records.len(), 10, Some(10));
+        let sql = format!(
+            "INSERT INTO records (id, object, version, owner_id, department_id, created_by, updated_by, created_at, updated_at, data) VALUES {rows}"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (record, audit) in records.iter().zip(audits) {
+            query = query
+                .bind(&record.id)
+                .bind(&record.object)
+                .bind(record.version)
+                .bind(&record.owner)
+                .bind(&record.department)
+                .bind(&audit.actor)
+                .bind(&audit.actor)
+                .bind(&record.created_at)
+                .bind(&record.created_at)
+                .bind(serde_json::to_string(&record.fields).expect("a JSON map serialises"));
+        }
+        query.execute(&mut *conn).await.map_err(unique_or_db)?;
     }
-    query.execute(&mut *conn).await.map_err(unique_or_db)?;
-    audit::insert(conn, dialect, &audits).await?;
-    events::insert(conn, dialect, &events).await?;
+    for audits in audits.chunks(STATEMENT_ROWS) {
+        audit::insert(conn, dialect, audits).await?;
+    }
+    for events in events.chunks(STATEMENT_ROWS) {
+        events::insert(conn, dialect, events).await?;
+    }
     Ok(())
 }
 
