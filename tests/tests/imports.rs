@@ -718,7 +718,7 @@ async fn a_key_repeated_in_the_next_chunk_updates_the_record_the_first_made(back
     let admin = srv.admin().await;
     // Rows 1000..2000 of even number repeat the email of the row 1,000 before them.
     let key = |i: usize| {
-        if (1000..2000).contains(&i) && i % 2 == 0 {
+        if (1000..2000).contains(&i) && i.is_multiple_of(2) {
             i - 1000
         } else {
             i
