@@ -54,6 +54,23 @@ async fn finished(client: &Client, id: &str) -> Value {
     .await
 }
 
+/// The refused rows of an import (first page): row number and reason.
+async fn row_errors(client: &Client, id: &str) -> Vec<(i64, String)> {
+    let errors = client.get(&format!("/api/v1/imports/{id}/errors")).await;
+    assert_eq!(errors.status, StatusCode::OK, "{}", errors.body);
+    errors.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_i64().unwrap(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 fn counts(import: &Value) -> [i64; 5] {
     ["rows_done", "created", "updated", "unchanged", "failed"].map(|k| import[k].as_i64().unwrap())
 }
@@ -100,18 +117,7 @@ async fn a_file_is_checked_imported_and_a_second_run_duplicates_nothing(backend:
     assert_eq!(checked["dry_run"], true);
     // 3 new, the second Leyla a duplicate of the first (an update), 3 bad rows.
     assert_eq!(counts(&checked), [7, 3, 1, 0, 3], "{checked}");
-    let errors = admin.get(&format!("/api/v1/imports/{id}/errors")).await;
-    let rows: Vec<(i64, String)> = errors.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["row"].as_i64().unwrap(),
-                e["message"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let rows = row_errors(&admin, &id).await;
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(rows[0].0, 4);
     assert!(
@@ -679,18 +685,7 @@ async fn a_value_a_unique_field_already_holds_fails_only_its_row(backend: Backen
     .await;
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(counts(&done), [5, 3, 0, 0, 2], "{done}");
-    let errors = admin.get(&format!("/api/v1/imports/{id}/errors")).await;
-    let failed: Vec<(i64, String)> = errors.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["row"].as_i64().unwrap(),
-                e["message"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let failed = row_errors(&admin, &id).await;
     assert_eq!(
         failed.iter().map(|(row, _)| *row).collect::<Vec<_>>(),
         [3, 5],

@@ -87,7 +87,9 @@ impl Db {
             // journals (every multi-row insert of the group commit keeps one) stay in
             // memory instead of a temporary file, and a 32 MiB page cache per
             // connection holds the hot index pages of a large table (the default
-            // 2 MiB re-read them from the OS on every batch of a big import).
+            // 2 MiB re-read them from the OS on every batch of a big import). The WAL
+            // is copied back into the database every 8,000 pages (32 MiB) instead of
+            // 1,000: a hot page written many times in between is copied once.
             Dialect::Sqlite => AnyPoolOptions::new()
                 .max_connections(8)
                 .after_connect(|conn, _| {
@@ -95,7 +97,8 @@ impl Db {
                         conn.execute(
                             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
                              PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; \
-                             PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32768;",
+                             PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32768; \
+                             PRAGMA wal_autocheckpoint=8000;",
                         )
                         .await?;
                         Ok(())
