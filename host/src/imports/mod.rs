@@ -300,7 +300,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Adds another part of the same stretch (a deferred part counts no rows).
+    /// Adds another part of the same stretch (the part that waited counts no rows).
     pub fn add(&mut self, other: Tally) {
         self.rows += other.rows;
         self.created += other.created;

@@ -124,7 +124,7 @@ async fn run(app: &AppState, import: &Import, actor: &Actor, run_id: &str) -> Re
     // Two chunks are under way at once, so checking one overlaps writing the other.
     // The rows of a chunk whose duplicate key the chunk before it holds wait until
     // that one is written, so they meet the records it made.
-    let mut previous: Option<(Running, HashSet<String>)> = None;
+    let mut previous: Option<(Vec<Running>, HashSet<String>)> = None;
     while let Some(chunk) = chunks.recv().await {
         let (rows, tally) = prepare_chunk(&plan, chunk?);
         let keys: HashSet<String> = rows.iter().filter_map(|r| r.key.clone()).collect();
@@ -134,27 +134,16 @@ async fn run(app: &AppState, import: &Import, actor: &Actor, run_id: &str) -> Re
                 .partition(|r| r.key.as_ref().is_none_or(|k| !before.contains(k))),
             None => (rows, Vec::new()),
         };
-        let mut current = start(app, &actor, &plan, import.dry_run, now, tally);
+        let mut current = vec![start(app, &actor, &plan, import.dry_run, now, tally)];
         if let Some((before, _)) = previous.take() {
             let done = finish_chunk(app, import, run_id, before).await;
             if !matches!(done, Ok(true)) {
-                current.abort();
+                current.iter().for_each(Running::abort);
                 return done.map(|_| ()); // failed, or cancelled / started again
             }
             if !waiting.is_empty() {
-                let deferred = start(
-                    app,
-                    &actor,
-                    &plan,
-                    import.dry_run,
-                    waiting,
-                    Tally::default(),
-                );
-                current = tokio::spawn(async move {
-                    let mut tally = joined(current.await)?;
-                    tally.add(joined(deferred.await)?);
-                    Ok(tally)
-                });
+                let (dry_run, none) = (import.dry_run, Tally::default());
+                current.push(start(app, &actor, &plan, dry_run, waiting, none));
             }
         }
         previous = Some((current, keys));
@@ -165,7 +154,8 @@ async fn run(app: &AppState, import: &Import, actor: &Actor, run_id: &str) -> Re
     Ok(())
 }
 
-/// A chunk being checked and written in the background.
+/// Part of a chunk being checked and written in the background (the rows that may go
+/// at once, those that wait for the chunk before).
 type Running = tokio::task::JoinHandle<Result<Tally, String>>;
 
 /// Checks and writes rows of a chunk in the background.
@@ -181,19 +171,21 @@ fn start(
     tokio::spawn(async move { import_rows(&app, &actor, &plan, dry_run, rows, tally).await })
 }
 
-fn joined(outcome: Result<Result<Tally, String>, tokio::task::JoinError>) -> Result<Tally, String> {
-    outcome.map_err(|e| format!("an import task ended early: {e}"))?
-}
-
-/// Waits for a chunk and records its progress; false when the run is no longer this
-/// one's (cancelled, started again).
+/// Waits for a chunk's parts and records its progress; false when the run is no
+/// longer this one's (cancelled, started again).
 async fn finish_chunk(
     app: &AppState,
     import: &Import,
     run_id: &str,
-    chunk: Running,
+    parts: Vec<Running>,
 ) -> Result<bool, String> {
-    let tally = joined(chunk.await)?;
+    let mut tally = Tally::default();
+    for part in parts {
+        tally.add(
+            part.await
+                .map_err(|e| format!("an import task ended early: {e}"))??,
+        );
+    }
     super::record_progress(&app.db, &import.id, run_id, &tally)
         .await
         .map_err(|e| format!("could not record progress: {e}"))
@@ -316,7 +308,7 @@ fn plan(
 /// wave, so they meet the record their first occurrence made.
 async fn import_rows(
     app: &AppState,
-    actor: &Actor,
+    actor: &Arc<Actor>,
     plan: &Plan,
     dry_run: bool,
     mut pending: Vec<Pending>,
@@ -390,10 +382,9 @@ async fn import_rows(
         // New records go in as one write (one transaction); updates, each of its own
         // record, run side by side with them.
         let (numbers, inputs): (Vec<i64>, Vec<Map<String, Value>>) = creates.into_iter().unzip();
-        let (shared_actor, object): (Arc<Actor>, Arc<str>) =
-            (Arc::new(actor.clone()), plan.object.name.as_str().into());
+        let object: Arc<str> = plan.object.name.as_str().into();
         let updating = futures_util::stream::iter(updates)
-            .map(|update| update.apply(app.clone(), shared_actor.clone(), object.clone()))
+            .map(|update| update.apply(app.clone(), actor.clone(), object.clone()))
             .buffer_unordered(IN_FLIGHT)
             .collect::<Vec<_>>();
         let (created, updated) = tokio::join!(

@@ -165,7 +165,7 @@ async fn run(
                 }
             }
         }
-        let conn = match held.take() {
+        let mut conn = match held.take() {
             Some(conn) => conn,
             None => match db.pool.acquire().await {
                 Ok(conn) => conn,
@@ -176,7 +176,6 @@ async fn run(
                 }
             },
         };
-        let mut conn = conn;
         if commit_batch(&mut conn, db.dialect, batch).await {
             held = Some(conn);
         }
@@ -303,23 +302,7 @@ async fn apply(conn: &mut AnyConnection, dialect: Dialect, op: &WriteOp) -> Resu
             audit,
             event,
         } => {
-            let sql = format!(
-                "INSERT INTO records (id, object, version, owner_id, department_id, created_by, updated_by, created_at, updated_at, data) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $7, {})",
-                dialect.json_param(8)
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(&record.id)
-                .bind(&record.object)
-                .bind(record.version)
-                .bind(&record.owner)
-                .bind(&record.department)
-                .bind(&audit.actor)
-                .bind(&record.created_at)
-                .bind(serde_json::to_string(&record.fields).expect("a JSON map serialises"))
-                .execute(&mut *conn)
-                .await
-                .map_err(unique_or_db)?;
+            insert_records(conn, dialect, &[record], &[audit]).await?;
             (audit, event)
         }
         WriteOp::Update {
@@ -406,25 +389,7 @@ async fn insert_all(
         .chunks(STATEMENT_ROWS)
         .zip(audits.chunks(STATEMENT_ROWS))
     {
-        let rows = crate::db::values_rows(dialect, records.len(), 10, Some(10));
-        let sql = format!(
-            "INSERT INTO records (id, object, version, owner_id, department_id, created_by, updated_by, created_at, updated_at, data) VALUES {rows}"
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (record, audit) in records.iter().zip(audits) {
-            query = query
-                .bind(&record.id)
-                .bind(&record.object)
-                .bind(record.version)
-                .bind(&record.owner)
-                .bind(&record.department)
-                .bind(&audit.actor)
-                .bind(&audit.actor)
-                .bind(&record.created_at)
-                .bind(&record.created_at)
-                .bind(serde_json::to_string(&record.fields).expect("a JSON map serialises"));
-        }
-        query.execute(&mut *conn).await.map_err(unique_or_db)?;
+        insert_records(conn, dialect, records, audits).await?;
     }
     for audits in audits.chunks(STATEMENT_ROWS) {
         audit::insert(conn, dialect, audits).await?;
@@ -432,6 +397,35 @@ async fn insert_all(
     for events in events.chunks(STATEMENT_ROWS) {
         events::insert(conn, dialect, events).await?;
     }
+    Ok(())
+}
+
+/// New records in one multi-row statement, each created by its audit entry's actor.
+async fn insert_records(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    records: &[&Record],
+    audits: &[&AuditEntry],
+) -> Result<(), WriteError> {
+    let rows = crate::db::values_rows(dialect, records.len(), 10, Some(10));
+    let sql = format!(
+        "INSERT INTO records (id, object, version, owner_id, department_id, created_by, updated_by, created_at, updated_at, data) VALUES {rows}"
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for (record, audit) in records.iter().zip(audits) {
+        query = query
+            .bind(&record.id)
+            .bind(&record.object)
+            .bind(record.version)
+            .bind(&record.owner)
+            .bind(&record.department)
+            .bind(&audit.actor)
+            .bind(&audit.actor)
+            .bind(&record.created_at)
+            .bind(&record.created_at)
+            .bind(serde_json::to_string(&record.fields).expect("a JSON map serialises"));
+    }
+    query.execute(&mut *conn).await.map_err(unique_or_db)?;
     Ok(())
 }
 
