@@ -98,28 +98,110 @@ async fn log_call(
     // The activity's right first, so an unknown number never leaves a lead behind
     // without its call.
     app.records.creatable(&actor, "activities").await?;
-    if let Some(call_id) = &call.call_id
-        && let Some(activity) = logged_before(&app, &actor, call_id).await?
-    {
-        let link = |name: &str| {
-            activity
-                .fields
-                .get(name)
-                .and_then(Value::as_str)
-                .map(String::from)
-        };
-        let (contact, lead) = (link("contact"), link("lead"));
-        return Ok((
-            StatusCode::OK,
-            Json(LoggedCall {
-                activity,
-                contact,
-                lead,
-                lead_created: false,
-                duplicate: true,
-            }),
-        ));
+    let Some(call_id) = call.call_id.clone() else {
+        let logged = write_call(&app, &actor, &call, started, assignee).await?;
+        return Ok((StatusCode::CREATED, Json(logged)));
+    };
+    // Retries of one call often arrive together (the PBX timed out on the first):
+    // one request claims the call_id, the others wait for its activity.
+    let waited_enough = tokio::time::Instant::now() + CLAIM_WAIT;
+    loop {
+        match claim(&app, &call_id).await? {
+            Claim::Ours => break,
+            Claim::Logged(activity) => return logged_before(&app, &actor, &activity).await,
+            Claim::Busy if tokio::time::Instant::now() < waited_enough => {
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await
+            }
+            Claim::Busy => {
+                return Err(ApiError::conflict(
+                    "this call_id is being logged by another request; try again",
+                ));
+            }
+        }
     }
+    // A claim taken over from a host that stopped may have its activity written.
+    if let Some(activity) = activity_with_call_id(&app, &call_id).await? {
+        settle(&app, &call_id, Some(&activity)).await?;
+        return logged_before(&app, &actor, &activity).await;
+    }
+    // Its own task, so a request the client gives up on still settles its claim.
+    let task = tokio::spawn(async move {
+        let logged = write_call(&app, &actor, &call, started, assignee).await;
+        let activity = logged.as_ref().ok().map(|l| l.activity.id.as_str());
+        settle(&app, &call_id, activity).await?;
+        logged
+    });
+    let logged = task.await.map_err(ApiError::internal)??;
+    Ok((StatusCode::CREATED, Json(logged)))
+}
+
+/// How long a retry waits for the request that claimed its call_id.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A claim this old without its activity was left by a host that stopped mid-way.
+const CLAIM_HOLDS_SECONDS: i64 = 30;
+
+enum Claim {
+    /// This request logs the call.
+    Ours,
+    /// Logged before, as this activity.
+    Logged(String),
+    /// Another request is logging it now.
+    Busy,
+}
+
+async fn claim(app: &AppState, call_id: &str) -> ApiResult<Claim> {
+    let now = chrono::Utc::now();
+    let stale = crate::db::format_time(now - chrono::Duration::seconds(CLAIM_HOLDS_SECONDS));
+    let claimed = sqlx::query(
+        "INSERT INTO logged_calls (call_id, claimed_at) VALUES ($1, $2) \
+         ON CONFLICT (call_id) DO UPDATE SET claimed_at = excluded.claimed_at \
+         WHERE logged_calls.activity_id IS NULL AND logged_calls.claimed_at < $3",
+    )
+    .bind(call_id)
+    .bind(crate::db::format_time(now))
+    .bind(stale)
+    .execute(&app.db.pool)
+    .await?
+    .rows_affected();
+    if claimed == 1 {
+        return Ok(Claim::Ours);
+    }
+    let activity: Option<Option<String>> =
+        sqlx::query_scalar("SELECT activity_id FROM logged_calls WHERE call_id = $1")
+            .bind(call_id)
+            .fetch_optional(&app.db.pool)
+            .await?;
+    Ok(match activity {
+        Some(Some(activity)) => Claim::Logged(activity),
+        // Claimed, or released since (the claimer failed): ask again.
+        _ => Claim::Busy,
+    })
+}
+
+/// Records the claimed call's activity, or gives the claim up when the call was not
+/// logged (a refused value), so a corrected retry may log it.
+async fn settle(app: &AppState, call_id: &str, activity: Option<&str>) -> ApiResult<()> {
+    let query = match activity {
+        Some(activity) => {
+            sqlx::query("UPDATE logged_calls SET activity_id = $2 WHERE call_id = $1")
+                .bind(call_id)
+                .bind(activity.to_string())
+        }
+        None => sqlx::query("DELETE FROM logged_calls WHERE call_id = $1 AND activity_id IS NULL")
+            .bind(call_id),
+    };
+    query.execute(&app.db.pool).await?;
+    Ok(())
+}
+
+/// Writes the call: the lead for an unknown number, then the activity.
+async fn write_call(
+    app: &AppState,
+    actor: &Actor,
+    call: &CallEvent,
+    started: String,
+    assignee: String,
+) -> ApiResult<LoggedCall> {
     let number = match call.direction {
         Direction::Inbound => &call.caller,
         Direction::Outbound => &call.callee,
@@ -164,16 +246,16 @@ async fn log_call(
             errors,
         ));
     }
-    let contact = find_by_phone(&app, &actor, "contacts", &number).await?;
+    let contact = find_by_phone(app, actor, "contacts", &number).await?;
     let (lead, lead_created) = match &contact {
         Some(_) => (None, false),
-        None => match find_by_phone(&app, &actor, "leads", &number).await? {
+        None => match find_by_phone(app, actor, "leads", &number).await? {
             Some(lead) => (Some(lead), false),
             None => {
                 let made = app
                     .records
                     .create(
-                        &actor,
+                        actor,
                         "leads",
                         &values_of(json!({
                             "last_name": format!("Caller {number}"),
@@ -191,17 +273,14 @@ async fn log_call(
             input.insert(key.into(), Value::String(v));
         }
     }
-    let activity = app.records.create(&actor, "activities", &input).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(LoggedCall {
-            activity,
-            contact,
-            lead,
-            lead_created,
-            duplicate: false,
-        }),
-    ))
+    let activity = app.records.create(actor, "activities", &input).await?;
+    Ok(LoggedCall {
+        activity,
+        contact,
+        lead,
+        lead_created,
+        duplicate: false,
+    })
 }
 
 /// Checks the event (every problem at once); answers the start time, normalised, and
@@ -271,26 +350,52 @@ fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-/// The activity already logged for `call_id`, if the caller may read it.
-async fn logged_before(app: &AppState, actor: &Actor, call_id: &str) -> ApiResult<Option<Record>> {
-    let id: Option<String> = sqlx::query_scalar(
+/// The activity of a call whose call_id was logged before (the answer to a retry).
+async fn logged_before(
+    app: &AppState,
+    actor: &Actor,
+    activity: &str,
+) -> ApiResult<(StatusCode, Json<LoggedCall>)> {
+    let activity = match app.records.get(actor, "activities", activity).await {
+        Ok(record) => record,
+        // Logged by someone whose activities this caller cannot see, or the activity
+        // was deleted since: a conflict, not a second activity.
+        Err(RecordError::NotFound | RecordError::Forbidden(_)) => {
+            return Err(ApiError::conflict(
+                "this call_id was logged before, as an activity you cannot see or one deleted since",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let link = |name: &str| {
+        activity
+            .fields
+            .get(name)
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    let (contact, lead) = (link("contact"), link("lead"));
+    Ok((
+        StatusCode::OK,
+        Json(LoggedCall {
+            activity,
+            contact,
+            lead,
+            lead_created: false,
+            duplicate: true,
+        }),
+    ))
+}
+
+/// The activity holding `call_id`, written by a host that stopped before settling its
+/// claim.
+async fn activity_with_call_id(app: &AppState, call_id: &str) -> ApiResult<Option<String>> {
+    Ok(sqlx::query_scalar(
         "SELECT id FROM records WHERE object = 'activities' AND (data->>'call_id') = $1 ORDER BY id LIMIT 1",
     )
     .bind(call_id)
     .fetch_optional(&app.db.pool)
-    .await?;
-    match id {
-        None => Ok(None),
-        Some(id) => match app.records.get(actor, "activities", &id).await {
-            Ok(record) => Ok(Some(record)),
-            // Logged by someone whose activities this caller cannot see: a
-            // conflict, not a second activity.
-            Err(RecordError::NotFound | RecordError::Forbidden(_)) => Err(ApiError::conflict(
-                "this call_id was logged by another user",
-            )),
-            Err(e) => Err(e.into()),
-        },
-    }
+    .await?)
 }
 
 /// The most recently changed record of `object` (contacts or leads) the caller may

@@ -1,7 +1,7 @@
 //! Call logging against a real server on both backends: a telephony system's call
 //! event becomes a call activity on the contact with that number (written another
 //! way), on a lead made for an unknown number and found again next time; a repeated
-//! call_id logs nothing new; bad events are refused field by field; the poster's
+//! call_id logs nothing new, also when the retries arrive together; bad events are refused field by field; the poster's
 //! rights decide what it may match.
 
 use crm_tests::reqwest::StatusCode;
@@ -11,6 +11,7 @@ use serde_json::Value;
 on_both_backends!(
     a_call_is_logged_on_the_matching_contact_or_a_lead,
     bad_call_events_are_refused_and_rights_hold,
+    retries_of_one_call_arriving_together_log_it_once,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -251,4 +252,64 @@ async fn bad_call_events_are_refused_and_rights_hold(backend: Backend) {
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+}
+
+/// A PBX that timed out on a call posts it again several times at once: one activity,
+/// one lead for the unknown number, every retry answered with that activity.
+async fn retries_of_one_call_arriving_together_log_it_once(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let call = json!({
+        "caller": "+98 21 0000 777", "callee": "300", "direction": "inbound",
+        "started_at": "2026-11-24T13:00:00Z", "duration_seconds": 42, "call_id": "pbx-burst"
+    });
+    let answers =
+        futures_util::future::join_all((0..12).map(|_| admin.post("/api/v1/calls", call.clone())))
+            .await;
+    let created: Vec<_> = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(created.len(), 1, "one request logs the call");
+    let activity = created[0].body["activity"]["id"].clone();
+    for answer in &answers {
+        assert!(
+            answer.status == StatusCode::CREATED
+                || (answer.status == StatusCode::OK && answer.body["duplicate"] == true),
+            "{} {}",
+            answer.status,
+            answer.body
+        );
+        assert_eq!(answer.body["activity"]["id"], activity);
+    }
+    let activities = admin
+        .get("/api/v1/records/activities?filter[call_id]=pbx-burst")
+        .await;
+    assert_eq!(activities.body["items"].as_array().unwrap().len(), 1);
+    let leads = admin.get("/api/v1/records/leads").await;
+    assert_eq!(
+        leads.body["items"].as_array().unwrap().len(),
+        1,
+        "one lead for the unknown number"
+    );
+
+    // A call refused for a value (checked after the call_id was claimed) gives its
+    // call_id up: the corrected retry logs it.
+    let refused = admin
+        .post(
+            "/api/v1/calls",
+            json!({"caller": "+98 21 0000 778", "callee": "300", "direction": "inbound",
+                   "started_at": "2026-11-24T13:05:00Z", "call_id": "pbx-fixed",
+                   "recording_url": format!("https://pbx.example/{}", "a".repeat(2100))}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fixed = admin
+        .post(
+            "/api/v1/calls",
+            json!({"caller": "+98 21 0000 778", "callee": "300", "direction": "inbound",
+                   "started_at": "2026-11-24T13:05:00Z", "call_id": "pbx-fixed"}),
+        )
+        .await;
+    assert_eq!(fixed.status, StatusCode::CREATED, "{}", fixed.body);
 }
