@@ -25,6 +25,7 @@ on_both_backends!(
     an_admin_adds_a_department_and_a_user_and_reads_the_role_matrix,
     the_reports_page_shows_key_figures_and_draws_a_saved_report,
     the_notifications_page_shows_what_i_was_told_and_what_changed,
+    an_import_is_uploaded_mapped_checked_and_run_from_its_page,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -1102,4 +1103,123 @@ async fn the_notifications_page_shows_what_i_was_told_and_what_changed(backend: 
     // No SMTP here: the settings offer no email box.
     let settings = web.get("/settings").await;
     assert!(!settings.html.contains("email_notifications"));
+}
+
+async fn an_import_is_uploaded_mapped_checked_and_run_from_its_page(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let list = web.get("/imports").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.html.contains("<option value=\"contacts\" selected>"));
+    let csv = b"Last Name,Email,Phone\nKarimi,leyla@example.com,+98 21 0000001\n\
+                Otieno,not-an-email,+254 20 0000002\nNovak,jan@example.com,\n";
+
+    // Without the session's token in its address, nothing is stored.
+    let forged = web
+        .multipart("/imports/upload", &[("object", "contacts")], "file", csv)
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let csrf = web.csrf.clone();
+    let uploaded = web
+        .multipart(
+            &format!("/imports/upload?_csrf={csrf}"),
+            &[("object", "contacts")],
+            "file",
+            csv,
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::SEE_OTHER, "{}", uploaded.html);
+    let import_page = uploaded.location.unwrap();
+    let id = import_page.rsplit('/').next().unwrap().to_string();
+    // The suggested mapping is chosen on the page; email identifies duplicates.
+    let shown = web.get(&import_page).await;
+    assert!(
+        shown.html.contains("<option value=\"last_name\" selected>"),
+        "{}",
+        shown.html
+    );
+    assert!(shown.html.contains("<option value=\"email\" selected>"));
+    let mapping = [
+        ("column-0", "last_name"),
+        ("column-1", "email"),
+        ("column-2", "phone"),
+        ("match_on", "email"),
+        ("on_duplicate", "update"),
+    ];
+
+    // Leaving the required last name out is refused on the page, with the reason.
+    let refused = web
+        .post(
+            &format!("/imports/{id}/run"),
+            &[("column-0", ""), ("column-1", "email"), ("dry_run", "1")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.html.contains("last_name"), "{}", refused.html);
+
+    // The check writes nothing and lists the bad row with its reason.
+    let mut check = mapping.to_vec();
+    check.push(("dry_run", "1"));
+    let checking = web.post(&format!("/imports/{id}/run"), &check).await;
+    assert_eq!(checking.status, StatusCode::SEE_OTHER, "{}", checking.html);
+    let checked = eventually(std::time::Duration::from_secs(30), "the check", || async {
+        let page = web.get(&import_page).await;
+        page.html
+            .contains("<span id=\"import-status\">checked</span>")
+            .then_some(page)
+    })
+    .await;
+    assert!(
+        checked.html.contains("<td>3</td><td>email:"),
+        "{}",
+        checked.html
+    );
+    let contacts = admin.get("/api/v1/records/contacts").await;
+    assert_eq!(contacts.body["items"].as_array().unwrap().len(), 0);
+
+    let mut real = mapping.to_vec();
+    real.push(("dry_run", "0"));
+    let running = web.post(&format!("/imports/{id}/run"), &real).await;
+    assert_eq!(running.status, StatusCode::SEE_OTHER, "{}", running.html);
+    let done = eventually(std::time::Duration::from_secs(30), "the import", || async {
+        let page = web.get(&import_page).await;
+        page.html
+            .contains("<span id=\"import-status\">done</span>")
+            .then_some(page)
+    })
+    .await;
+    assert!(
+        done.html
+            .contains("<span class=\"count\">2</span> <span>created</span>"),
+        "{}",
+        done.html
+    );
+    assert!(
+        done.html
+            .contains("<span class=\"count\">1</span> <span>refused</span>")
+    );
+    let contacts = admin.get("/api/v1/records/contacts?sort=last_name").await;
+    let names: Vec<&str> = contacts.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["last_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Karimi", "Novak"]);
+
+    // Someone else's import is not there for another user.
+    admin
+        .post("/api/v1/users", json!({"email": "ann@example.com", "name": "Ann", "password": "password-123", "department": ROOT, "role": "member"}))
+        .await;
+    let ann = WebSession::sign_in(&srv, "ann@example.com", "password-123").await;
+    assert_eq!(ann.get(&import_page).await.status, StatusCode::NOT_FOUND);
+    assert!(!ann.get("/imports").await.html.contains(&id));
+    let theirs = ann.post(&format!("/imports/{id}/delete"), &[]).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+
+    let removed = web.post(&format!("/imports/{id}/delete"), &[]).await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    assert_eq!(removed.location.as_deref(), Some("/imports"));
+    assert!(!web.get("/imports").await.html.contains(&id));
 }

@@ -105,12 +105,29 @@ async fn upload_import(
     }
     let object =
         object.ok_or_else(|| ApiError::bad_request("say which object: ?object=contacts"))?;
+    let import = upload(&app, &actor, &object, name, body.into_data_stream()).await?;
+    Ok((StatusCode::CREATED, Json(import)))
+}
+
+/// Saves an uploaded file (CSV or XLSX, streamed) as a new import of `object` with
+/// suggested settings: the upload of the API and of the web page.
+pub async fn upload<S, E>(
+    app: &AppState,
+    actor: &Actor,
+    object: &str,
+    name: Option<String>,
+    body: S,
+) -> ApiResult<Import>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
         return Err(ApiError::bad_request(
             "a file name is at most 200 characters",
         ));
     }
-    let (meta, writable) = app.records.creatable(&actor, &object).await?;
+    let (meta, writable) = app.records.creatable(actor, object).await?;
     let id = crate::db::new_id();
     let path = super::file_path(&app.config.data_dir, &id);
     let workbook = path.with_extension("xlsx");
@@ -155,28 +172,30 @@ async fn upload_import(
         },
     )
     .await?;
-    let import = super::get(&app.db, &actor.user_id, &id)
+    super::get(&app.db, &actor.user_id, &id)
         .await?
-        .ok_or_else(|| ApiError::internal("an import vanished after its upload"))?;
-    Ok((StatusCode::CREATED, Json(import)))
+        .ok_or_else(|| ApiError::internal("an import vanished after its upload"))
 }
 
 /// Streams the body to `csv`, or to `workbook` when it is an XLSX workbook (a ZIP:
 /// it starts `PK\x03\x04`, which no CSV file does); answers its size and which it was.
 /// Refuses what is over `max` bytes, and CSV that is not UTF-8 (with the line of the
 /// first bad byte, as a spreadsheet saving in another encoding makes).
-async fn save(
+async fn save<S, E>(
     csv: &FsPath,
     workbook: &FsPath,
-    body: Body,
+    mut stream: S,
     max: u64,
-) -> Result<(u64, bool), ApiError> {
+) -> Result<(u64, bool), ApiError>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     if let Some(dir) = csv.parent() {
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(ApiError::internal)?;
     }
-    let mut stream = body.into_data_stream();
     let (mut bytes, mut line, mut carry) = (0u64, 1u64, Vec::new());
     // The first bytes, until there are enough to tell a workbook from CSV.
     let mut head = Vec::new();
@@ -329,7 +348,8 @@ async fn list_imports(
     Ok(Json(ImportPage { items, next_cursor }))
 }
 
-async fn owned(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Import> {
+/// One of the caller's imports.
+pub async fn owned(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Import> {
     super::get(&app.db, &actor.user_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("there is no such import of yours"))
@@ -360,7 +380,13 @@ async fn delete_import(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let import = owned(&app, &actor, &id).await?;
+    remove(&app, &actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes one of the caller's imports that is not running, with its file.
+pub async fn remove(app: &AppState, actor: &Actor, id: &str) -> ApiResult<()> {
+    let import = owned(app, actor, id).await?;
     if matches!(import.status.as_str(), "running" | "checking") {
         return Err(ApiError::conflict("cancel the run first"));
     }
@@ -369,11 +395,11 @@ async fn delete_import(
         "DELETE FROM import_errors WHERE import_id = $1",
         "DELETE FROM imports WHERE id = $1 AND status NOT IN ('running', 'checking')",
     ] {
-        sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    let _ = tokio::fs::remove_file(super::file_path(&app.config.data_dir, &id)).await;
-    Ok(StatusCode::NO_CONTENT)
+    let _ = tokio::fs::remove_file(super::file_path(&app.config.data_dir, &import.id)).await;
+    Ok(())
 }
 
 /// Runs an uploaded import in the background (again, after a dry run or an earlier
@@ -395,7 +421,19 @@ async fn run_import(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<RunRequest>,
 ) -> ApiResult<(StatusCode, Json<Import>)> {
-    let import = owned(&app, &actor, &id).await?;
+    let started = begin(&app, actor, &id, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(started)))
+}
+
+/// Starts a run (or dry run) of one of the caller's imports with the request's
+/// settings over the stored ones; answers the import as it starts.
+pub async fn begin(
+    app: &AppState,
+    actor: Actor,
+    id: &str,
+    request: RunRequest,
+) -> ApiResult<Import> {
+    let import = owned(app, &actor, id).await?;
     let mut settings: Settings = import.settings.clone();
     if let Some(mapping) = request.mapping {
         settings.mapping = mapping;
@@ -417,12 +455,12 @@ async fn run_import(
                 .collect(),
         ));
     }
-    let Some(run) = super::start(&app.db, &id, &settings, request.dry_run).await? else {
+    let Some(run) = super::start(&app.db, id, &settings, request.dry_run).await? else {
         return Err(ApiError::conflict("the import is already running"));
     };
-    let started = owned(&app, &actor, &id).await?;
+    let started = owned(app, &actor, id).await?;
     super::spawn(app.clone(), started.clone(), actor, run);
-    Ok((StatusCode::ACCEPTED, Json(started)))
+    Ok(started)
 }
 
 /// Stops a run under way after the rows it is writing; what it wrote stays.

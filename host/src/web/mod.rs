@@ -12,6 +12,7 @@ pub mod calendar;
 pub mod documents;
 pub mod home;
 pub mod i18n;
+pub mod imports;
 pub mod notifications;
 pub mod records;
 pub mod reports;
@@ -98,6 +99,14 @@ pub fn router() -> Router<AppState> {
             get(documents::content),
         )
         .route("/documents/{id}/{action}", post(documents::act))
+        .route("/imports", get(imports::list))
+        .route(
+            "/imports/upload",
+            post(imports::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/imports/{id}", get(imports::show))
+        .route("/imports/{id}/run", post(imports::run))
+        .route("/imports/{id}/{action}", post(imports::act))
 }
 
 /// A signed-in user on a page: who, in which language, and the CSRF token its forms
