@@ -26,6 +26,7 @@ on_both_backends!(
     the_reports_page_shows_key_figures_and_draws_a_saved_report,
     the_notifications_page_shows_what_i_was_told_and_what_changed,
     an_import_is_uploaded_mapped_checked_and_run_from_its_page,
+    an_admin_subscribes_a_webhook_reads_its_log_and_replays_a_delivery,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -1222,4 +1223,117 @@ async fn an_import_is_uploaded_mapped_checked_and_run_from_its_page(backend: Bac
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
     assert_eq!(removed.location.as_deref(), Some("/imports"));
     assert!(!web.get("/imports").await.html.contains(&id));
+}
+
+async fn an_admin_subscribes_a_webhook_reads_its_log_and_replays_a_delivery(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let empty = web.get("/admin/webhooks").await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert!(empty.html.contains("id=\"create-webhook\""));
+
+    // Every problem at once, the form kept as typed.
+    let refused = web
+        .post("/admin/webhooks", &[("url", "ftp://hooks.example/in")])
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.html.contains("url:"), "{}", refused.html);
+    assert!(refused.html.contains("events:"));
+    assert!(refused.html.contains("value=\"ftp://hooks.example/in\""));
+
+    // Nothing listens on port 9: deliveries fail and wait for their next attempt.
+    let made = web
+        .post(
+            "/admin/webhooks",
+            &[
+                ("url", "http://127.0.0.1:9/hook"),
+                ("events", "record.created"),
+                ("objects", "contacts"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.html);
+    let secret = made
+        .html
+        .split("<code id=\"webhook-secret\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the secret is shown once")
+        .to_string();
+    assert_eq!(secret.len(), 64);
+    let hooks = admin.get("/api/v1/webhooks").await;
+    let id = hooks.body[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(hooks.body[0]["objects"], json!(["contacts"]));
+    let hook_page = format!("/admin/webhooks/{id}");
+    let later = web.get(&hook_page).await;
+    assert!(
+        !later.html.contains(&secret),
+        "the secret is not shown again"
+    );
+
+    admin
+        .create("contacts", json!({"last_name": "Karimi"}))
+        .await;
+    let logged = eventually(std::time::Duration::from_secs(30), "a delivery", || async {
+        let page = web.get(&hook_page).await;
+        page.html.contains("id=\"delivery-").then_some(page)
+    })
+    .await;
+    assert!(logged.html.contains("record.created"));
+    assert!(logged.html.contains("Karimi"), "the body is shown");
+    let delivery = logged
+        .html
+        .split("id=\"delivery-")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let replayed = web
+        .post(
+            &format!("/admin/webhooks/{id}/deliveries/{delivery}/replay"),
+            &[],
+        )
+        .await;
+    assert_eq!(replayed.status, StatusCode::SEE_OTHER, "{}", replayed.html);
+    let delivered_only = web.get(&format!("{hook_page}?status=delivered")).await;
+    assert!(!delivered_only.html.contains(&delivery), "filtered by status");
+
+    // Paused: unticking "active".
+    let paused = web
+        .post(
+            &hook_page,
+            &[
+                ("url", "http://127.0.0.1:9/hook"),
+                ("events", "record.created"),
+                ("events", "record.deleted"),
+            ],
+        )
+        .await;
+    assert_eq!(paused.status, StatusCode::SEE_OTHER, "{}", paused.html);
+    let hook = admin.get(&format!("/api/v1/webhooks/{id}")).await;
+    assert_eq!(hook.body["active"], false);
+    assert_eq!(
+        hook.body["events"],
+        json!(["record.created", "record.deleted"])
+    );
+    assert_eq!(hook.body["objects"], json!([]));
+
+    // Not for members.
+    admin
+        .post("/api/v1/users", json!({"email": "ann@example.com", "name": "Ann", "password": "password-123", "department": ROOT, "role": "member"}))
+        .await;
+    let ann = WebSession::sign_in(&srv, "ann@example.com", "password-123").await;
+    assert_eq!(
+        ann.get("/admin/webhooks").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(ann.get(&hook_page).await.status, StatusCode::FORBIDDEN);
+    let theirs = ann.post(&format!("{hook_page}/delete"), &[]).await;
+    assert_eq!(theirs.status, StatusCode::FORBIDDEN);
+
+    let removed = web.post(&format!("{hook_page}/delete"), &[]).await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    let hooks = admin.get("/api/v1/webhooks").await;
+    assert_eq!(hooks.body, json!([]));
 }

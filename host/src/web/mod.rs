@@ -20,6 +20,7 @@ pub mod session;
 pub mod tasks;
 pub mod view;
 pub mod views;
+pub mod webhooks;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -75,6 +76,19 @@ pub fn router() -> Router<AppState> {
         .route("/admin/people", get(admin::people))
         .route("/admin/users", post(admin::add_user))
         .route("/admin/departments", post(admin::add_department))
+        .route(
+            "/admin/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/admin/webhooks/{id}",
+            get(webhooks::show).post(webhooks::update),
+        )
+        .route("/admin/webhooks/{id}/delete", post(webhooks::delete))
+        .route(
+            "/admin/webhooks/{id}/deliveries/{delivery}/replay",
+            post(webhooks::replay),
+        )
         .route("/calendar", get(calendar::calendar))
         .route("/notifications", get(notifications::page))
         .route("/notifications/read-all", post(notifications::read_all))

@@ -52,14 +52,15 @@ pub struct DeliveryPage {
     pub next_cursor: Option<String>,
 }
 
-async fn admin(app: &AppState, actor: &Actor) -> ApiResult<()> {
+/// Refuses anyone but an org admin.
+pub async fn admin(app: &AppState, actor: &Actor) -> ApiResult<()> {
     app.access
         .require_admin(actor, None, "manage webhooks")
         .await
         .map(|_| ())
 }
 
-async fn found(app: &AppState, id: &str) -> ApiResult<Webhook> {
+pub async fn found(app: &AppState, id: &str) -> ApiResult<Webhook> {
     super::get(&app.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("there is no such webhook"))
@@ -126,17 +127,25 @@ async fn create_webhook(
     actor: Actor,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> ApiResult<(StatusCode, Json<Webhook>)> {
-    admin(&app, &actor).await?;
-    refuse(check(&app, &input.url, &input.events, &input.objects))?;
-    let made = super::create(
+    Ok((
+        StatusCode::CREATED,
+        Json(subscribe(&app, &actor, input).await?),
+    ))
+}
+
+/// A new webhook owned by `actor` (an org admin), its settings checked; answered
+/// with its secret, shown this once. The API's create and the admin page's.
+pub async fn subscribe(app: &AppState, actor: &Actor, input: WebhookInput) -> ApiResult<Webhook> {
+    admin(app, actor).await?;
+    refuse(check(app, &input.url, &input.events, &input.objects))?;
+    Ok(super::create(
         &app.db,
         &actor.user_id,
         &input.url,
         &input.events,
         &input.objects,
     )
-    .await?;
-    Ok((StatusCode::CREATED, Json(made)))
+    .await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
@@ -166,8 +175,18 @@ async fn update_webhook(
     Path(id): Path<String>,
     ApiJson(change): ApiJson<WebhookChange>,
 ) -> ApiResult<Json<Webhook>> {
-    admin(&app, &actor).await?;
-    let mut hook = found(&app, &id).await?;
+    Ok(Json(amend(&app, &actor, &id, change).await?))
+}
+
+/// Applies a change to a webhook (org admins), its settings checked as a whole.
+pub async fn amend(
+    app: &AppState,
+    actor: &Actor,
+    id: &str,
+    change: WebhookChange,
+) -> ApiResult<Webhook> {
+    admin(app, actor).await?;
+    let mut hook = found(app, id).await?;
     if let Some(url) = change.url {
         hook.url = url;
     }
@@ -180,9 +199,9 @@ async fn update_webhook(
     if let Some(active) = change.active {
         hook.active = active;
     }
-    refuse(check(&app, &hook.url, &hook.events, &hook.objects))?;
+    refuse(check(app, &hook.url, &hook.events, &hook.objects))?;
     super::update(&app.db, &hook).await?;
-    Ok(Json(found(&app, &id).await?))
+    found(app, id).await
 }
 
 /// Removes a webhook and its delivery log.
@@ -194,11 +213,17 @@ async fn delete_webhook(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    admin(&app, &actor).await?;
-    if !super::delete(&app.db, &id).await? {
+    unsubscribe(&app, &actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a webhook and its delivery log (org admins).
+pub async fn unsubscribe(app: &AppState, actor: &Actor, id: &str) -> ApiResult<()> {
+    admin(app, actor).await?;
+    if !super::delete(&app.db, id).await? {
         return Err(ApiError::not_found("there is no such webhook"));
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// The delivery log, newest first: each delivery's body, attempts, last answer or
@@ -251,12 +276,24 @@ async fn replay_delivery(
     actor: Actor,
     Path((id, delivery)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
-    admin(&app, &actor).await?;
-    if !super::replay(&app.db, &id, &delivery).await? {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(replay(&app, &actor, &id, &delivery).await?),
+    ))
+}
+
+/// Sends a delivery again from its first attempt (org admins).
+pub async fn replay(
+    app: &AppState,
+    actor: &Actor,
+    id: &str,
+    delivery: &str,
+) -> ApiResult<Delivery> {
+    admin(app, actor).await?;
+    if !super::replay(&app.db, id, delivery).await? {
         return Err(ApiError::not_found("there is no such delivery"));
     }
-    let again = super::delivery(&app.db, &id, &delivery)
+    super::delivery(&app.db, id, delivery)
         .await?
-        .ok_or_else(|| ApiError::not_found("there is no such delivery"))?;
-    Ok((StatusCode::ACCEPTED, Json(again)))
+        .ok_or_else(|| ApiError::not_found("there is no such delivery"))
 }
