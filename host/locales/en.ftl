@@ -165,7 +165,7 @@ admin-field-rights = Field rights
 nav-reports = Reports
 reports-title = Reports
 reports-saved = Saved reports
-reports-none = No saved reports yet. Save one with the API (POST /api/v1/reports).
+reports-none = No saved reports yet.
 reports-truncated = Only the 1,000 largest groups are shown.
 kpi-title = Key figures
 kpi-from = From
@@ -204,7 +204,7 @@ feed-deleted = deleted
 settings-email = Also email me what the CRM tells me
 feed-downloaded = downloaded
 dashboards-title = Dashboards
-dashboards-none = No dashboards yet. Put saved reports together with the API (POST /api/v1/dashboards).
+dashboards-none = No dashboards yet: put saved reports together on one page.
 dashboard-tiles = { $count } reports
 
 # Imports
@@ -278,3 +278,36 @@ webhooks-attempts = Attempts
 webhooks-answer = Last answer
 webhooks-body = Body
 webhooks-replay = Send again
+
+# Report and dashboard forms
+report-new = New report
+dashboard-new = New dashboard
+report-form-object = Report on
+report-form-change-object = Choose
+report-form-name = Name
+report-form-group-1 = Group by
+report-form-group-2 = Then by
+report-form-no-group = — none —
+report-form-measures = Figures
+report-form-filter = Only records matching (a list's filters, e.g. filter[status]=won)
+report-form-chart = Chart
+report-form-shared = Shared with everyone (each sees only the records they may read)
+report-form-save = Save the report
+report-form-errors = The report could not be saved: see the reasons beside the fields.
+report-chart-table = table only
+report-chart-bar = bars
+report-chart-line = line
+report-chart-pie = pie
+report-period-day = by day
+report-period-month = by month
+report-period-year = by year
+report-measure-count = Number of records
+report-measure-sum = Total { $field }
+report-measure-avg = Average { $field }
+report-measure-min = Lowest { $field }
+report-measure-max = Highest { $field }
+dashboard-form-name = Name
+dashboard-form-reports = Reports on it (1 to 12, in this order)
+dashboard-form-save = Save the dashboard
+report-delete = Remove this report
+dashboard-delete = Remove this dashboard

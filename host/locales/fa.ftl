@@ -184,7 +184,7 @@ admin-field-rights = دسترسی به فیلدها
 nav-reports = گزارش‌ها
 reports-title = گزارش‌ها
 reports-saved = گزارش‌های ذخیره‌شده
-reports-none = هنوز گزارشی ذخیره نشده است. با API ذخیره کنید (POST /api/v1/reports).
+reports-none = هنوز گزارشی ذخیره نشده است.
 reports-truncated = فقط ۱٬۰۰۰ گروه بزرگ‌تر نشان داده می‌شود.
 kpi-title = شاخص‌های کلیدی
 kpi-from = از
@@ -223,7 +223,7 @@ feed-deleted = حذف کرد
 settings-email = آنچه CRM به من می‌گوید را ایمیل هم بکن
 feed-downloaded = دریافت کرد
 dashboards-title = داشبوردها
-dashboards-none = هنوز داشبوردی نیست. گزارش‌های ذخیره‌شده را با API کنار هم بگذارید (POST /api/v1/dashboards).
+dashboards-none = هنوز داشبوردی نیست: گزارش‌های ذخیره‌شده را در یک صفحه کنار هم بگذارید.
 dashboard-tiles = { $count } گزارش
 
 # Imports
@@ -297,3 +297,36 @@ webhooks-attempts = تلاش‌ها
 webhooks-answer = آخرین پاسخ
 webhooks-body = محتوا
 webhooks-replay = ارسال دوباره
+
+# Report and dashboard forms
+report-new = گزارش تازه
+dashboard-new = داشبورد تازه
+report-form-object = گزارش دربارهٔ
+report-form-change-object = انتخاب
+report-form-name = نام
+report-form-group-1 = گروه‌بندی بر اساس
+report-form-group-2 = سپس بر اساس
+report-form-no-group = — هیچ —
+report-form-measures = ارقام
+report-form-filter = فقط رکوردهای منطبق (فیلترهای فهرست، مثلاً filter[status]=won)
+report-form-chart = نمودار
+report-form-shared = اشتراک با همه (هر کس فقط رکوردهایی را می‌بیند که اجازه دارد)
+report-form-save = ذخیرهٔ گزارش
+report-form-errors = گزارش ذخیره نشد: علت‌ها کنار فیلدها آمده است.
+report-chart-table = فقط جدول
+report-chart-bar = میله‌ای
+report-chart-line = خطی
+report-chart-pie = دایره‌ای
+report-period-day = روزانه
+report-period-month = ماهانه
+report-period-year = سالانه
+report-measure-count = تعداد رکوردها
+report-measure-sum = جمع { $field }
+report-measure-avg = میانگین { $field }
+report-measure-min = کمترین { $field }
+report-measure-max = بیشترین { $field }
+dashboard-form-name = نام
+dashboard-form-reports = گزارش‌های آن (۱ تا ۱۲، به همین ترتیب)
+dashboard-form-save = ذخیرهٔ داشبورد
+report-delete = حذف این گزارش
+dashboard-delete = حذف این داشبورد

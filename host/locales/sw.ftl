@@ -181,7 +181,7 @@ admin-field-rights = Haki za sehemu
 nav-reports = Ripoti
 reports-title = Ripoti
 reports-saved = Ripoti zilizohifadhiwa
-reports-none = Bado hakuna ripoti iliyohifadhiwa. Ihifadhi kwa API (POST /api/v1/reports).
+reports-none = Bado hakuna ripoti iliyohifadhiwa.
 reports-truncated = Ni makundi 1,000 makubwa zaidi tu yanayoonyeshwa.
 kpi-title = Takwimu muhimu
 kpi-from = Kuanzia
@@ -220,7 +220,7 @@ feed-deleted = alifuta
 settings-email = Nitumie pia barua pepe ya kile CRM inachoniambia
 feed-downloaded = alipakua
 dashboards-title = Dashibodi
-dashboards-none = Bado hakuna dashibodi. Weka ripoti zilizohifadhiwa pamoja kwa API (POST /api/v1/dashboards).
+dashboards-none = Bado hakuna dashibodi: weka ripoti zilizohifadhiwa pamoja kwenye ukurasa mmoja.
 dashboard-tiles = ripoti { $count }
 
 # Imports
@@ -294,3 +294,36 @@ webhooks-attempts = Majaribio
 webhooks-answer = Jibu la mwisho
 webhooks-body = Maudhui
 webhooks-replay = Tuma tena
+
+# Report and dashboard forms
+report-new = Ripoti mpya
+dashboard-new = Dashibodi mpya
+report-form-object = Ripoti kuhusu
+report-form-change-object = Chagua
+report-form-name = Jina
+report-form-group-1 = Panga kwa
+report-form-group-2 = Kisha kwa
+report-form-no-group = — hakuna —
+report-form-measures = Takwimu
+report-form-filter = Rekodi zinazolingana tu (vichujio vya orodha, k.m. filter[status]=won)
+report-form-chart = Chati
+report-form-shared = Shiriki na wote (kila mmoja huona rekodi anazoruhusiwa tu)
+report-form-save = Hifadhi ripoti
+report-form-errors = Ripoti haikuhifadhiwa: tazama sababu kando ya sehemu.
+report-chart-table = jedwali tu
+report-chart-bar = nguzo
+report-chart-line = mstari
+report-chart-pie = pai
+report-period-day = kwa siku
+report-period-month = kwa mwezi
+report-period-year = kwa mwaka
+report-measure-count = Idadi ya rekodi
+report-measure-sum = Jumla ya { $field }
+report-measure-avg = Wastani wa { $field }
+report-measure-min = Chini kabisa { $field }
+report-measure-max = Juu kabisa { $field }
+dashboard-form-name = Jina
+dashboard-form-reports = Ripoti zake (1 hadi 12, kwa mpangilio huu)
+dashboard-form-save = Hifadhi dashibodi
+report-delete = Ondoa ripoti hii
+dashboard-delete = Ondoa dashibodi hii

@@ -27,6 +27,7 @@ on_both_backends!(
     the_notifications_page_shows_what_i_was_told_and_what_changed,
     an_import_is_uploaded_mapped_checked_and_run_from_its_page,
     an_admin_subscribes_a_webhook_reads_its_log_and_replays_a_delivery,
+    a_report_and_a_dashboard_are_made_from_their_forms,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -1297,7 +1298,10 @@ async fn an_admin_subscribes_a_webhook_reads_its_log_and_replays_a_delivery(back
         .await;
     assert_eq!(replayed.status, StatusCode::SEE_OTHER, "{}", replayed.html);
     let delivered_only = web.get(&format!("{hook_page}?status=delivered")).await;
-    assert!(!delivered_only.html.contains(&delivery), "filtered by status");
+    assert!(
+        !delivered_only.html.contains(&delivery),
+        "filtered by status"
+    );
 
     // Paused: unticking "active".
     let paused = web
@@ -1336,4 +1340,123 @@ async fn an_admin_subscribes_a_webhook_reads_its_log_and_replays_a_delivery(back
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
     let hooks = admin.get("/api/v1/webhooks").await;
     assert_eq!(hooks.body, json!([]));
+}
+
+async fn a_report_and_a_dashboard_are_made_from_their_forms(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    for (name, status, amount) in [
+        ("Acme", "won", 5000),
+        ("Beta", "won", 2000),
+        ("Gamma", "new", 700),
+    ] {
+        admin
+            .create(
+                "deals",
+                json!({"name": name, "status": status, "amount": amount}),
+            )
+            .await;
+    }
+    let (_, ann_api) = srv.member("ann@example.com", ROOT, "member").await;
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let form = web.get("/reports/new?object=deals").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.html);
+    assert!(
+        form.html.contains("<option value=\"status\">"),
+        "{}",
+        form.html
+    );
+    assert!(form.html.contains("<option value=\"close_date:month\">"));
+    assert!(form.html.contains("<option value=\"sum:amount\">"));
+    assert!(
+        !form.html.contains("<option value=\"sum:name\">"),
+        "only numbers are summed"
+    );
+
+    // Every refused part beside its input, what was typed kept.
+    let refused = web
+        .post(
+            "/reports",
+            &[
+                ("object", "deals"),
+                ("name", ""),
+                ("group_1", "status"),
+                ("measures", "sum:amount"),
+                ("filter", "filter[nope]=1"),
+                ("chart", "line"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.html.contains("id=\"err-name\""), "{}", refused.html);
+    assert!(refused.html.contains("id=\"err-filter\""));
+    assert!(refused.html.contains("<option value=\"status\" selected>"));
+
+    let made = web
+        .post(
+            "/reports",
+            &[
+                ("object", "deals"),
+                ("name", "Deals by status"),
+                ("group_1", "status"),
+                ("group_2", ""),
+                ("measures", "count"),
+                ("measures", "sum:amount"),
+                ("filter", ""),
+                ("chart", "bar"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.html);
+    let report_page = made.location.unwrap();
+    let id = report_page.rsplit('/').next().unwrap().to_string();
+    let shown = web.get(&report_page).await;
+    assert!(
+        shown.html.contains("<td>won</td><td>2</td><td>7000</td>"),
+        "{}",
+        shown.html
+    );
+    assert!(shown.html.contains("id=\"delete-report\""));
+    let saved = admin.get(&format!("/api/v1/reports/{id}")).await;
+    assert_eq!(saved.body["group_by"], json!(["status"]));
+    assert_eq!(saved.body["measures"], json!(["count", "sum:amount"]));
+    assert_eq!(saved.body["shared"], false);
+
+    let refused = web.post("/dashboards", &[("name", "Board")]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.html.contains("id=\"err-reports\""),
+        "{}",
+        refused.html
+    );
+    let board = web
+        .post("/dashboards", &[("name", "Sales board"), ("reports", &id)])
+        .await;
+    assert_eq!(board.status, StatusCode::SEE_OTHER, "{}", board.html);
+    let board_page = board.location.unwrap();
+    let tiles = web.get(&board_page).await;
+    assert!(tiles.html.contains("Deals by status") && tiles.html.contains("<svg"));
+
+    // Not shared: not there for Ann, and not hers to remove.
+    assert_eq!(
+        ann_api.get(&format!("/api/v1/reports/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let ann = WebSession::sign_in(&srv, "ann@example.com", "password-123").await;
+    assert_eq!(
+        ann.post(&format!("/reports/{id}/delete"), &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let board_id = board_page.rsplit('/').next().unwrap().to_string();
+    let gone = web
+        .post(&format!("/dashboards/{board_id}/delete"), &[])
+        .await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+    let gone = web.post(&format!("/reports/{id}/delete"), &[]).await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        admin.get(&format!("/api/v1/reports/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
 }

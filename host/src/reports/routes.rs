@@ -92,14 +92,24 @@ async fn create_dashboard(
     actor: Actor,
     ApiJson(input): ApiJson<DashboardInput>,
 ) -> ApiResult<(StatusCode, Json<Dashboard>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(new_dashboard(&app, &actor, input).await?),
+    ))
+}
+
+/// Saves a new dashboard of the caller's, its tiles checked (the API's and the
+/// web page's).
+pub async fn new_dashboard(
+    app: &AppState,
+    actor: &Actor,
+    input: DashboardInput,
+) -> ApiResult<Dashboard> {
     let mut d = dashboards::new_dashboard(&actor.user_id);
     d.name = input.name;
     d.reports = input.reports;
     d.shared = input.shared;
-    Ok((
-        StatusCode::CREATED,
-        Json(store_dashboard(&app, &actor, d).await?),
-    ))
+    store_dashboard(app, actor, d).await
 }
 
 #[utoipa::path(get, path = "/api/v1/dashboards/{id}", tag = "reports", security(("bearer" = [])),
@@ -155,9 +165,15 @@ async fn delete_dashboard(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    changeable_dashboard(&app, &actor, &id).await?;
-    dashboards::delete(&app.db, &id).await?;
+    remove_dashboard(&app, &actor, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a dashboard if the caller owns it or is an admin.
+pub async fn remove_dashboard(app: &AppState, actor: &Actor, id: &str) -> ApiResult<()> {
+    changeable_dashboard(app, actor, id).await?;
+    dashboards::delete(&app.db, id).await?;
+    Ok(())
 }
 
 /// Every tile of a dashboard run with the caller's rights; a tile whose report the
@@ -307,6 +323,15 @@ async fn create_report(
     actor: Actor,
     ApiJson(input): ApiJson<ReportInput>,
 ) -> ApiResult<(StatusCode, Json<Report>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(new_report(&app, &actor, input).await?),
+    ))
+}
+
+/// Saves a new report of the caller's, its definition checked against what the
+/// caller sees (the API's and the web page's).
+pub async fn new_report(app: &AppState, actor: &Actor, input: ReportInput) -> ApiResult<Report> {
     let mut report = super::new_report(&actor.user_id);
     report.name = input.name;
     report.object = input.object;
@@ -317,10 +342,7 @@ async fn create_report(
     }
     report.chart = input.chart;
     report.shared = input.shared;
-    Ok((
-        StatusCode::CREATED,
-        Json(store(&app, &actor, report).await?),
-    ))
+    store(app, actor, report).await
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/{id}", tag = "reports", security(("bearer" = [])),
@@ -388,9 +410,15 @@ async fn delete_report(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    changeable(&app, &actor, &id).await?;
-    super::delete(&app.db, &id).await?;
+    remove_report(&app, &actor, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a report if the caller owns it or is an admin.
+pub async fn remove_report(app: &AppState, actor: &Actor, id: &str) -> ApiResult<()> {
+    changeable(app, actor, id).await?;
+    super::delete(&app.db, id).await?;
+    Ok(())
 }
 
 /// Runs a report with the caller's rights: its rows, each group's key, labels and

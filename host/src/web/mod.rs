@@ -15,6 +15,7 @@ pub mod i18n;
 pub mod imports;
 pub mod notifications;
 pub mod records;
+pub mod report_forms;
 pub mod reports;
 pub mod session;
 pub mod tasks;
@@ -92,9 +93,20 @@ pub fn router() -> Router<AppState> {
         .route("/calendar", get(calendar::calendar))
         .route("/notifications", get(notifications::page))
         .route("/notifications/read-all", post(notifications::read_all))
-        .route("/reports", get(reports::dashboard))
+        .route(
+            "/reports",
+            get(reports::dashboard).post(report_forms::create_report),
+        )
+        .route("/reports/new", get(report_forms::new_report))
         .route("/reports/{id}", get(reports::report))
+        .route("/reports/{id}/delete", post(report_forms::delete_report))
+        .route("/dashboards", post(report_forms::create_dashboard))
+        .route("/dashboards/new", get(report_forms::new_dashboard))
         .route("/dashboards/{id}", get(reports::saved_dashboard))
+        .route(
+            "/dashboards/{id}/delete",
+            post(report_forms::delete_dashboard),
+        )
         .route("/tasks", get(tasks::inbox))
         .route("/tasks/{id}/{action}", post(tasks::act))
         .route("/documents", get(documents::library))

@@ -57,6 +57,9 @@ pub struct TileView {
 struct SavedDashboardPage<'a> {
     v: &'a Visitor,
     tr: &'a Tr,
+    id: String,
+    /// The visitor owns it or is an admin: it may be removed.
+    can_change: bool,
     name: String,
     tiles: Vec<TileView>,
 }
@@ -66,6 +69,9 @@ struct SavedDashboardPage<'a> {
 struct ReportPage<'a> {
     v: &'a Visitor,
     tr: &'a Tr,
+    id: String,
+    /// The visitor owns it or is an admin: it may be removed.
+    can_change: bool,
     name: String,
     chart: String,
     headers: Vec<String>,
@@ -248,6 +254,7 @@ pub async fn saved_dashboard(
         .map_err(|e| v.fail(ApiError::from(e)))?
         .ok_or_else(|| v.fail(ApiError::not_found("there is no such dashboard")))?;
     let name = saved.name.clone();
+    let can_change = may_change(&app, &v, &saved.owner);
     let result = dashboards::run(&app, &v.actor, saved)
         .await
         .map_err(|e| v.fail(ApiError::from(e)))?;
@@ -279,6 +286,8 @@ pub async fn saved_dashboard(
     Ok(render(&SavedDashboardPage {
         v: &v,
         tr: &v.tr,
+        id,
+        can_change,
         name,
         tiles,
     }))
@@ -295,6 +304,7 @@ pub async fn report(State(app): State<AppState>, v: Visitor, Path(id): Path<Stri
         ChartKind::Table => ChartKind::Bar,
         other => other,
     };
+    let can_change = may_change(&app, &v, &saved.owner);
     let first = saved.measures[0].clone();
     let keys = saved.group_by.clone();
     let result = crate::reports::run(&app, &v.actor, saved)
@@ -324,10 +334,18 @@ pub async fn report(State(app): State<AppState>, v: Visitor, Path(id): Path<Stri
     Ok(render(&ReportPage {
         v: &v,
         tr,
+        id,
+        can_change,
         name: result.report.name.clone(),
         chart,
         headers,
         rows,
         truncated: result.truncated,
     }))
+}
+
+/// Whether the visitor may change or remove a report or dashboard of `owner`: as
+/// the API decides (its owner, or an admin).
+fn may_change(app: &AppState, v: &Visitor, owner: &str) -> bool {
+    owner == v.actor.user_id || app.access.user(&v.actor).is_admin_of(None)
 }
