@@ -193,6 +193,8 @@ async fn the_openapi_document_lists_every_route() {
         ("/api/v1/reports/{id}/result", "get"),
         ("/api/v1/reports/{id}/chart.svg", "get"),
         ("/api/v1/kpis", "get"),
+        ("/api/v1/kpis/settings", "get"),
+        ("/api/v1/kpis/settings", "put"),
         ("/api/v1/dashboards", "get"),
         ("/api/v1/dashboards", "post"),
         ("/api/v1/dashboards/{id}", "get"),

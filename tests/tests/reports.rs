@@ -1,7 +1,8 @@
 //! Saved reports and the KPI dashboard against a real server on both backends:
 //! reports group and measure with the viewer's rights (a shared report never shows
 //! more than the viewer may read), are drawn as escaped SVG, and refuse bad
-//! definitions field by field; the KPI dashboard adds a period up per manager.
+//! definitions field by field; the KPI dashboard adds a period up per manager, counting
+//! the activity kinds and statuses an admin chose.
 
 use chrono::{Datelike, Months, NaiveDate, Utc};
 use crm_tests::reqwest::StatusCode;
@@ -14,6 +15,7 @@ on_both_backends!(
     bad_report_definitions_are_refused_field_by_field,
     the_kpi_dashboard_adds_up_a_period_per_manager,
     dashboards_show_each_report_with_the_viewers_rights,
+    what_the_kpis_count_is_an_admins_setting,
 );
 
 async fn saved_reports_group_measure_and_draw_with_the_viewers_rights(backend: Backend) {
@@ -676,4 +678,98 @@ async fn dashboards_show_each_report_with_the_viewers_rights(backend: Backend) {
         admin.get(&format!("/api/v1/dashboards/{id}")).await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+async fn what_the_kpis_count_is_an_admins_setting(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let (ann, member) = srv.member("ann@example.com", ROOT, "member").await;
+    let defaults = admin.get("/api/v1/kpis/settings").await;
+    assert_eq!(
+        defaults.body,
+        json!({"call_kinds": ["call"], "meeting_kinds": ["meeting"], "won_statuses": ["won"],
+               "prospect_statuses": ["qualified", "completed"]})
+    );
+    // This company closes deals as "closed won" too, and counts emails as calls.
+    let statuses = admin
+        .patch(
+            "/api/v1/objects/deals/fields/status",
+            json!({"values": ["new", "in progress", "won", "closed won", "lost"]}),
+        )
+        .await;
+    assert_eq!(statuses.status, StatusCode::OK, "{}", statuses.body);
+    let at = format!("{}T09:00:00Z", day_of_month(0, 2));
+    for (kind, seconds) in [("call", 60), ("email", 30), ("meeting", 0)] {
+        admin
+            .create(
+                "activities",
+                json!({"kind": kind, "topic": "t", "status": "completed", "starts_at": at,
+                       "duration_seconds": seconds, "owner": ann}),
+            )
+            .await;
+    }
+    for (status, amount) in [("won", 1000), ("closed won", 500)] {
+        admin
+            .create(
+                "deals",
+                json!({"name": "d", "amount": amount, "status": status,
+                       "close_date": day_of_month(0, 3), "owner": ann}),
+            )
+            .await;
+    }
+    let before = admin.get("/api/v1/kpis").await;
+    let a = &before.body["managers"][0];
+    assert_eq!(a["calls"], 1, "{}", before.body);
+    assert_eq!(a["won_amount"], 1000.0);
+
+    let set = json!({"call_kinds": ["call", "email"], "meeting_kinds": ["meeting"],
+                     "won_statuses": ["won", "closed won"], "prospect_statuses": ["qualified"]});
+    assert_eq!(
+        member
+            .put("/api/v1/kpis/settings", set.clone())
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let saved = admin.put("/api/v1/kpis/settings", set.clone()).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    assert_eq!(member.get("/api/v1/kpis/settings").await.body, set);
+    let after = admin.get("/api/v1/kpis").await;
+    let a = &after.body["managers"][0];
+    assert_eq!(a["calls"], 2, "{}", after.body);
+    assert_eq!(a["call_seconds"], 90.0);
+    assert_eq!(a["seconds_per_call"], 45.0);
+    assert_eq!(a["meetings"], 1);
+    assert_eq!(a["deals_won"], 2);
+    assert_eq!(a["won_amount"], 1500.0);
+
+    // Every refused value at once; nothing changes.
+    let bad = admin
+        .put(
+            "/api/v1/kpis/settings",
+            json!({"call_kinds": ["call", "call"], "meeting_kinds": ["call"],
+                   "won_statuses": ["nope"], "prospect_statuses": []}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    let mut fields = bad.error_fields();
+    fields.sort();
+    fields.dedup();
+    assert_eq!(
+        fields,
+        [
+            "call_kinds",
+            "meeting_kinds",
+            "prospect_statuses",
+            "won_statuses"
+        ]
+    );
+    let extra = admin
+        .put(
+            "/api/v1/kpis/settings",
+            json!({"call_kinds": ["call"], "colour": "blue"}),
+        )
+        .await;
+    assert_eq!(extra.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(admin.get("/api/v1/kpis/settings").await.body, set);
 }

@@ -4,6 +4,7 @@
 //! - per manager (a record's owner): calls, meetings, time on the phone and per call;
 //!   deals won and their amount against the manager's quota (`quotas` records);
 //!   leads taken in and how many became prospects (`qualified` or `completed`);
+//!   which kinds and statuses count is an admin's setting (`kpi_settings`);
 //! - customer satisfaction from CSAT and NPS surveys (the forms plugin's
 //!   `form_submissions`, when it is installed);
 //! - acquisition against retention: won deals of new customers (no won deal before
@@ -23,6 +24,8 @@ use crate::api::error::ApiError;
 use crate::auth::Actor;
 use crate::records::RecordError;
 use crate::records::service::Group;
+
+use super::kpi_settings::KpiSettings;
 
 /// The days a dashboard covers: `from` inclusive, `to` exclusive, and optionally one
 /// department.
@@ -238,6 +241,9 @@ pub async fn compute(app: &AppState, actor: &Actor, p: &Period) -> Result<Kpis, 
     );
     let (from, to) = (Period::instant(p.from), Period::instant(p.to));
     let mut managers: BTreeMap<String, ManagerKpis> = BTreeMap::new();
+    let counted = KpiSettings::load(&app.db).await?;
+    let won_statuses = counted.won_statuses.join(",");
+    let mut per_call: BTreeMap<String, (f64, i64)> = BTreeMap::new();
 
     let activities = groups(
         app,
@@ -247,7 +253,12 @@ pub async fn compute(app: &AppState, actor: &Actor, p: &Period) -> Result<Kpis, 
         &[
             ("filter[starts_at][gte]", from.clone()),
             ("filter[starts_at][lt]", to.clone()),
-            ("filter[kind][in]", "call,meeting".into()),
+            (
+                "filter[kind][in]",
+                [counted.call_kinds.as_slice(), &counted.meeting_kinds]
+                    .concat()
+                    .join(","),
+            ),
             ("filter[status][ne]", "cancelled".into()),
             ("group_by", "owner,kind".into()),
             ("sum", "duration_seconds".into()),
@@ -256,18 +267,26 @@ pub async fn compute(app: &AppState, actor: &Actor, p: &Period) -> Result<Kpis, 
     )
     .await?;
     for g in activities.iter().flat_map(|(gs, _)| gs) {
-        let kind = text(g, "kind");
+        let kind = text(g, "kind").unwrap_or_default();
         let Some(m) = row(&mut managers, text(g, "owner")) else {
             continue;
         };
-        match kind {
-            Some("call") => {
-                m.calls += g.count;
-                m.call_seconds += number(&g.sums, "duration_seconds").unwrap_or(0.0);
-                m.seconds_per_call = number(&g.avg, "duration_seconds").map(|s| s.round());
+        if counted.call_kinds.iter().any(|k| k == kind) {
+            m.calls += g.count;
+            m.call_seconds += number(&g.sums, "duration_seconds").unwrap_or(0.0);
+            if let Some(avg) = number(&g.avg, "duration_seconds") {
+                let (sum, n) = per_call.entry(m.user.clone()).or_default();
+                *sum += avg * g.count as f64;
+                *n += g.count;
             }
-            Some("meeting") => m.meetings += g.count,
-            _ => {}
+        } else if counted.meeting_kinds.iter().any(|k| k == kind) {
+            m.meetings += g.count;
+        }
+    }
+    // Time per call: each call kind's average, weighted by its calls.
+    for (user, (sum, n)) in per_call {
+        if let Some(m) = managers.get_mut(&user).filter(|_| n > 0) {
+            m.seconds_per_call = Some((sum / n as f64).round());
         }
     }
 
@@ -277,7 +296,7 @@ pub async fn compute(app: &AppState, actor: &Actor, p: &Period) -> Result<Kpis, 
         "deals",
         Some(p),
         &[
-            ("filter[status]", "won".into()),
+            ("filter[status][in]", won_statuses.clone()),
             ("filter[close_date][gte]", from_day.clone()),
             ("filter[close_date][lt]", to_day.clone()),
             ("group_by", "owner".into()),
@@ -324,7 +343,8 @@ pub async fn compute(app: &AppState, actor: &Actor, p: &Period) -> Result<Kpis, 
     )
     .await?;
     for g in leads.iter().flat_map(|(gs, _)| gs) {
-        let prospect = matches!(text(g, "status"), Some("qualified" | "completed"));
+        let status = text(g, "status").unwrap_or_default();
+        let prospect = counted.prospect_statuses.iter().any(|s| s == status);
         if let Some(m) = row(&mut managers, text(g, "owner")) {
             m.leads += g.count;
             if prospect {
@@ -373,7 +393,7 @@ pub async fn compute(app: &AppState, actor: &Actor, p: &Period) -> Result<Kpis, 
         managers,
         totals,
         satisfaction: satisfaction(app, actor, p, &from, &to).await?,
-        customers: customers(app, actor, p).await?,
+        customers: customers(app, actor, p, &won_statuses).await?,
     })
 }
 
@@ -446,6 +466,7 @@ async fn customers(
     app: &AppState,
     actor: &Actor,
     p: &Period,
+    won: &str,
 ) -> Result<Option<Customers>, ApiError> {
     let from_day = p.from.format("%Y-%m-%d").to_string();
     let Some((bought, truncated)) = groups(
@@ -454,7 +475,7 @@ async fn customers(
         "deals",
         Some(p),
         &[
-            ("filter[status]", "won".into()),
+            ("filter[status][in]", won.to_string()),
             ("filter[close_date][gte]", from_day.clone()),
             (
                 "filter[close_date][lt]",
@@ -478,7 +499,7 @@ async fn customers(
             "deals",
             None,
             &[
-                ("filter[status]", "won".into()),
+                ("filter[status][in]", won.to_string()),
                 ("filter[close_date][lt]", from_day.clone()),
                 ("filter[company][in]", chunk.join(",")),
                 ("group_by", "company".into()),

@@ -9,6 +9,7 @@
 
 pub mod chart;
 pub mod dashboards;
+pub mod kpi_settings;
 pub mod kpis;
 pub mod routes;
 

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::chart::{self, ChartKind};
 use super::dashboards::{self, Dashboard, DashboardResult};
+use super::kpi_settings::KpiSettings;
 use super::kpis::{self, Kpis};
 use super::{Definition, Report, ReportResult};
 use crate::api::error::{ApiError, ApiResult, Problem};
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(report_result))
         .routes(routes!(report_chart))
         .routes(routes!(kpi_dashboard))
+        .routes(routes!(get_kpi_settings, set_kpi_settings))
         .routes(routes!(list_dashboards, create_dashboard))
         .routes(routes!(get_dashboard, update_dashboard, delete_dashboard))
         .routes(routes!(dashboard_result))
@@ -509,4 +511,43 @@ async fn kpi_dashboard(
 ) -> ApiResult<Json<Kpis>> {
     let period = kpis::Period::parse(&app, query.as_deref())?;
     Ok(Json(kpis::compute(&app, &actor, &period).await?))
+}
+
+/// What the KPI figures count: the activity kinds that are calls and meetings, the
+/// deal statuses that are won, the lead statuses that are prospects.
+#[utoipa::path(get, path = "/api/v1/kpis/settings", tag = "reports", security(("bearer" = [])),
+    responses((status = 200, body = KpiSettings)))]
+async fn get_kpi_settings(
+    State(app): State<AppState>,
+    _actor: Actor,
+) -> ApiResult<Json<KpiSettings>> {
+    Ok(Json(KpiSettings::load(&app.db).await?))
+}
+
+/// Sets what the KPI figures count (org admins); each list names values of its
+/// field's picklist.
+#[utoipa::path(put, path = "/api/v1/kpis/settings", tag = "reports", security(("bearer" = [])),
+    request_body = KpiSettings,
+    responses(
+        (status = 200, body = KpiSettings),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Every refused value, by list", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn set_kpi_settings(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiJson(settings): ApiJson<KpiSettings>,
+) -> ApiResult<Json<KpiSettings>> {
+    app.access
+        .require_admin(&actor, None, "set what the KPI figures count")
+        .await?;
+    let errors = settings.check(&app);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(
+            format!("{} value(s) refused", errors.len()),
+            errors,
+        ));
+    }
+    settings.save(&app.db, &actor.user_id).await?;
+    Ok(Json(settings))
 }
