@@ -3,7 +3,7 @@
 //! looked up in one query on the match field's index, and its rows are written through
 //! the records service, many at a time so the group commit takes them together.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -121,37 +121,109 @@ async fn run(app: &AppState, import: &Import, actor: &Actor, run_id: &str) -> Re
     let skip = import.rows_done as usize;
     let (tx, mut chunks) = tokio::sync::mpsc::channel::<Chunk>(2);
     tokio::task::spawn_blocking(move || read_chunks(&path, skip, &tx));
-    // Two chunks are under way at once, so checking one overlaps writing the other.
-    // The rows of a chunk whose duplicate key the chunk before it holds wait until
-    // that one is written, so they meet the records it made.
-    let mut previous: Option<(Vec<Running>, HashSet<String>)> = None;
+    // Chunks under way at once, oldest first, so checking the next ones overlaps
+    // writing one: the writer always finds another chunk waiting, also while the
+    // progress of the oldest is being recorded. A row whose duplicate key an earlier
+    // chunk under way holds waits until that chunk is written, so it meets the record
+    // that chunk made.
+    let mut under_way: VecDeque<UnderWay> = VecDeque::new();
+    let mut number = 0usize;
     while let Some(chunk) = chunks.recv().await {
-        let (rows, tally) = prepare_chunk(&plan, chunk?);
-        let keys: HashSet<String> = rows.iter().filter_map(|r| r.key.clone()).collect();
-        let (now, waiting): (Vec<Pending>, Vec<Pending>) = match &previous {
-            Some((_, before)) => rows
-                .into_iter()
-                .partition(|r| r.key.as_ref().is_none_or(|k| !before.contains(k))),
-            None => (rows, Vec::new()),
-        };
-        let mut current = vec![start(app, &actor, &plan, import.dry_run, now, tally)];
-        if let Some((before, _)) = previous.take() {
-            let done = finish_chunk(app, import, run_id, before).await;
-            if !matches!(done, Ok(true)) {
-                current.iter().for_each(Running::abort);
-                return done.map(|_| ()); // failed, or cancelled / started again
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(unreadable) => {
+                abort_all(&under_way);
+                return Err(unreadable);
             }
-            if !waiting.is_empty() {
-                let (dry_run, none) = (import.dry_run, Tally::default());
-                current.push(start(app, &actor, &plan, dry_run, waiting, none));
+        };
+        let (rows, tally) = prepare_chunk(&plan, chunk);
+        let keys: HashSet<String> = rows.iter().filter_map(|r| r.key.clone()).collect();
+        let mut now = Vec::new();
+        let mut held = Vec::new();
+        for row in rows {
+            // The newest chunk under way holding the row's key is the one to wait for.
+            let blocker = row.key.as_ref().and_then(|k| {
+                under_way
+                    .iter()
+                    .rev()
+                    .find(|c| c.keys.contains(k))
+                    .map(|c| c.number)
+            });
+            match blocker {
+                Some(blocker) => held.push((blocker, row)),
+                None => now.push(row),
             }
         }
-        previous = Some((current, keys));
+        under_way.push_back(UnderWay {
+            number,
+            parts: vec![start(app, &actor, &plan, import.dry_run, now, tally)],
+            keys,
+            held,
+        });
+        number += 1;
+        if under_way.len() >= CHUNKS_UNDER_WAY {
+            finish_oldest(app, import, run_id, &actor, &plan, &mut under_way).await?;
+        }
     }
-    if let Some((last, _)) = previous {
-        finish_chunk(app, import, run_id, last).await?;
+    while !under_way.is_empty() {
+        finish_oldest(app, import, run_id, &actor, &plan, &mut under_way).await?;
     }
     Ok(())
+}
+
+/// Chunks being written at once (see `run`).
+const CHUNKS_UNDER_WAY: usize = 3;
+
+/// A chunk being checked and written: its parts (the rows that could go at once,
+/// then those that waited), its duplicate keys, and the rows still waiting for the
+/// chunk with the given number.
+struct UnderWay {
+    number: usize,
+    parts: Vec<Running>,
+    keys: HashSet<String>,
+    held: Vec<(usize, Pending)>,
+}
+
+/// Waits for the oldest chunk under way and records its progress, then starts the
+/// rows of later chunks that waited for it. Stops every chunk when the run is no
+/// longer this one's (cancelled, started again) or failed.
+async fn finish_oldest(
+    app: &AppState,
+    import: &Import,
+    run_id: &str,
+    actor: &Arc<Actor>,
+    plan: &Arc<Plan>,
+    under_way: &mut VecDeque<UnderWay>,
+) -> Result<(), String> {
+    let oldest = under_way
+        .pop_front()
+        .expect("called with a chunk under way");
+    let done = finish_chunk(app, import, run_id, oldest.parts).await;
+    if !matches!(done, Ok(true)) {
+        abort_all(under_way);
+        return done.map(|_| ()); // failed, or cancelled / started again
+    }
+    for chunk in under_way.iter_mut() {
+        let (free, still): (Vec<_>, Vec<_>) = std::mem::take(&mut chunk.held)
+            .into_iter()
+            .partition(|(blocker, _)| *blocker == oldest.number);
+        chunk.held = still;
+        if !free.is_empty() {
+            let rows = free.into_iter().map(|(_, row)| row).collect();
+            let (dry_run, none) = (import.dry_run, Tally::default());
+            chunk
+                .parts
+                .push(start(app, actor, plan, dry_run, rows, none));
+        }
+    }
+    Ok(())
+}
+
+fn abort_all(under_way: &VecDeque<UnderWay>) {
+    under_way
+        .iter()
+        .flat_map(|c| &c.parts)
+        .for_each(Running::abort);
 }
 
 /// Part of a chunk being checked and written in the background (the rows that may go
