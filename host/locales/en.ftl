@@ -311,3 +311,10 @@ dashboard-form-reports = Reports on it (1 to 12, in this order)
 dashboard-form-save = Save the dashboard
 report-delete = Remove this report
 dashboard-delete = Remove this dashboard
+
+# Admin console: users and plugin dead letters
+admin-deactivate = Deactivate
+admin-activate = Reactivate
+admin-dead-letters = Changes its after-save hook refused every time
+admin-event = Event
+admin-failed-again = Refused again: { $error }

@@ -330,3 +330,10 @@ dashboard-form-reports = گزارش‌های آن (۱ تا ۱۲، به همین 
 dashboard-form-save = ذخیرهٔ داشبورد
 report-delete = حذف این گزارش
 dashboard-delete = حذف این داشبورد
+
+# Admin console: users and plugin dead letters
+admin-deactivate = غیرفعال کردن
+admin-activate = فعال کردن دوباره
+admin-dead-letters = تغییراتی که قلاب پس از ذخیرهٔ آن هر بار رد کرد
+admin-event = رویداد
+admin-failed-again = دوباره رد شد: { $error }

@@ -327,3 +327,10 @@ dashboard-form-reports = Ripoti zake (1 hadi 12, kwa mpangilio huu)
 dashboard-form-save = Hifadhi dashibodi
 report-delete = Ondoa ripoti hii
 dashboard-delete = Ondoa dashibodi hii
+
+# Admin console: users and plugin dead letters
+admin-deactivate = Zima
+admin-activate = Washa tena
+admin-dead-letters = Mabadiliko ambayo ndoano yake ya baada ya kuhifadhi ilikataa kila mara
+admin-event = Tukio
+admin-failed-again = Imekataliwa tena: { $error }

@@ -28,6 +28,7 @@ on_both_backends!(
     an_import_is_uploaded_mapped_checked_and_run_from_its_page,
     an_admin_subscribes_a_webhook_reads_its_log_and_replays_a_delivery,
     a_report_and_a_dashboard_are_made_from_their_forms,
+    an_admin_deactivates_a_user_and_replays_a_plugins_dead_letter,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -1458,5 +1459,90 @@ async fn a_report_and_a_dashboard_are_made_from_their_forms(backend: Backend) {
     assert_eq!(
         admin.get(&format!("/api/v1/reports/{id}")).await.status,
         StatusCode::NOT_FOUND
+    );
+}
+
+async fn an_admin_deactivates_a_user_and_replays_a_plugins_dead_letter(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let (ann, ann_api) = srv.member("ann@example.com", ROOT, "member").await;
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let people = web.get("/admin/people").await;
+    assert!(
+        people.html.contains(&format!("id=\"deactivate-{ann}\"")),
+        "{}",
+        people.html
+    );
+    let me = admin.get("/api/v1/auth/me").await;
+    let me = me.body["id"].as_str().unwrap().to_string();
+    assert!(
+        !people.html.contains(&format!("id=\"deactivate-{me}\"")),
+        "not oneself"
+    );
+
+    let off = web
+        .post(&format!("/admin/users/{ann}/deactivate"), &[])
+        .await;
+    assert_eq!(off.status, StatusCode::SEE_OTHER, "{}", off.html);
+    assert_eq!(
+        ann_api.get("/api/v1/auth/me").await.status,
+        StatusCode::UNAUTHORIZED,
+        "signed out everywhere"
+    );
+    let people = web.get("/admin/people").await;
+    assert!(people.html.contains(&format!("id=\"activate-{ann}\"")));
+    let myself = web
+        .post(&format!("/admin/users/{me}/deactivate"), &[])
+        .await;
+    assert_eq!(myself.status, StatusCode::CONFLICT);
+    let on = web.post(&format!("/admin/users/{ann}/activate"), &[]).await;
+    assert_eq!(on.status, StatusCode::SEE_OTHER);
+    let user = admin.get(&format!("/api/v1/users/{ann}")).await;
+    assert_eq!(user.body["active"], true);
+    let ann_web = WebSession::sign_in(&srv, "ann@example.com", "password-123").await;
+    assert_eq!(
+        ann_web
+            .post(&format!("/admin/users/{me}/deactivate"), &[])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // A plugin's after-save hook that refuses a change every time: the admin sees it
+    // on the plugins page and sends it again (refused again, with the reason).
+    admin
+        .install_plugin(plugin_package("tests/plugins/hostile"), ROOT)
+        .await;
+    admin
+        .create("companies", json!({"name": "after-save-fails"}))
+        .await;
+    let letters = eventually(
+        std::time::Duration::from_secs(60),
+        "a dead letter",
+        || async {
+            let res = admin.get("/api/v1/plugins/hostile/dead-letters").await;
+            (!res.body.as_array().unwrap().is_empty()).then_some(res.body)
+        },
+    )
+    .await;
+    let letter = letters[0]["id"].as_str().unwrap().to_string();
+    let plugins = web.get("/admin/plugins").await;
+    assert!(
+        plugins.html.contains("id=\"dead-letters-hostile\""),
+        "{}",
+        plugins.html
+    );
+    assert!(plugins.html.contains("asked to fail"));
+    let again = web
+        .post(
+            &format!("/admin/plugins/hostile/dead-letters/{letter}/replay"),
+            &[],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.html);
+    assert!(
+        again.html.contains("Refused again: asked to fail"),
+        "{}",
+        again.html
     );
 }

@@ -273,16 +273,24 @@ async fn deactivate_user(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    set_active(&app, &actor, &id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deactivates (signed out everywhere, roles suspended) or reactivates a user;
+/// organisation admins only, and not themselves (the API's delete, the admin page).
+pub async fn set_active(app: &AppState, actor: &Actor, id: &str, active: bool) -> ApiResult<User> {
     app.access
-        .require_admin(&actor, None, "delete users")
+        .require_admin(actor, None, "deactivate or reactivate users")
         .await?;
     if id == actor.user_id {
-        return Err(ApiError::conflict("you cannot delete yourself"));
+        return Err(ApiError::conflict("you cannot deactivate yourself"));
     }
-    app.auth
-        .update_user(&id, None, Some(false))
+    let user = app
+        .auth
+        .update_user(id, None, Some(active))
         .await?
         .ok_or_else(|| ApiError::not_found("no such user"))?;
     app.access.reload().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(user)
 }

@@ -33,6 +33,16 @@ pub struct PluginRow {
     pub enabled: Vec<DepartmentChoice>,
     /// Departments it could be enabled in.
     pub others: Vec<DepartmentChoice>,
+    /// Changes its after-save hook refused every time, oldest first.
+    pub dead_letters: Vec<DeadLetterRow>,
+}
+
+pub struct DeadLetterRow {
+    pub id: String,
+    pub event: i64,
+    pub attempts: i64,
+    pub error: String,
+    pub when: String,
 }
 
 #[derive(Template)]
@@ -110,31 +120,42 @@ async fn plugins_page(
         .await
         .map_err(|e| v.fail(e))?;
     let departments = app.access.list_departments().await.map_err(|e| v.fail(e))?;
-    let plugins = app
-        .plugins
-        .list()
-        .into_iter()
-        .map(|info| {
-            let (enabled, others) = departments
-                .iter()
-                .map(|d| DepartmentChoice {
-                    id: d.id.clone(),
-                    name: d.name.clone(),
-                })
-                .partition(|d| info.departments.contains(&d.id));
-            PluginRow {
-                asks: asks(&info),
-                id: info.id,
-                name: info.name,
-                version: info.version,
-                description: info.description,
-                approved: info.approved,
-                suspended: info.suspended,
-                enabled,
-                others,
-            }
-        })
-        .collect();
+    let mut plugins = Vec::new();
+    for info in app.plugins.list() {
+        let (enabled, others) = departments
+            .iter()
+            .map(|d| DepartmentChoice {
+                id: d.id.clone(),
+                name: d.name.clone(),
+            })
+            .partition(|d| info.departments.contains(&d.id));
+        let dead_letters = app
+            .deliverer
+            .dead_letters(&info.id)
+            .await
+            .map_err(|e| v.fail(e))?
+            .into_iter()
+            .map(|d| DeadLetterRow {
+                when: v.tr.date(&d.updated_at),
+                id: d.id,
+                event: d.event_seq,
+                attempts: d.attempts,
+                error: d.error,
+            })
+            .collect();
+        plugins.push(PluginRow {
+            asks: asks(&info),
+            id: info.id,
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            approved: info.approved,
+            suspended: info.suspended,
+            enabled,
+            others,
+            dead_letters,
+        });
+    }
     let page = render(&PluginsPage {
         v,
         tr: &v.tr,
@@ -237,6 +258,9 @@ pub async fn act(
 }
 
 pub struct UserRow {
+    pub id: String,
+    /// The visitor: no deactivate button on their own row.
+    pub me: bool,
     pub name: String,
     pub email: String,
     pub active: bool,
@@ -303,6 +327,8 @@ async fn people_page(
             .map(|m| format!("{}: {}", dept_name(&m.department), m.role))
             .collect();
         users.push(UserRow {
+            me: u.id == v.actor.user_id,
+            id: u.id,
             name: u.name,
             email: u.email,
             active: u.active,
@@ -411,5 +437,55 @@ pub async fn add_department(State(app): State<AppState>, v: Visitor, form: FormD
             let status = e.status;
             people_page(&app, &v, status, described(e), false).await
         }
+    }
+}
+
+/// `POST /admin/plugins/{id}/dead-letters/{letter}/replay`: the change goes to the
+/// plugin's after-save hook once more; if it is refused again, the page says why.
+pub async fn replay_dead_letter(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path((id, letter)): Path<(String, String)>,
+    form: FormData,
+) -> WebResult {
+    v.check_csrf(&form)?;
+    app.access
+        .require_admin(&v.actor, None, "replay plugin dead letters")
+        .await
+        .map_err(|e| v.fail(e))?;
+    let replay = app
+        .deliverer
+        .replay(&id, &letter)
+        .await
+        .map_err(|e| v.fail(e))?;
+    match replay.error {
+        None => Ok(Redirect::to(&format!("/admin/plugins?done={id}")).into_response()),
+        Some(error) => {
+            let message = v.tr.t1("admin-failed-again", "error", &error);
+            plugins_page(&app, &v, StatusCode::OK, message, String::new()).await
+        }
+    }
+}
+
+/// `POST /admin/users/{id}/{activate|deactivate}`.
+pub async fn set_active(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path((id, action)): Path<(String, String)>,
+    form: FormData,
+) -> WebResult {
+    v.check_csrf(&form)?;
+    let active = match action.as_str() {
+        "activate" => true,
+        "deactivate" => false,
+        _ => return Err(v.error(StatusCode::NOT_FOUND, v.tr.t("error-not-found"))),
+    };
+    match crate::auth::routes::set_active(&app, &v.actor, &id, active).await {
+        Ok(_) => Ok(Redirect::to("/admin/people?done=1").into_response()),
+        Err(e) if e.status == StatusCode::CONFLICT => {
+            let status = e.status;
+            people_page(&app, &v, status, described(e), false).await
+        }
+        Err(e) => Err(v.fail(e)),
     }
 }

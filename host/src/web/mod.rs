@@ -74,6 +74,11 @@ pub fn router() -> Router<AppState> {
                 )),
         )
         .route("/admin/plugins/{id}/{action}", post(admin::act))
+        .route(
+            "/admin/plugins/{id}/dead-letters/{letter}/replay",
+            post(admin::replay_dead_letter),
+        )
+        .route("/admin/users/{id}/{action}", post(admin::set_active))
         .route("/admin/people", get(admin::people))
         .route("/admin/users", post(admin::add_user))
         .route("/admin/departments", post(admin::add_department))
