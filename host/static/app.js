@@ -91,3 +91,29 @@ document.addEventListener("submit", (event) => {
   });
   xhr.send(new FormData(form));
 });
+
+// Reference selects hold the first 200 records: a search box before each one asks
+// the server for the records matching what is typed (as the list's quick search)
+// and offers them, keeping the chosen one.
+for (const select of document.querySelectorAll("select[data-search]")) {
+  const box = document.createElement("input");
+  box.type = "search";
+  box.className = "reference-search";
+  box.setAttribute("aria-label", (select.labels[0]?.textContent || "").trim() + " 🔍");
+  box.setAttribute("aria-controls", select.id);
+  select.before(box);
+  let timer;
+  box.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const url = select.dataset.search + "?q=" + encodeURIComponent(box.value);
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const chosen = select.selectedOptions[0];
+      const holder = document.createElement("select");
+      holder.innerHTML = await response.text();
+      const keep = [...select.options].filter((o) => o.value === "" || o === chosen);
+      select.replaceChildren(...keep, ...[...holder.options].filter((o) => !chosen || o.value !== chosen.value));
+    }, 250);
+  });
+}

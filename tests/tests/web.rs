@@ -29,6 +29,7 @@ on_both_backends!(
     an_admin_subscribes_a_webhook_reads_its_log_and_replays_a_delivery,
     a_report_and_a_dashboard_are_made_from_their_forms,
     an_admin_deactivates_a_user_and_replays_a_plugins_dead_letter,
+    a_reference_select_finds_more_records_by_name_within_the_visitors_rights,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -1545,4 +1546,63 @@ async fn an_admin_deactivates_a_user_and_replays_a_plugins_dead_letter(backend: 
         "{}",
         again.html
     );
+}
+
+async fn a_reference_select_finds_more_records_by_name_within_the_visitors_rights(
+    backend: Backend,
+) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
+    for (name, dept) in [
+        ("Acme <Trading>", &sales),
+        ("Beta", &sales),
+        ("Zeta", &support),
+    ] {
+        admin
+            .create("companies", json!({"name": name, "department": dept}))
+            .await;
+    }
+    admin
+        .post("/api/v1/users", json!({"email": "sam@example.com", "name": "Sam", "password": "password-123", "department": sales, "role": "member"}))
+        .await;
+    let sam = WebSession::sign_in(&srv, "sam@example.com", "password-123").await;
+    let form = sam.get("/records/contacts/new").await;
+    assert!(
+        form.html
+            .contains("data-search=\"/records/companies/choices\""),
+        "{}",
+        form.html
+    );
+    let found = sam.get("/records/companies/choices?q=acme").await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.html);
+    assert!(
+        found.html.contains(">Acme &#60;Trading&#62;</option>")
+            && !found.html.contains("<Trading>"),
+        "escaped: {}",
+        found.html
+    );
+    assert!(!found.html.contains("Beta"));
+    let hidden = sam.get("/records/companies/choices?q=zeta").await;
+    assert!(
+        !hidden.html.contains("Zeta"),
+        "another department's: {}",
+        hidden.html
+    );
+    let all = sam.get("/records/companies/choices").await;
+    assert_eq!(all.html.matches("<option").count(), 2, "{}", all.html);
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert!(
+        web.get("/records/companies/choices?q=zeta")
+            .await
+            .html
+            .contains(">Zeta</option>")
+    );
+    assert_eq!(
+        sam.get("/records/nope/choices?q=a").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let anonymous = page(client().get(srv.url("/records/companies/choices?q=a"))).await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
 }

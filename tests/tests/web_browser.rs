@@ -30,8 +30,28 @@ async fn a_user_signs_in_and_creates_a_contact_after_fixing_a_validation_error()
     assert!(browser.text("h1").await.contains("Administrator"));
     browser.screenshot("home").await;
 
+    let admin = srv.admin().await;
+    let acme = admin
+        .create("companies", json!({"name": "Acme Trading"}))
+        .await["id"]
+        .clone();
+    admin.create("companies", json!({"name": "Beta"})).await;
+
     browser.goto(&srv.url("/records/contacts")).await;
     browser.click("#new-record").await;
+    // The company select's search box asks the server as one types.
+    browser
+        .type_into("input.reference-search[aria-controls='in-company']", "acme")
+        .await;
+    browser
+        .wait_until(
+            "only Acme offered",
+            "const s = document.querySelector('#in-company'); \
+             const names = [...s.options].map(o => o.text); \
+             if (names.includes('Beta') || !names.includes('Acme Trading')) return false; \
+             s.value = [...s.options].find(o => o.text === 'Acme Trading').value; return true",
+        )
+        .await;
     browser.type_into("#in-first_name", "Leyla").await;
     browser.type_into("#in-email", "leyla-at-acme").await;
     browser.click("#save").await;
@@ -57,9 +77,12 @@ async fn a_user_signs_in_and_creates_a_contact_after_fixing_a_validation_error()
         )
         .await;
     browser.screenshot("contact-saved").await;
-    let admin = srv.admin().await;
     let found = admin.get("/api/v1/records/contacts?q=karimi").await;
     assert_eq!(found.body["items"][0]["email"], "leyla@acme.example");
+    assert_eq!(
+        found.body["items"][0]["company"], acme,
+        "the company found by search"
+    );
     browser.quit().await;
 }
 

@@ -58,6 +58,7 @@ pub fn router() -> Router<AppState> {
             get(records::list).post(records::create),
         )
         .route("/records/{object}/new", get(records::new_form))
+        .route("/records/{object}/choices", get(records::choices))
         .route(
             "/records/{object}/{id}",
             get(records::show).post(records::update),

@@ -589,6 +589,9 @@ pub struct Input {
     pub read_only: bool,
     pub help: String,
     pub error: Option<String>,
+    /// For a reference: where the page script finds more records by name
+    /// (`/records/{target}/choices`), since the select holds the first 200 only.
+    pub search: String,
 }
 
 #[derive(Template)]
@@ -709,6 +712,12 @@ async fn inputs(
             read_only,
             help: f.help_text.clone(),
             error: errors.get(&f.name).cloned(),
+            search: match (f.kind, f.target.as_deref()) {
+                (FieldType::Reference, Some(target)) if !read_only => {
+                    format!("/records/{target}/choices")
+                }
+                _ => String::new(),
+            },
         });
     }
     out
@@ -1024,4 +1033,58 @@ pub async fn update(
             edit_page(&app, &v, &meta, &access, &current, &shown, errors, false).await
         }
     }
+}
+
+#[derive(Template)]
+#[template(
+    source = "{% for c in choices %}<option value=\"{{ c.value }}\">{{ c.label }}</option>{% endfor %}",
+    ext = "html"
+)]
+struct ChoicesFragment {
+    choices: Vec<Choice>,
+}
+
+/// `GET /records/{object}/choices?q=`: the records of `object` the visitor may read
+/// whose searchable fields hold `q` (as the list's quick search), as `<option>`s for
+/// a reference select (the page script asks as the user types).
+pub async fn choices(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path(object): Path<String>,
+    RawQuery(query): RawQuery,
+) -> WebResult {
+    let q = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "q")
+        .map(|(_, q)| q.trim().to_string())
+        .unwrap_or_default();
+    let (meta, _) = app
+        .records
+        .view_of(&v.actor, &object)
+        .map_err(|e| v.fail(e))?;
+    // Built in a block: a Serializer held across an await would make the handler's
+    // future !Send.
+    let search = {
+        let mut search = form_urlencoded::Serializer::new(String::new());
+        search.append_pair("limit", "50");
+        if !q.is_empty() {
+            search.append_pair("q", &q);
+        }
+        search.finish()
+    };
+    let items = app
+        .records
+        .list(&v.actor, &object, &search)
+        .await
+        .map_err(|e| v.fail(e))?
+        .items;
+    let mut choices: Vec<Choice> = items
+        .iter()
+        .map(|r| Choice {
+            value: r.id.clone(),
+            label: view::title(&meta, r),
+            selected: false,
+        })
+        .collect();
+    choices.sort_by_key(|c| c.label.to_lowercase());
+    Ok(render(&ChoicesFragment { choices }))
 }
