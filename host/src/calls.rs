@@ -119,7 +119,8 @@ async fn log_call(
             }
         }
     }
-    // A claim taken over from a host that stopped may have its activity written.
+    // The activity may be there already: written by a host that stopped before
+    // settling its claim, or given this call_id by hand.
     if let Some(activity) = activity_with_call_id(&app, &call_id).await? {
         settle(&app, &call_id, Some(&activity)).await?;
         return logged_before(&app, &actor, &activity).await;

@@ -227,7 +227,7 @@ fn abort_all(under_way: &VecDeque<UnderWay>) {
 }
 
 /// Part of a chunk being checked and written in the background (the rows that may go
-/// at once, those that wait for the chunk before).
+/// at once, those that waited for an earlier chunk).
 type Running = tokio::task::JoinHandle<Result<Tally, String>>;
 
 /// Checks and writes rows of a chunk in the background.

@@ -274,8 +274,14 @@ async fn changeable(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Report
 
 /// Only the owner of a saved report or dashboard, or an organisation admin, may
 /// change or remove it.
+/// Whether `actor` may change or remove a report or dashboard of `owner`: its owner,
+/// or an organisation admin (the web pages ask it to show their remove buttons).
+pub fn may_change(app: &AppState, actor: &Actor, owner: &str) -> bool {
+    owner == actor.user_id || app.access.user(actor).is_admin_of(None)
+}
+
 fn owner_or_admin(app: &AppState, actor: &Actor, owner: &str, what: &str) -> ApiResult<()> {
-    if owner != actor.user_id && !app.access.user(actor).is_admin_of(None) {
+    if !may_change(app, actor, owner) {
         return Err(ApiError::forbidden(format!(
             "only the {what}'s owner or an admin may change it"
         )));

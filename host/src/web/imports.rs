@@ -176,17 +176,13 @@ pub async fn upload(
         .unwrap_or_default();
     v.check_csrf_token(&csrf)?;
     let mut object = String::new();
-    let refused = |status: StatusCode, message: String| (status, message);
     let outcome = loop {
         let field = match form.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => {
-                break Err(refused(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    v.tr.t("imports-no-file"),
-                ));
+                break Err((StatusCode::UNPROCESSABLE_ENTITY, v.tr.t("imports-no-file")));
             }
-            Err(e) => break Err(refused(e.status(), e.body_text())),
+            Err(e) => break Err((e.status(), e.body_text())),
         };
         match field.name() {
             Some("object") => object = field.text().await.unwrap_or_default(),
@@ -196,10 +192,7 @@ pub async fn upload(
                     .map(str::to_string)
                     .filter(|n| !n.is_empty());
                 if name.is_none() {
-                    break Err(refused(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        v.tr.t("imports-no-file"),
-                    ));
+                    break Err((StatusCode::UNPROCESSABLE_ENTITY, v.tr.t("imports-no-file")));
                 }
                 break api::upload(&app, &v.actor, &object, name, Box::pin(field))
                     .await

@@ -147,14 +147,7 @@ fn report_form(
             selected: draft.chart == c,
         })
         .collect();
-    let error = |field: &str| -> Option<String> {
-        let reasons: Vec<&str> = errors
-            .iter()
-            .filter(|e| e.field == field)
-            .map(|e| e.message.as_str())
-            .collect();
-        (!reasons.is_empty()).then(|| reasons.join("; "))
-    };
+    let error = |field: &str| beside(errors, field);
     let page = ReportForm {
         v,
         tr,
@@ -290,12 +283,7 @@ async fn dashboard_form(
             label: r.name,
         })
         .collect();
-    let error = |field: &str| {
-        errors
-            .iter()
-            .find(|e| e.field == field)
-            .map(|e| e.message.clone())
-    };
+    let error = |field: &str| beside(errors, field);
     let page = DashboardForm {
         v,
         tr: &v.tr,
@@ -356,4 +344,14 @@ pub async fn delete_dashboard(
         .await
         .map_err(|e| v.fail(e))?;
     Ok(Redirect::to("/reports").into_response())
+}
+
+/// Every reason given for `field`, to show beside its input.
+fn beside(errors: &[FieldError], field: &str) -> Option<String> {
+    let reasons: Vec<&str> = errors
+        .iter()
+        .filter(|e| e.field == field)
+        .map(|e| e.message.as_str())
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }

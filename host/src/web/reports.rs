@@ -254,7 +254,7 @@ pub async fn saved_dashboard(
         .map_err(|e| v.fail(ApiError::from(e)))?
         .ok_or_else(|| v.fail(ApiError::not_found("there is no such dashboard")))?;
     let name = saved.name.clone();
-    let can_change = may_change(&app, &v, &saved.owner);
+    let can_change = crate::reports::routes::may_change(&app, &v.actor, &saved.owner);
     let result = dashboards::run(&app, &v.actor, saved)
         .await
         .map_err(|e| v.fail(ApiError::from(e)))?;
@@ -304,7 +304,7 @@ pub async fn report(State(app): State<AppState>, v: Visitor, Path(id): Path<Stri
         ChartKind::Table => ChartKind::Bar,
         other => other,
     };
-    let can_change = may_change(&app, &v, &saved.owner);
+    let can_change = crate::reports::routes::may_change(&app, &v.actor, &saved.owner);
     let first = saved.measures[0].clone();
     let keys = saved.group_by.clone();
     let result = crate::reports::run(&app, &v.actor, saved)
@@ -342,10 +342,4 @@ pub async fn report(State(app): State<AppState>, v: Visitor, Path(id): Path<Stri
         rows,
         truncated: result.truncated,
     }))
-}
-
-/// Whether the visitor may change or remove a report or dashboard of `owner`: as
-/// the API decides (its owner, or an admin).
-fn may_change(app: &AppState, v: &Visitor, owner: &str) -> bool {
-    owner == v.actor.user_id || app.access.user(&v.actor).is_admin_of(None)
 }

@@ -133,7 +133,7 @@ pub async fn create(State(app): State<AppState>, v: Visitor, form: FormData) -> 
         events: form.all("events").map(str::to_string).collect(),
         objects: form.all("objects").map(str::to_string).collect(),
     };
-    match api::subscribe(&app, &v.actor, input_copy(&input)).await {
+    match api::subscribe(&app, &v.actor, input.clone()).await {
         Ok(hook) => webhook_page(&app, &v, hook, None, StatusCode::CREATED, String::new()).await,
         Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
             let message = v.fail(e).message;
@@ -147,14 +147,6 @@ pub async fn create(State(app): State<AppState>, v: Visitor, form: FormData) -> 
             .await
         }
         Err(e) => Err(v.fail(e)),
-    }
-}
-
-fn input_copy(input: &WebhookInput) -> WebhookInput {
-    WebhookInput {
-        url: input.url.clone(),
-        events: input.events.clone(),
-        objects: input.objects.clone(),
     }
 }
 
