@@ -30,6 +30,8 @@ on_both_backends!(
     a_report_and_a_dashboard_are_made_from_their_forms,
     an_admin_deactivates_a_user_and_replays_a_plugins_dead_letter,
     a_reference_select_finds_more_records_by_name_within_the_visitors_rights,
+    an_admin_edits_a_roles_rights_and_field_rights_on_its_page,
+    an_owner_shares_a_record_from_its_page_and_stops_sharing,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -1605,4 +1607,339 @@ async fn a_reference_select_finds_more_records_by_name_within_the_visitors_right
     );
     let anonymous = page(client().get(srv.url("/records/companies/choices?q=a"))).await;
     assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+}
+
+/// The option chosen in the select named `name` ("" when the empty one is).
+fn chosen(html: &str, name: &str) -> String {
+    let start = html
+        .find(&format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no select {name}"));
+    let select = &html[start..start + html[start..].find("</select>").expect("a closed select")];
+    let at = select.find(" selected>").expect("an option is chosen");
+    let value = &select[..at];
+    let from = value.rfind("value=\"").expect("the option has a value") + 7;
+    value[from..value.len() - 1].to_string()
+}
+
+async fn an_admin_edits_a_roles_rights_and_field_rights_on_its_page(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let people = web.get("/admin/people").await;
+    assert!(
+        people.html.contains("href=\"/admin/roles/new\""),
+        "{}",
+        people.html
+    );
+    assert!(people.html.contains("href=\"/admin/roles/member\""));
+    let blank = web.get("/admin/roles/new").await;
+    assert_eq!(blank.status, StatusCode::OK, "{}", blank.html);
+    assert_eq!(chosen(&blank.html, "p:contacts:read"), "");
+    assert_eq!(chosen(&blank.html, "f:deals:amount"), "");
+    assert_eq!(chosen(&blank.html, "p:*:export"), "");
+
+    // Every refusal at once, each beside its input; what was typed stays; nothing saved.
+    let refused = web
+        .post(
+            "/admin/roles",
+            &[
+                ("name", "Field Sales"),
+                ("label", " "),
+                ("org", "own"),
+                ("p:contacts:read", "department"),
+                ("p:nope:read", "all"),
+                ("f:contacts:shoe_size", "write"),
+                ("p:deals:read", "everything"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.html
+    );
+    for id in [
+        "err-name",
+        "err-label",
+        "err-org",
+        "err-rights-nope",
+        "err-rights-deals",
+    ] {
+        assert!(
+            refused.html.contains(&format!("id=\"{id}\"")),
+            "{id}: {}",
+            refused.html
+        );
+    }
+    assert!(
+        refused.html.contains("is not a field of contacts"),
+        "{}",
+        refused.html
+    );
+    assert!(
+        refused
+            .html
+            .contains("<details id=\"fields-contacts\" open>"),
+        "the refused field is shown"
+    );
+    assert!(refused.html.contains("value=\"Field Sales\""));
+    assert_eq!(chosen(&refused.html, "p:contacts:read"), "department");
+    let roles = admin.get("/api/v1/roles").await;
+    assert!(!roles.body.to_string().contains("Field Sales"));
+
+    // A valid role: its rights as the API shows them, and as its page shows them.
+    let made = web
+        .post(
+            "/admin/roles",
+            &[
+                ("name", "field_sales"),
+                ("label", "Field sales"),
+                ("description", "Sells on the road"),
+                ("org", ""),
+                ("p:contacts:read", "department"),
+                ("p:contacts:create", "own"),
+                ("p:contacts:update", "own"),
+                ("p:deals:read", "department"),
+                ("p:deals:update", ""),
+                ("f:contacts:email", "hidden"),
+                ("f:contacts:phone", ""),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.html);
+    assert_eq!(
+        made.location.as_deref(),
+        Some("/admin/roles/field_sales?done=1")
+    );
+    let role = admin.get("/api/v1/roles/field_sales").await;
+    assert_eq!(
+        role.body["permissions"],
+        json!({"contacts": {"read": "department", "create": "own", "update": "own"}, "deals": {"read": "department"}})
+    );
+    assert_eq!(
+        role.body["fields"],
+        json!({"contacts": {"email": "hidden"}})
+    );
+    let shown = web.get("/admin/roles/field_sales?done=1").await;
+    assert!(shown.html.contains("role=\"status\""), "saved is said");
+    assert_eq!(chosen(&shown.html, "p:contacts:create"), "own");
+    assert_eq!(chosen(&shown.html, "p:deals:read"), "department");
+    assert_eq!(chosen(&shown.html, "p:deals:delete"), "");
+    assert_eq!(chosen(&shown.html, "f:contacts:email"), "hidden");
+    assert!(shown.html.contains("<details id=\"fields-contacts\" open>"));
+
+    // The rights apply to a holder at once: the hidden email, then readable.
+    let contact = admin
+        .create(
+            "contacts",
+            json!({"last_name": "Okafor", "email": "ada@example.com"}),
+        )
+        .await;
+    let id = contact["id"].as_str().unwrap().to_string();
+    let (_sam, sam) = srv.member("sam@example.com", ROOT, "field_sales").await;
+    let seen = sam.get(&format!("/api/v1/records/contacts/{id}")).await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    assert_eq!(seen.body["last_name"], "Okafor", "{}", seen.body);
+    admin.create("deals", json!({"name": "Road deal"})).await;
+    let deals = sam.get("/api/v1/records/deals").await;
+    assert_eq!(
+        deals.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        deals.body
+    );
+    assert!(seen.body.get("email").is_none(), "{}", seen.body);
+    let changed = web
+        .post(
+            "/admin/roles/field_sales",
+            &[
+                ("label", "Field sales"),
+                ("p:contacts:read", "department"),
+                ("f:contacts:email", "read"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.html);
+    let seen = sam.get(&format!("/api/v1/records/contacts/{id}")).await;
+    assert_eq!(seen.body["email"], "ada@example.com", "{}", seen.body);
+    let deals = sam.get("/api/v1/records/deals").await;
+    assert_eq!(
+        deals.body["items"],
+        json!([]),
+        "deals were taken away: {}",
+        deals.body
+    );
+
+    // Built-in roles are shown, not changed; members may do neither.
+    let builtin = web.get("/admin/roles/member").await;
+    assert!(builtin.html.contains("id=\"role-builtin\""));
+    assert!(builtin.html.contains(" disabled>"));
+    assert!(!builtin.html.contains("id=\"save-role\""));
+    let refused = web
+        .post(
+            "/admin/roles/member",
+            &[("label", "Everyone"), ("p:*:delete", "all")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.html);
+    let sam_web = WebSession::sign_in(&srv, "sam@example.com", "password-123").await;
+    assert_eq!(
+        sam_web.get("/admin/roles/field_sales").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let forbidden = sam_web
+        .post(
+            "/admin/roles/field_sales",
+            &[("label", "Mine"), ("org", "all")],
+        )
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        web.get("/admin/roles/nobody").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // A held role is kept; one nobody holds is deleted.
+    let held = web.post("/admin/roles/field_sales/delete", &[]).await;
+    assert_eq!(held.status, StatusCode::CONFLICT, "{}", held.html);
+    let temp = web
+        .post("/admin/roles", &[("name", "temp"), ("label", "Temporary")])
+        .await;
+    assert_eq!(temp.status, StatusCode::SEE_OTHER, "{}", temp.html);
+    let gone = web.post("/admin/roles/temp/delete", &[]).await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        admin.get("/api/v1/roles/temp").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn an_owner_shares_a_record_from_its_page_and_stops_sharing(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
+    let (_ann, ann) = srv.member("ann@example.com", &sales, "member").await;
+    let (bob, bob_api) = srv.member("bob@example.com", &support, "member").await;
+    let contact = ann.create("contacts", json!({"last_name": "Mwangi"})).await;
+    let id = contact["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/records/contacts/{id}");
+    assert_eq!(
+        bob_api.get(&path).await.status,
+        StatusCode::NOT_FOUND,
+        "another department's"
+    );
+
+    let ann_web = WebSession::sign_in(&srv, "ann@example.com", "password-123").await;
+    let page_path = format!("/records/contacts/{id}");
+    let own = ann_web.get(&page_path).await;
+    assert!(
+        own.html.contains("id=\"share-form\""),
+        "the owner may share: {}",
+        own.html
+    );
+    assert!(own.html.contains(&format!("value=\"user:{bob}\"")));
+    assert!(
+        own.html
+            .contains(&format!("value=\"department:{support}\""))
+    );
+
+    // Read only: Bob reads it and may not change it.
+    let shared = ann_web
+        .post(
+            &format!("{page_path}/shares"),
+            &[("with", &format!("user:{bob}")), ("access", "read")],
+        )
+        .await;
+    assert_eq!(shared.status, StatusCode::SEE_OTHER, "{}", shared.html);
+    assert_eq!(
+        shared.location.as_deref(),
+        Some(format!("{page_path}#sharing").as_str())
+    );
+    assert_eq!(bob_api.get(&path).await.status, StatusCode::OK);
+    let refused = bob_api.patch(&path, json!({"first_name": "Asha"})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let listed = ann_web.get(&page_path).await;
+    assert!(listed.html.contains("bob@example.com"), "{}", listed.html);
+
+    // Bob sees whom it is shared with, but may not share it on.
+    let bob_web = WebSession::sign_in(&srv, "bob@example.com", "password-123").await;
+    let seen = bob_web.get(&page_path).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    assert!(!seen.html.contains("id=\"share-form\""));
+    let on = bob_web
+        .post(
+            &format!("{page_path}/shares"),
+            &[
+                ("with", &format!("department:{support}")),
+                ("access", "write"),
+            ],
+        )
+        .await;
+    assert_eq!(on.status, StatusCode::FORBIDDEN, "{}", on.html);
+
+    // Sharing again changes the access: now Bob may change it.
+    let write = ann_web
+        .post(
+            &format!("{page_path}/shares"),
+            &[("with", &format!("user:{bob}")), ("access", "write")],
+        )
+        .await;
+    assert_eq!(write.status, StatusCode::SEE_OTHER);
+    let changed = bob_api.patch(&path, json!({"first_name": "Asha"})).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let shares = ann.get(&format!("{path}/shares")).await;
+    assert_eq!(
+        shares.body.as_array().map(Vec::len),
+        Some(1),
+        "one share, changed: {}",
+        shares.body
+    );
+
+    // A forged target is refused with its reason; nothing is shared.
+    let forged = ann_web
+        .post(
+            &format!("{page_path}/shares"),
+            &[("with", "everyone"), ("access", "write")],
+        )
+        .await;
+    assert_eq!(
+        forged.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        forged.html
+    );
+    assert!(
+        forged
+            .html
+            .contains("give exactly one of user and department"),
+        "{}",
+        forged.html
+    );
+
+    // Stop sharing: Bob no longer finds it.
+    let share = shares.body[0]["id"].as_str().unwrap().to_string();
+    let stopped = ann_web
+        .post(&format!("{page_path}/shares/{share}/delete"), &[])
+        .await;
+    assert_eq!(stopped.status, StatusCode::SEE_OTHER, "{}", stopped.html);
+    assert_eq!(bob_api.get(&path).await.status, StatusCode::NOT_FOUND);
+    let again = ann_web
+        .post(&format!("{page_path}/shares/{share}/delete"), &[])
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "already stopped");
+    // A department share reaches its members.
+    let dept = ann_web
+        .post(
+            &format!("{page_path}/shares"),
+            &[
+                ("with", &format!("department:{support}")),
+                ("access", "read"),
+            ],
+        )
+        .await;
+    assert_eq!(dept.status, StatusCode::SEE_OTHER);
+    assert_eq!(bob_api.get(&path).await.status, StatusCode::OK);
+    assert!(ann_web.get(&page_path).await.html.contains("Support ("));
 }

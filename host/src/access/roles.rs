@@ -51,7 +51,7 @@ pub struct Role {
 }
 
 /// A role to create, or the new state of one.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleInput {
     /// Lower-case letters, digits and `_`; fixed once created (ignored on update).
@@ -70,7 +70,7 @@ pub struct RoleInput {
 
 impl RoleInput {
     /// Every error at once: unknown objects and fields, `org` with anything but admin.
-    fn validate(&self, schema: &Schema, name: &str) -> Result<(), ApiError> {
+    pub fn validate(&self, schema: &Schema, name: &str) -> Result<(), ApiError> {
         let mut errors = Vec::new();
         let valid_name = !name.is_empty()
             && name.len() <= 63

@@ -154,14 +154,41 @@ async fn create_role(
     actor: Actor,
     ApiJson(body): ApiJson<RoleInput>,
 ) -> ApiResult<(StatusCode, Json<Role>)> {
-    app.access
-        .require_admin(&actor, None, "define roles")
-        .await?;
-    let schema = app.metadata.schema();
     Ok((
         StatusCode::CREATED,
-        Json(app.access.create_role(&schema, body).await?),
+        Json(define_role(&app, &actor, body).await?),
     ))
+}
+
+/// Defines a role, for the API and the admin console's role editor.
+pub async fn define_role(app: &AppState, actor: &Actor, input: RoleInput) -> ApiResult<Role> {
+    app.access
+        .require_admin(actor, None, "define roles")
+        .await?;
+    let schema = app.metadata.schema();
+    app.access.create_role(&schema, input).await
+}
+
+/// Replaces a role's rules, for the API and the admin console's role editor.
+pub async fn change_role(
+    app: &AppState,
+    actor: &Actor,
+    name: &str,
+    input: RoleInput,
+) -> ApiResult<Role> {
+    app.access
+        .require_admin(actor, None, "change roles")
+        .await?;
+    let schema = app.metadata.schema();
+    app.access.update_role(&schema, name, input).await
+}
+
+/// Deletes a role nobody holds, for the API and the admin console's role editor.
+pub async fn remove_role(app: &AppState, actor: &Actor, name: &str) -> ApiResult<()> {
+    app.access
+        .require_admin(actor, None, "delete roles")
+        .await?;
+    app.access.delete_role(name).await
 }
 
 #[utoipa::path(get, path = "/api/v1/roles/{name}", tag = "access", security(("bearer" = [])),
@@ -191,11 +218,7 @@ async fn update_role(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<RoleInput>,
 ) -> ApiResult<Json<Role>> {
-    app.access
-        .require_admin(&actor, None, "change roles")
-        .await?;
-    let schema = app.metadata.schema();
-    Ok(Json(app.access.update_role(&schema, &name, body).await?))
+    Ok(Json(change_role(&app, &actor, &name, body).await?))
 }
 
 /// Deletes a role nobody holds (organisation admins; not built-in roles).
@@ -211,10 +234,7 @@ async fn delete_role(
     actor: Actor,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    app.access
-        .require_admin(&actor, None, "delete roles")
-        .await?;
-    app.access.delete_role(&name).await?;
+    remove_role(&app, &actor, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

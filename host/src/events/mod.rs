@@ -61,7 +61,7 @@ pub async fn insert(
 /// after the next commit of record writes or a second, whichever comes first.
 pub fn spawn_consumer<F, Fut>(
     what: &'static str,
-    committed: std::sync::Arc<tokio::sync::Notify>,
+    mut committed: crate::records::writer::Commits,
     round: F,
 ) where
     F: Fn() -> Fut + Send + 'static,
@@ -77,8 +77,7 @@ pub fn spawn_consumer<F, Fut>(
                 }
             };
             if !busy {
-                let wait = std::time::Duration::from_secs(1);
-                let _ = tokio::time::timeout(wait, committed.notified()).await;
+                committed.wait(std::time::Duration::from_secs(1)).await;
             }
         }
     });

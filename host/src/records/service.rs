@@ -27,7 +27,7 @@ use super::metadata::ObjectType;
 use super::query::{Aggregate, Bind, Column, ListQuery, MAX_GROUPS, Measure, SqlBuilder, bind_all};
 use super::schema::SchemaCache;
 use super::validate::{Mode, RefTarget, ReferenceCheck, validate};
-use super::writer::{WriteError, WriteOp, Writer};
+use super::writer::{Commits, WriteError, WriteOp, Writer};
 use super::{Record, RecordError};
 use crate::access::shares::{Share, ShareInput};
 use crate::access::{
@@ -121,6 +121,18 @@ struct Caller<'a> {
     visible: Arc<ObjectType>,
 }
 
+impl Caller<'_> {
+    /// The record's owner, or an admin over it, may share it.
+    fn may_share(&self, record: &Record) -> bool {
+        record.owner.as_deref() == Some(self.actor.user_id.as_str())
+            || self.user.covers(
+                self.rights.grants(Action::Admin),
+                record.owner.as_deref(),
+                record.department.as_deref(),
+            )
+    }
+}
+
 impl RecordService {
     pub fn new(db: Db, schema: SchemaCache, access: AccessControl, plugins: PluginService) -> Self {
         let writer = Writer::start(db.clone());
@@ -161,8 +173,8 @@ impl RecordService {
         Ok((c.visible, c.rights))
     }
 
-    /// Notified after each committed batch of writes.
-    pub fn committed(&self) -> Arc<tokio::sync::Notify> {
+    /// A signal of committed batches of writes, for one outbox consumer.
+    pub fn committed(&self) -> Commits {
         self.writer.committed()
     }
 
@@ -172,6 +184,12 @@ impl RecordService {
             .object(name)
             .cloned()
             .ok_or_else(|| RecordError::UnknownObject(name.into()))
+    }
+
+    /// Whether `actor` may share `record` with others (its owner, or an admin over it).
+    pub fn may_share(&self, actor: &Actor, object: &str, record: &Record) -> bool {
+        self.caller(actor, object)
+            .is_ok_and(|c| c.may_share(record))
     }
 
     fn caller<'a>(&self, actor: &'a Actor, object: &str) -> Result<Caller<'a>, RecordError> {
@@ -1132,13 +1150,7 @@ impl RecordService {
             .await?
             .ok_or(RecordError::NotFound)?;
         self.authorize(&c, &record, Action::Read).await?;
-        let owns = record.owner.as_deref() == Some(actor.user_id.as_str());
-        let admin = c.user.covers(
-            c.rights.grants(Action::Admin),
-            record.owner.as_deref(),
-            record.department.as_deref(),
-        );
-        if !owns && !admin {
+        if !c.may_share(&record) {
             let what = format!(
                 "only the owner or an admin of this {} record may share it",
                 c.object.name

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, Any, AnyConnection};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use std::time::Duration;
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::Record;
 use crate::audit::{self, AuditEntry};
@@ -82,8 +83,24 @@ enum Submission {
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Submission>,
-    /// Woken after every committed batch, so outbox consumers need not poll hard.
-    committed: Arc<tokio::sync::Notify>,
+    /// Counts committed batches, so outbox consumers need not poll hard.
+    committed: Arc<watch::Sender<u64>>,
+}
+
+/// What an outbox consumer waits on: a batch of writes committed since its last wait.
+/// Each consumer has its own (a `Notify` shared by the notifier, the webhook and the
+/// plugin deliverers woke only one of them per commit; the others slept to their poll).
+pub struct Commits(watch::Receiver<u64>);
+
+impl Commits {
+    /// Returns once a batch has committed since the last return, or after `at_most`.
+    pub async fn wait(&mut self, at_most: Duration) {
+        match tokio::time::timeout(at_most, self.0.changed()).await {
+            Ok(Ok(())) | Err(_) => {}
+            // The writer is gone (the host is stopping): no commit will come.
+            Ok(Err(_)) => tokio::time::sleep(at_most).await,
+        }
+    }
 }
 
 impl Writer {
@@ -92,7 +109,7 @@ impl Writer {
     pub fn start(db: Db) -> Writer {
         let (jobs, rx) = mpsc::channel::<Submission>(4096);
         let rx = Arc::new(Mutex::new(rx));
-        let committed = Arc::new(tokio::sync::Notify::new());
+        let committed = Arc::new(watch::Sender::new(0));
         let tasks = match db.dialect {
             Dialect::Sqlite => 1,
             Dialect::Postgres => 4,
@@ -103,9 +120,9 @@ impl Writer {
         Writer { jobs, committed }
     }
 
-    /// Notified after each committed batch of writes (new outbox events).
-    pub fn committed(&self) -> Arc<tokio::sync::Notify> {
-        self.committed.clone()
+    /// A new signal of committed batches of writes (new outbox events).
+    pub fn committed(&self) -> Commits {
+        Commits(self.committed.subscribe())
     }
 
     /// Commits one write; returns once it is durable (or refused).
@@ -145,7 +162,7 @@ impl Writer {
 async fn run(
     db: Db,
     rx: Arc<Mutex<mpsc::Receiver<Submission>>>,
-    committed: Arc<tokio::sync::Notify>,
+    committed: Arc<watch::Sender<u64>>,
 ) {
     // Each writer task keeps its own connection: SQLite drops a connection's whole page
     // cache once another connection has written, so a writer taking any pooled
@@ -179,7 +196,7 @@ async fn run(
         if commit_batch(&mut conn, db.dialect, batch).await {
             held = Some(conn);
         }
-        committed.notify_one();
+        committed.send_modify(|batches| *batches += 1);
     }
 }
 

@@ -105,7 +105,7 @@ fn asks(info: &PluginInfo) -> Vec<String> {
 
 #[derive(Deserialize)]
 pub struct Done {
-    done: Option<String>,
+    pub done: Option<String>,
 }
 
 async fn plugins_page(

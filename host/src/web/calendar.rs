@@ -8,8 +8,8 @@ use chrono::{Datelike, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::Choice;
 use super::i18n::Tr;
-use super::records::Choice;
 use super::{Visitor, WebResult, render};
 use crate::api::AppState;
 use crate::records::Record;

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 
 use super::i18n::Tr;
-use super::{FormData, Visitor, WebResult, render};
+use super::{Choice, FormData, Visitor, WebResult, render};
 use crate::access::Action;
 use crate::api::AppState;
 use crate::api::error::ApiError;
@@ -31,12 +31,6 @@ pub struct ImportRow {
     pub status: String,
     pub progress: String,
     pub when: String,
-}
-
-pub struct Choice {
-    pub value: String,
-    pub label: String,
-    pub selected: bool,
 }
 
 pub struct ColumnRow {

@@ -17,6 +17,7 @@ pub mod notifications;
 pub mod records;
 pub mod report_forms;
 pub mod reports;
+pub mod roles;
 pub mod session;
 pub mod tasks;
 pub mod view;
@@ -65,6 +66,11 @@ pub fn router() -> Router<AppState> {
         )
         .route("/records/{object}/{id}/edit", get(records::edit_form))
         .route("/records/{object}/{id}/set", post(records::set_field))
+        .route("/records/{object}/{id}/shares", post(records::share))
+        .route(
+            "/records/{object}/{id}/shares/{share}/delete",
+            post(records::unshare),
+        )
         .route("/apps/{plugin}/{*view}", get(views::plugin_page))
         .route(
             "/admin/plugins",
@@ -83,6 +89,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/people", get(admin::people))
         .route("/admin/users", post(admin::add_user))
         .route("/admin/departments", post(admin::add_department))
+        .route("/admin/roles", post(roles::create))
+        .route("/admin/roles/new", get(roles::new_role))
+        .route("/admin/roles/{name}", get(roles::role).post(roles::update))
+        .route("/admin/roles/{name}/delete", post(roles::delete))
         .route(
             "/admin/webhooks",
             get(webhooks::list).post(webhooks::create),
@@ -405,6 +415,23 @@ pub fn render(page: &impl askama::Template) -> Response {
 
 /// The fields of a submitted form (`application/x-www-form-urlencoded`), in order.
 pub struct FormData(pub Vec<(String, String)>);
+
+/// One option of a select on a form.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// Every reason given for `field`, to show beside its input.
+pub fn beside(errors: &[crate::api::error::FieldError], field: &str) -> Option<String> {
+    let reasons: Vec<&str> = errors
+        .iter()
+        .filter(|e| e.field == field)
+        .map(|e| e.message.as_str())
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}
 
 impl FormData {
     pub fn get(&self, name: &str) -> Option<&str> {

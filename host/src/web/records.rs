@@ -16,11 +16,14 @@ use serde_json::{Map, Value};
 
 use super::i18n::Tr;
 use super::view::{self, Names, Shown};
-use super::{FormData, Visitor, WebResult, local_path, render, wants_fragment};
-use crate::access::{Action, FieldAccess, ObjectAccess};
+use super::{Choice, FormData, Visitor, WebResult, local_path, render, wants_fragment};
+use crate::access::shares::ShareInput;
+use crate::access::{Action, FieldAccess, ObjectAccess, ShareAccess};
 use crate::api::AppState;
+use crate::api::error::ApiError;
 use crate::audit::AuditAction;
 use crate::records::metadata::{Field, FieldType, ObjectType};
+use crate::records::service::ShareChange;
 use crate::records::{Record, RecordError};
 
 /// Records per list page unless the query says otherwise.
@@ -33,12 +36,6 @@ const RELATED: &str = "10";
 const REFERENCE_CHOICES: &str = "200";
 
 /// One choice of a select or a group of checkboxes.
-pub struct Choice {
-    pub value: String,
-    pub label: String,
-    pub selected: bool,
-}
-
 /// The one-click change of a record's `status` from a list or record page.
 pub struct QuickStatus {
     pub object: String,
@@ -357,6 +354,22 @@ struct RecordPage<'a> {
     activities: Vec<ActivityItem>,
     documents: Vec<(String, String)>,
     history: Vec<HistoryItem>,
+    sharing: Sharing,
+}
+
+/// Whom the record is shared with, and what the visitor may share it with.
+pub struct Sharing {
+    pub shares: Vec<ShareRow>,
+    /// The owner or an admin over the record: may share and stop sharing.
+    pub can_share: bool,
+    pub users: Vec<(String, String)>,
+    pub departments: Vec<(String, String)>,
+}
+
+pub struct ShareRow {
+    pub id: String,
+    pub with: String,
+    pub access: String,
 }
 
 /// A record the caller may read, with its view of the record's object.
@@ -416,6 +429,9 @@ pub async fn show(
         })
         .unwrap_or_default();
     let history = history(&app, &v, &meta, &record, &names).await;
+    let sharing = sharing(&app, &v, &object, &record)
+        .await
+        .map_err(|e| v.fail(e))?;
     Ok(render(&RecordPage {
         v: &v,
         tr,
@@ -438,7 +454,122 @@ pub async fn show(
         activities,
         documents,
         history,
+        sharing,
     }))
+}
+
+/// The record's shares; with the people and departments to share with when the
+/// visitor may share it.
+async fn sharing(
+    app: &AppState,
+    v: &Visitor,
+    object: &str,
+    record: &Record,
+) -> Result<Sharing, ApiError> {
+    let shares = app.access.list_shares(object, &record.id).await?;
+    let can_share = app.records.may_share(&v.actor, object, record);
+    if shares.is_empty() && !can_share {
+        return Ok(Sharing {
+            shares: Vec::new(),
+            can_share,
+            users: Vec::new(),
+            departments: Vec::new(),
+        });
+    }
+    let users: Vec<(String, String)> = app
+        .auth
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.active)
+        .map(|u| (u.id, format!("{} <{}>", u.name, u.email)))
+        .collect();
+    let departments: Vec<(String, String)> = app
+        .access
+        .list_departments()
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d.name))
+        .collect();
+    let name_of = |list: &[(String, String)], id: &str| {
+        list.iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let shares = shares
+        .into_iter()
+        .map(|s| ShareRow {
+            with: match (&s.user, &s.department) {
+                (Some(u), _) => name_of(&users, u),
+                (None, Some(d)) => format!(
+                    "{} ({})",
+                    name_of(&departments, d),
+                    v.tr.t("admin-department")
+                ),
+                (None, None) => String::new(),
+            },
+            access: v.tr.t(match s.access {
+                ShareAccess::Read => "share-read",
+                ShareAccess::Write => "share-write",
+            }),
+            id: s.id,
+        })
+        .collect();
+    Ok(Sharing {
+        shares,
+        can_share,
+        users,
+        departments,
+    })
+}
+
+/// `POST /records/{object}/{id}/shares`: shares the record with `with`
+/// (`user:{id}` or `department:{id}`) to `access` it (read or write); sharing again
+/// with the same one changes the access.
+pub async fn share(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path((object, id)): Path<(String, String)>,
+    form: FormData,
+) -> WebResult {
+    v.check_csrf(&form)?;
+    let access = match form.get("access") {
+        Some("write") => ShareAccess::Write,
+        _ => ShareAccess::Read,
+    };
+    let with = form.get("with").unwrap_or_default();
+    let (user, department) = match with.split_once(':') {
+        Some(("user", u)) => (Some(u.to_string()), None),
+        Some(("department", d)) => (None, Some(d.to_string())),
+        // Neither: the service refuses it with its reason.
+        _ => (None, None),
+    };
+    let input = ShareInput {
+        user,
+        department,
+        access,
+    };
+    app.records
+        .share(&v.actor, &object, &id, ShareChange::Put(&input))
+        .await
+        .map_err(|e| v.fail(e))?;
+    Ok(Redirect::to(&format!("/records/{object}/{id}#sharing")).into_response())
+}
+
+/// `POST /records/{object}/{id}/shares/{share}/delete`: stops sharing.
+pub async fn unshare(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path((object, id, share)): Path<(String, String, String)>,
+    form: FormData,
+) -> WebResult {
+    v.check_csrf(&form)?;
+    app.records
+        .share(&v.actor, &object, &id, ShareChange::Remove(&share))
+        .await
+        .map_err(|e| v.fail(e))?;
+    Ok(Redirect::to(&format!("/records/{object}/{id}#sharing")).into_response())
 }
 
 /// The records of other objects that point at this one (the caller's rights

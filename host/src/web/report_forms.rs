@@ -10,18 +10,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 
 use super::i18n::Tr;
-use super::{FormData, Visitor, WebResult, render};
+use super::{Choice, FormData, Visitor, WebResult, beside, render};
 use crate::api::AppState;
 use crate::api::error::{ApiError, FieldError};
 use crate::records::metadata::{FieldType, ObjectType};
 use crate::reports::chart::ChartKind;
 use crate::reports::routes::{self as api, DashboardInput, ReportInput};
-
-pub struct Choice {
-    pub value: String,
-    pub label: String,
-    pub selected: bool,
-}
 
 /// What the report form holds: as typed, or the defaults.
 struct Draft {
@@ -344,14 +338,4 @@ pub async fn delete_dashboard(
         .await
         .map_err(|e| v.fail(e))?;
     Ok(Redirect::to("/reports").into_response())
-}
-
-/// Every reason given for `field`, to show beside its input.
-fn beside(errors: &[FieldError], field: &str) -> Option<String> {
-    let reasons: Vec<&str> = errors
-        .iter()
-        .filter(|e| e.field == field)
-        .map(|e| e.message.as_str())
-        .collect();
-    (!reasons.is_empty()).then(|| reasons.join("; "))
 }

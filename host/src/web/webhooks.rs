@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 
 use super::i18n::Tr;
-use super::{FormData, Visitor, WebResult, render};
+use super::{Choice, FormData, Visitor, WebResult, render};
 use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::webhooks::routes::{self as api, WebhookChange, WebhookInput};
@@ -24,12 +24,6 @@ pub struct HookRow {
     pub events: String,
     pub objects: String,
     pub active: bool,
-}
-
-pub struct Choice {
-    pub value: String,
-    pub label: String,
-    pub selected: bool,
 }
 
 pub struct DeliveryRow {
