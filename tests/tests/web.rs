@@ -32,6 +32,7 @@ on_both_backends!(
     a_reference_select_finds_more_records_by_name_within_the_visitors_rights,
     an_admin_edits_a_roles_rights_and_field_rights_on_its_page,
     an_owner_shares_a_record_from_its_page_and_stops_sharing,
+    an_admin_makes_an_object_and_adds_its_fields_on_its_pages,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -1942,4 +1943,126 @@ async fn an_owner_shares_a_record_from_its_page_and_stops_sharing(backend: Backe
     assert_eq!(dept.status, StatusCode::SEE_OTHER);
     assert_eq!(bob_api.get(&path).await.status, StatusCode::OK);
     assert!(ann_web.get(&page_path).await.html.contains("Support ("));
+}
+
+async fn an_admin_makes_an_object_and_adds_its_fields_on_its_pages(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let list = web.get("/admin/objects").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.html);
+    assert!(list.html.contains("id=\"object-contacts\""));
+
+    let bad = web
+        .post("/admin/objects", &[("name", "Bad Name"), ("label", "Bad")])
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.html);
+    assert!(bad.html.contains("id=\"err-name\""), "{}", bad.html);
+    assert!(
+        bad.html.contains("value=\"Bad Name\""),
+        "what was typed stays"
+    );
+    let made = web
+        .post(
+            "/admin/objects",
+            &[
+                ("name", "projects"),
+                ("label", "Project"),
+                ("label_plural", "Projects"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.html);
+    assert_eq!(made.location.as_deref(), Some("/admin/objects/projects"));
+
+    let added = web
+        .post(
+            "/admin/objects/projects/fields",
+            &[
+                ("name", "stage"),
+                ("label", "Stage"),
+                ("type", "picklist"),
+                ("values", "Idea\r\nRunning\r\n\r\nDone"),
+                ("required", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.html);
+    let client = web
+        .post(
+            "/admin/objects/projects/fields",
+            &[
+                ("name", "client"),
+                ("type", "reference"),
+                ("target", "companies"),
+                ("indexed", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(client.status, StatusCode::SEE_OTHER, "{}", client.html);
+    let object = admin.get("/api/v1/objects/projects").await;
+    let fields = object.body["fields"].as_array().unwrap();
+    let stage = fields.iter().find(|f| f["name"] == "stage").expect("stage");
+    assert_eq!(stage["values"], json!(["Idea", "Running", "Done"]));
+    assert_eq!(stage["required"], true);
+    let client = fields
+        .iter()
+        .find(|f| f["name"] == "client")
+        .expect("client");
+    assert_eq!(client["target"], "companies");
+    assert_eq!(client["indexed"], true);
+    let page = web.get("/admin/objects/projects?done=1").await;
+    assert!(page.html.contains("id=\"field-stage\""));
+    assert!(page.html.contains("Idea, Running, Done"));
+
+    // Every refusal beside its input; nothing added.
+    let refused = web
+        .post(
+            "/admin/objects/projects/fields",
+            &[("name", "stage"), ("type", "long_text"), ("indexed", "1")],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.html
+    );
+    assert!(
+        refused.html.contains("already has a field named"),
+        "{}",
+        refused.html
+    );
+    assert!(refused.html.contains("id=\"err-type\""), "{}", refused.html);
+    let forged = web
+        .post(
+            "/admin/objects/projects/fields",
+            &[("name", "mood"), ("type", "hologram")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(forged.html.contains("is not a field type"));
+    let object = admin.get("/api/v1/objects/projects").await;
+    assert_eq!(object.body["fields"].as_array().map(Vec::len), Some(2));
+
+    // The new object is a list page at once; members may not change metadata.
+    let records = web.get("/records/projects").await;
+    assert_eq!(records.status, StatusCode::OK, "{}", records.html);
+    srv.member("mia@example.com", ROOT, "member").await;
+    let member = WebSession::sign_in(&srv, "mia@example.com", "password-123").await;
+    assert_eq!(
+        member.get("/admin/objects").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let forbidden = member
+        .post(
+            "/admin/objects",
+            &[("name", "secrets"), ("label", "Secret")],
+        )
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        web.get("/admin/objects/nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
 }

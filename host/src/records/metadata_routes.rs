@@ -1,5 +1,7 @@
 //! HTTP routes of object metadata: `/api/v1/objects[/{object}[/fields[/{field}]]]`.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -49,11 +51,33 @@ async fn create_object(
     actor: Actor,
     ApiJson(body): ApiJson<NewObjectType>,
 ) -> ApiResult<(StatusCode, Json<ObjectType>)> {
-    app.access
-        .require_admin(&actor, None, "change object metadata")
-        .await?;
-    let created = app.metadata.create_object(body).await?;
+    let created = new_object(&app, &actor, body).await?;
     Ok((StatusCode::CREATED, Json(created.as_ref().clone())))
+}
+
+/// Makes an object type (admin), for the API and the admin console's object editor.
+pub async fn new_object(
+    app: &AppState,
+    actor: &Actor,
+    body: NewObjectType,
+) -> ApiResult<Arc<ObjectType>> {
+    app.access
+        .require_admin(actor, None, "change object metadata")
+        .await?;
+    Ok(app.metadata.create_object(body).await?)
+}
+
+/// Adds a field to an object type (admin), for the API and the admin console.
+pub async fn new_field(
+    app: &AppState,
+    actor: &Actor,
+    object: &str,
+    field: Field,
+) -> ApiResult<Arc<ObjectType>> {
+    app.access
+        .require_admin(actor, None, "change object metadata")
+        .await?;
+    Ok(app.metadata.add_field(object, field).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/objects/{object}", tag = "objects", security(("bearer" = [])),
@@ -115,19 +139,8 @@ async fn add_field(
     Path(object): Path<String>,
     ApiJson(field): ApiJson<Field>,
 ) -> ApiResult<(StatusCode, Json<ObjectType>)> {
-    app.access
-        .require_admin(&actor, None, "change object metadata")
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            app.metadata
-                .add_field(&object, field)
-                .await?
-                .as_ref()
-                .clone(),
-        ),
-    ))
+    let changed = new_field(&app, &actor, &object, field).await?;
+    Ok((StatusCode::CREATED, Json(changed.as_ref().clone())))
 }
 
 /// Changes a field's options (admin). Changes existing values may not fit are checked

@@ -14,6 +14,7 @@ pub mod home;
 pub mod i18n;
 pub mod imports;
 pub mod notifications;
+pub mod objects;
 pub mod records;
 pub mod report_forms;
 pub mod reports;
@@ -89,6 +90,12 @@ pub fn router() -> Router<AppState> {
         .route("/admin/people", get(admin::people))
         .route("/admin/users", post(admin::add_user))
         .route("/admin/departments", post(admin::add_department))
+        .route(
+            "/admin/objects",
+            get(objects::objects).post(objects::create_object),
+        )
+        .route("/admin/objects/{name}", get(objects::object))
+        .route("/admin/objects/{name}/fields", post(objects::add_field))
         .route("/admin/roles", post(roles::create))
         .route("/admin/roles/new", get(roles::new_role))
         .route("/admin/roles/{name}", get(roles::role).post(roles::update))

@@ -1,0 +1,347 @@
+//! The object and field editor of the admin console: every object with its fields,
+//! a form to make a custom object, and on an object's page a form to add a field.
+//! The same functions as `POST /api/v1/objects` and `POST /api/v1/objects/{o}/fields`,
+//! so every refusal is the API's, shown beside its input.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use serde_json::{Value, json};
+
+use super::admin::Done;
+use super::i18n::Tr;
+use super::{Choice, FormData, Visitor, WebResult, beside, render};
+use crate::api::AppState;
+use crate::api::error::{ApiError, FieldError};
+use crate::records::metadata::Field;
+use crate::records::metadata_routes as api;
+use crate::records::objects::NewObjectType;
+
+/// The field types, as the API names them.
+const FIELD_TYPES: [&str; 15] = [
+    "text",
+    "long_text",
+    "integer",
+    "decimal",
+    "currency",
+    "boolean",
+    "date",
+    "datetime",
+    "email",
+    "phone",
+    "url",
+    "picklist",
+    "multi_picklist",
+    "reference",
+    "user",
+];
+
+pub struct ObjectRow {
+    pub name: String,
+    pub label: String,
+    pub standard: bool,
+    pub fields: usize,
+}
+
+pub struct FieldRow {
+    pub name: String,
+    pub label: String,
+    pub kind: String,
+    /// Required, unique, indexed, searchable; picklist values; reference target.
+    pub options: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "web/admin_objects.html")]
+struct ObjectsPage<'a> {
+    v: &'a Visitor,
+    tr: &'a Tr,
+    objects: Vec<ObjectRow>,
+    name: String,
+    label: String,
+    label_plural: String,
+    errors: Vec<String>,
+    name_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "web/admin_object.html")]
+struct ObjectPage<'a> {
+    v: &'a Visitor,
+    tr: &'a Tr,
+    name: String,
+    label: String,
+    fields: Vec<FieldRow>,
+    draft: FieldDraft,
+    types: Vec<Choice>,
+    targets: Vec<Choice>,
+    errors: Vec<String>,
+    name_error: Option<String>,
+    type_error: Option<String>,
+    values_error: Option<String>,
+    target_error: Option<String>,
+    saved: bool,
+}
+
+/// The add-a-field form as typed.
+#[derive(Default)]
+pub struct FieldDraft {
+    pub name: String,
+    pub label: String,
+    pub kind: String,
+    pub values: String,
+    pub target: String,
+    pub required: bool,
+    pub unique: bool,
+    pub indexed: bool,
+    pub searchable: bool,
+}
+
+async fn require_admin(app: &AppState, v: &Visitor) -> Result<(), super::WebError> {
+    app.access
+        .require_admin(&v.actor, None, "change object metadata")
+        .await
+        .map(|_| ())
+        .map_err(|e| v.fail(e))
+}
+
+/// `GET /admin/objects`.
+pub async fn objects(State(app): State<AppState>, v: Visitor) -> WebResult {
+    require_admin(&app, &v).await?;
+    objects_page(&app, &v, ("", "", ""), &[], StatusCode::OK)
+}
+
+fn objects_page(
+    app: &AppState,
+    v: &Visitor,
+    (name, label, label_plural): (&str, &str, &str),
+    errors: &[FieldError],
+    status: StatusCode,
+) -> WebResult {
+    let tr = &v.tr;
+    let mut objects: Vec<ObjectRow> = app
+        .records
+        .schema()
+        .objects
+        .values()
+        .map(|o| ObjectRow {
+            name: o.name.clone(),
+            label: tr.object(&o.name, &o.label_plural),
+            standard: o.standard,
+            fields: o.fields.len(),
+        })
+        .collect();
+    objects.sort_by(|a, b| a.label.cmp(&b.label));
+    let page = ObjectsPage {
+        v,
+        tr,
+        objects,
+        name: name.into(),
+        label: label.into(),
+        label_plural: label_plural.into(),
+        errors: listed(errors),
+        name_error: beside(errors, "name"),
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+/// `POST /admin/objects`: a custom object, then its page to add fields.
+pub async fn create_object(State(app): State<AppState>, v: Visitor, form: FormData) -> WebResult {
+    v.check_csrf(&form)?;
+    let text = |k: &str| form.get(k).unwrap_or_default().trim().to_string();
+    let (name, label, label_plural) = (text("name"), text("label"), text("label_plural"));
+    let new = NewObjectType {
+        name: name.clone(),
+        label: Some(label.clone()).filter(|l| !l.is_empty()),
+        label_plural: Some(label_plural.clone()).filter(|l| !l.is_empty()),
+        description: None,
+        fields: Vec::new(),
+    };
+    match api::new_object(&app, &v.actor, new).await {
+        Ok(o) => Ok(Redirect::to(&format!("/admin/objects/{}", o.name)).into_response()),
+        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => objects_page(
+            &app,
+            &v,
+            (&name, &label, &label_plural),
+            &e.errors,
+            e.status,
+        ),
+        Err(e) => Err(v.fail(e)),
+    }
+}
+
+/// `GET /admin/objects/{name}`.
+pub async fn object(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path(name): Path<String>,
+    Query(q): Query<Done>,
+) -> WebResult {
+    require_admin(&app, &v).await?;
+    let draft = FieldDraft {
+        kind: "text".into(),
+        ..FieldDraft::default()
+    };
+    object_page(
+        &app,
+        &v,
+        &name,
+        draft,
+        &[],
+        q.done.is_some(),
+        StatusCode::OK,
+    )
+}
+
+fn object_page(
+    app: &AppState,
+    v: &Visitor,
+    name: &str,
+    draft: FieldDraft,
+    errors: &[FieldError],
+    saved: bool,
+    status: StatusCode,
+) -> WebResult {
+    let tr = &v.tr;
+    let schema = app.records.schema();
+    let object = schema.object(name).ok_or_else(|| {
+        v.fail(ApiError::not_found(format!(
+            "there is no object named '{name}'"
+        )))
+    })?;
+    let fields = object
+        .fields
+        .iter()
+        .map(|f| {
+            let mut options = Vec::new();
+            for (on, key) in [
+                (f.required, "object-required"),
+                (f.unique, "object-unique"),
+                (f.indexed, "object-indexed"),
+                (f.searchable, "object-searchable"),
+            ] {
+                if on {
+                    options.push(tr.t(key));
+                }
+            }
+            if !f.values.is_empty() {
+                options.push(f.values.join(", "));
+            }
+            if let Some(target) = &f.target {
+                options.push(format!("→ {target}"));
+            }
+            FieldRow {
+                name: f.name.clone(),
+                label: tr.field(name, &f.name, &f.label),
+                kind: serde_json::to_value(f.kind)
+                    .ok()
+                    .and_then(|k| k.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                options,
+            }
+        })
+        .collect();
+    let types = FIELD_TYPES
+        .into_iter()
+        .map(|k| Choice {
+            value: k.into(),
+            label: k.replace('_', " "),
+            selected: draft.kind == k,
+        })
+        .collect();
+    let mut targets: Vec<Choice> = schema
+        .objects
+        .values()
+        .map(|o| Choice {
+            value: o.name.clone(),
+            label: tr.object(&o.name, &o.label_plural),
+            selected: draft.target == o.name,
+        })
+        .collect();
+    targets.sort_by(|a, b| a.label.cmp(&b.label));
+    let page = ObjectPage {
+        v,
+        tr,
+        name: object.name.clone(),
+        label: tr.object(&object.name, &object.label_plural),
+        fields,
+        types,
+        targets,
+        errors: listed(errors),
+        name_error: beside(errors, "name"),
+        type_error: beside(errors, "type")
+            .or_else(|| beside(errors, "indexed"))
+            .or_else(|| beside(errors, "unique")),
+        values_error: beside(errors, "values"),
+        target_error: beside(errors, "target"),
+        saved,
+        draft,
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+/// `POST /admin/objects/{name}/fields`: adds a field; refusals beside their inputs.
+pub async fn add_field(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path(name): Path<String>,
+    form: FormData,
+) -> WebResult {
+    v.check_csrf(&form)?;
+    require_admin(&app, &v).await?;
+    let text = |k: &str| form.get(k).unwrap_or_default().trim().to_string();
+    let on = |k: &str| form.get(k) == Some("1");
+    let draft = FieldDraft {
+        name: text("name"),
+        label: text("label"),
+        kind: text("type"),
+        values: form.get("values").unwrap_or_default().to_string(),
+        target: text("target"),
+        required: on("required"),
+        unique: on("unique"),
+        indexed: on("indexed"),
+        searchable: on("searchable"),
+    };
+    let values: Vec<&str> = draft
+        .values
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut definition = json!({
+        "name": draft.name,
+        "label": draft.label,
+        "type": draft.kind,
+        "required": draft.required,
+        "unique": draft.unique,
+        "indexed": draft.indexed,
+        "searchable": draft.searchable,
+        "values": values,
+    });
+    if draft.kind == "reference" {
+        definition["target"] = Value::String(draft.target.clone());
+    }
+    let outcome = match serde_json::from_value::<Field>(definition) {
+        Ok(field) => api::new_field(&app, &v.actor, &name, field).await,
+        Err(_) => Err(ApiError::invalid(
+            "the field is not valid",
+            vec![FieldError::new("type", "is not a field type")],
+        )),
+    };
+    match outcome {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/objects/{name}?done=1")).into_response()),
+        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            object_page(&app, &v, &name, draft, &e.errors, false, e.status)
+        }
+        Err(e) => Err(v.fail(e)),
+    }
+}
+
+/// Every refusal as "field: reason", for the summary above a form.
+fn listed(errors: &[FieldError]) -> Vec<String> {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect()
+}
