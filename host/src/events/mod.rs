@@ -61,7 +61,7 @@ pub async fn insert(
 /// after the next commit of record writes or a second, whichever comes first.
 pub fn spawn_consumer<F, Fut>(
     what: &'static str,
-    mut committed: crate::records::writer::Commits,
+    committed: std::sync::Arc<tokio::sync::Notify>,
     round: F,
 ) where
     F: Fn() -> Fut + Send + 'static,
@@ -77,7 +77,8 @@ pub fn spawn_consumer<F, Fut>(
                 }
             };
             if !busy {
-                committed.wait(std::time::Duration::from_secs(1)).await;
+                let wait = std::time::Duration::from_secs(1);
+                let _ = tokio::time::timeout(wait, committed.notified()).await;
             }
         }
     });

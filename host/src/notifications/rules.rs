@@ -6,6 +6,7 @@
 //! events are written in one transaction, so each is made once.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -59,7 +60,7 @@ impl Notifier {
 
     /// Runs for as long as the host runs: at once after record writes, else every
     /// second.
-    pub fn spawn(self, committed: crate::records::writer::Commits) {
+    pub fn spawn(self, committed: Arc<tokio::sync::Notify>) {
         crate::events::spawn_consumer("notifications", committed, move || {
             let me = self.clone();
             async move { me.round().await }

@@ -88,10 +88,10 @@ impl Deliverer {
     /// Delivers in the background: after each committed batch of writes, and every
     /// [`POLL`].
     pub fn spawn(self) {
-        let mut committed = self.records.committed();
+        let committed = self.records.committed();
         tokio::spawn(async move {
             loop {
-                committed.wait(POLL).await;
+                let _ = tokio::time::timeout(POLL, committed.notified()).await;
                 if let Err(e) = self.round().await {
                     tracing::error!(error = %e, "after-save delivery round failed");
                 }

@@ -27,7 +27,7 @@ use super::metadata::ObjectType;
 use super::query::{Aggregate, Bind, Column, ListQuery, MAX_GROUPS, Measure, SqlBuilder, bind_all};
 use super::schema::SchemaCache;
 use super::validate::{Mode, RefTarget, ReferenceCheck, validate};
-use super::writer::{Commits, WriteError, WriteOp, Writer};
+use super::writer::{WriteError, WriteOp, Writer};
 use super::{Record, RecordError};
 use crate::access::shares::{Share, ShareInput};
 use crate::access::{
@@ -173,8 +173,8 @@ impl RecordService {
         Ok((c.visible, c.rights))
     }
 
-    /// A signal of committed batches of writes, for one outbox consumer.
-    pub fn committed(&self) -> Commits {
+    /// Notified after each committed batch of writes.
+    pub fn committed(&self) -> Arc<tokio::sync::Notify> {
         self.writer.committed()
     }
 

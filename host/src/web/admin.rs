@@ -115,10 +115,7 @@ async fn plugins_page(
     error: String,
     done: String,
 ) -> WebResult {
-    app.access
-        .require_admin(&v.actor, None, "manage plugins")
-        .await
-        .map_err(|e| v.fail(e))?;
+    super::require_admin(app, v, "manage plugins").await?;
     let departments = app.access.list_departments().await.map_err(|e| v.fail(e))?;
     let mut plugins = Vec::new();
     for info in app.plugins.list() {
@@ -179,10 +176,7 @@ pub async fn plugins(State(app): State<AppState>, v: Visitor, Query(q): Query<Do
 /// `_csrf` before it). A refusal comes back on the page with every reason.
 pub async fn upload(State(app): State<AppState>, v: Visitor, mut form: Multipart) -> WebResult {
     // Before reading a byte of the package: only admins may make the host hold one.
-    app.access
-        .require_admin(&v.actor, None, "install plugins")
-        .await
-        .map_err(|e| v.fail(e))?;
+    super::require_admin(&app, &v, "install plugins").await?;
     let mut csrf = None;
     let mut package = None;
     while let Some(field) = form
@@ -304,10 +298,7 @@ async fn people_page(
     error: String,
     done: bool,
 ) -> WebResult {
-    app.access
-        .require_admin(&v.actor, None, "manage users and roles")
-        .await
-        .map_err(|e| v.fail(e))?;
+    super::require_admin(app, v, "manage users and roles").await?;
     let departments = app.access.list_departments().await.map_err(|e| v.fail(e))?;
     let dept_name = |id: &str| {
         departments

@@ -430,6 +430,24 @@ pub struct Choice {
     pub selected: bool,
 }
 
+/// Every refusal as "field: reason", for the summary above a form.
+pub fn listed(errors: &[crate::api::error::FieldError]) -> Vec<String> {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect()
+}
+
+/// Refuses a visitor who is not an organisation admin, as the API would, saying
+/// `what` they may not do.
+pub async fn require_admin(app: &AppState, v: &Visitor, what: &str) -> Result<(), WebError> {
+    app.access
+        .require_admin(&v.actor, None, what)
+        .await
+        .map(|_| ())
+        .map_err(|e| v.fail(e))
+}
+
 /// Every reason given for `field`, to show beside its input.
 pub fn beside(errors: &[crate::api::error::FieldError], field: &str) -> Option<String> {
     let reasons: Vec<&str> = errors

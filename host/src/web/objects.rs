@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::admin::Done;
 use super::i18n::Tr;
-use super::{Choice, FormData, Visitor, WebResult, beside, render};
+use super::{Choice, FormData, Visitor, WebResult, beside, listed, render, require_admin};
 use crate::api::AppState;
 use crate::api::error::{ApiError, FieldError};
 use crate::records::metadata::Field;
@@ -98,17 +98,9 @@ pub struct FieldDraft {
     pub searchable: bool,
 }
 
-async fn require_admin(app: &AppState, v: &Visitor) -> Result<(), super::WebError> {
-    app.access
-        .require_admin(&v.actor, None, "change object metadata")
-        .await
-        .map(|_| ())
-        .map_err(|e| v.fail(e))
-}
-
 /// `GET /admin/objects`.
 pub async fn objects(State(app): State<AppState>, v: Visitor) -> WebResult {
-    require_admin(&app, &v).await?;
+    require_admin(&app, &v, "change object metadata").await?;
     objects_page(&app, &v, ("", "", ""), &[], StatusCode::OK)
 }
 
@@ -178,7 +170,7 @@ pub async fn object(
     Path(name): Path<String>,
     Query(q): Query<Done>,
 ) -> WebResult {
-    require_admin(&app, &v).await?;
+    require_admin(&app, &v, "change object metadata").await?;
     let draft = FieldDraft {
         kind: "text".into(),
         ..FieldDraft::default()
@@ -289,7 +281,7 @@ pub async fn add_field(
     form: FormData,
 ) -> WebResult {
     v.check_csrf(&form)?;
-    require_admin(&app, &v).await?;
+    require_admin(&app, &v, "change object metadata").await?;
     let text = |k: &str| form.get(k).unwrap_or_default().trim().to_string();
     let on = |k: &str| form.get(k) == Some("1");
     let draft = FieldDraft {
@@ -336,12 +328,4 @@ pub async fn add_field(
         }
         Err(e) => Err(v.fail(e)),
     }
-}
-
-/// Every refusal as "field: reason", for the summary above a form.
-fn listed(errors: &[FieldError]) -> Vec<String> {
-    errors
-        .iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
-        .collect()
 }

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 
 use super::i18n::Tr;
-use super::{Choice, FormData, Visitor, WebResult, beside, render};
+use super::{Choice, FormData, Visitor, WebResult, beside, render, require_admin};
 use crate::access::roles::{FieldRules, Permissions, RoleInput};
 use crate::access::routes as api;
 use crate::access::{Action, FieldAccess, Scope};
@@ -81,7 +81,7 @@ struct RolePage<'a> {
 
 /// `GET /admin/roles/new`.
 pub async fn new_role(State(app): State<AppState>, v: Visitor) -> WebResult {
-    require_admin(&app, &v).await?;
+    require_admin(&app, &v, "manage users and roles").await?;
     let draft = RoleInput::default();
     role_page(&app, &v, None, false, &draft, &[], false, StatusCode::OK)
 }
@@ -93,7 +93,7 @@ pub async fn role(
     Path(name): Path<String>,
     axum::extract::Query(q): axum::extract::Query<super::admin::Done>,
 ) -> WebResult {
-    require_admin(&app, &v).await?;
+    require_admin(&app, &v, "manage users and roles").await?;
     let role = app.access.get_role(&name).await.map_err(|e| v.fail(e))?;
     let draft = RoleInput {
         name: Some(role.name.clone()),
@@ -118,7 +118,7 @@ pub async fn role(
 /// `POST /admin/roles`: defines a role, then shows it.
 pub async fn create(State(app): State<AppState>, v: Visitor, form: FormData) -> WebResult {
     v.check_csrf(&form)?;
-    require_admin(&app, &v).await?;
+    require_admin(&app, &v, "manage users and roles").await?;
     let draft = read_form(&form);
     let name = draft.input.name.clone().unwrap_or_default();
     let outcome = match draft.refused.is_empty() {
@@ -144,7 +144,7 @@ pub async fn update(
     form: FormData,
 ) -> WebResult {
     v.check_csrf(&form)?;
-    require_admin(&app, &v).await?;
+    require_admin(&app, &v, "manage users and roles").await?;
     let draft = read_form(&form);
     let outcome = match draft.refused.is_empty() {
         true => api::change_role(&app, &v.actor, &name, draft.input).await,
@@ -182,14 +182,6 @@ pub async fn delete(
         .await
         .map_err(|e| v.fail(e))?;
     Ok(Redirect::to("/admin/people?done=1").into_response())
-}
-
-async fn require_admin(app: &AppState, v: &Visitor) -> Result<(), super::WebError> {
-    app.access
-        .require_admin(&v.actor, None, "manage users and roles")
-        .await
-        .map(|_| ())
-        .map_err(|e| v.fail(e))
 }
 
 /// A role as the form sent it, and the values no select offers (a forged form).
@@ -318,10 +310,7 @@ fn role_page(
         objects: rights_rows(tr, &schema, draft, errors, &|chosen| {
             scope_choices(chosen, &Scope::ALL)
         }),
-        errors: errors
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect(),
+        errors: super::listed(errors),
         name_error: beside(errors, "name"),
         label_error: beside(errors, "label"),
         org_error: beside(errors, "permissions.org"),

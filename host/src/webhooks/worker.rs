@@ -61,7 +61,7 @@ impl Deliverer {
 
     /// Runs rounds for as long as the host runs: at once after record writes, else
     /// every second (retries come due with time).
-    pub fn spawn(self, committed: crate::records::writer::Commits) {
+    pub fn spawn(self, committed: Arc<tokio::sync::Notify>) {
         crate::events::spawn_consumer("webhooks", committed, move || {
             let me = self.clone();
             async move { me.round().await }
