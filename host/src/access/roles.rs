@@ -51,7 +51,7 @@ pub struct Role {
 }
 
 /// A role to create, or the new state of one.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleInput {
     /// Lower-case letters, digits and `_`; fixed once created (ignored on update).

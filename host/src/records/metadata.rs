@@ -55,6 +55,33 @@ pub enum FieldType {
 }
 
 impl FieldType {
+    /// Every type, in the order the admin console's field form offers them.
+    pub const ALL: [FieldType; 15] = [
+        FieldType::Text,
+        FieldType::LongText,
+        FieldType::Integer,
+        FieldType::Decimal,
+        FieldType::Currency,
+        FieldType::Boolean,
+        FieldType::Date,
+        FieldType::Datetime,
+        FieldType::Email,
+        FieldType::Phone,
+        FieldType::Url,
+        FieldType::Picklist,
+        FieldType::MultiPicklist,
+        FieldType::Reference,
+        FieldType::User,
+    ];
+
+    /// The type's name in the API (`long_text`), as serde writes it.
+    pub fn api_name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|name| name.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     pub fn is_numeric(self) -> bool {
         matches!(
             self,

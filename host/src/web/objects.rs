@@ -14,28 +14,9 @@ use super::i18n::Tr;
 use super::{Choice, FormData, Visitor, WebResult, beside, listed, render, require_admin};
 use crate::api::AppState;
 use crate::api::error::{ApiError, FieldError};
-use crate::records::metadata::Field;
+use crate::records::metadata::{Field, FieldType};
 use crate::records::metadata_routes as api;
 use crate::records::objects::NewObjectType;
-
-/// The field types, as the API names them.
-const FIELD_TYPES: [&str; 15] = [
-    "text",
-    "long_text",
-    "integer",
-    "decimal",
-    "currency",
-    "boolean",
-    "date",
-    "datetime",
-    "email",
-    "phone",
-    "url",
-    "picklist",
-    "multi_picklist",
-    "reference",
-    "user",
-];
 
 pub struct ObjectRow {
     pub name: String,
@@ -226,20 +207,20 @@ fn object_page(
             FieldRow {
                 name: f.name.clone(),
                 label: tr.field(name, &f.name, &f.label),
-                kind: serde_json::to_value(f.kind)
-                    .ok()
-                    .and_then(|k| k.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                kind: f.kind.api_name(),
                 options,
             }
         })
         .collect();
-    let types = FIELD_TYPES
+    let types = FieldType::ALL
         .into_iter()
-        .map(|k| Choice {
-            value: k.into(),
-            label: k.replace('_', " "),
-            selected: draft.kind == k,
+        .map(|kind| {
+            let name = kind.api_name();
+            Choice {
+                label: name.replace('_', " "),
+                selected: draft.kind == name,
+                value: name,
+            }
         })
         .collect();
     let mut targets: Vec<Choice> = schema

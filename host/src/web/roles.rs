@@ -117,23 +117,7 @@ pub async fn role(
 
 /// `POST /admin/roles`: defines a role, then shows it.
 pub async fn create(State(app): State<AppState>, v: Visitor, form: FormData) -> WebResult {
-    v.check_csrf(&form)?;
-    require_admin(&app, &v, "manage users and roles").await?;
-    let draft = read_form(&form);
-    let name = draft.input.name.clone().unwrap_or_default();
-    let outcome = match draft.refused.is_empty() {
-        true => api::define_role(&app, &v.actor, draft.input).await,
-        false => Err(refusal(&app, draft, &name)),
-    };
-    match outcome {
-        Ok(role) => Ok(Redirect::to(&format!("/admin/roles/{}?done=1", role.name)).into_response()),
-        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
-            // What was sent, shown again with each refusal beside its input.
-            let draft = read_form(&form).input;
-            role_page(&app, &v, None, false, &draft, &e.errors, false, e.status)
-        }
-        Err(e) => Err(v.fail(e)),
-    }
+    save(&app, &v, None, &form).await
 }
 
 /// `POST /admin/roles/{name}`: replaces the role's label, description and rights.
@@ -143,28 +127,27 @@ pub async fn update(
     Path(name): Path<String>,
     form: FormData,
 ) -> WebResult {
-    v.check_csrf(&form)?;
-    require_admin(&app, &v, "manage users and roles").await?;
-    let draft = read_form(&form);
-    let outcome = match draft.refused.is_empty() {
-        true => api::change_role(&app, &v.actor, &name, draft.input).await,
-        false => Err(refusal(&app, draft, &name)),
+    save(&app, &v, Some(name), &form).await
+}
+
+/// Defines a role (`existing` is None) or replaces an existing one's rules, then
+/// shows it; refused, the form comes back as sent with each refusal beside its input.
+async fn save(app: &AppState, v: &Visitor, existing: Option<String>, form: &FormData) -> WebResult {
+    v.check_csrf(form)?;
+    require_admin(app, v, "manage users and roles").await?;
+    let Draft { mut input, refused } = read_form(form);
+    if let Some(name) = &existing {
+        input.name = Some(name.clone());
+    }
+    let outcome = match (&existing, refused.is_empty()) {
+        (_, false) => Err(refusal(app, refused, &input)),
+        (None, true) => api::define_role(app, &v.actor, input.clone()).await,
+        (Some(name), true) => api::change_role(app, &v.actor, name, input.clone()).await,
     };
     match outcome {
         Ok(role) => Ok(Redirect::to(&format!("/admin/roles/{}?done=1", role.name)).into_response()),
         Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
-            let mut draft = read_form(&form).input;
-            draft.name = Some(name.clone());
-            role_page(
-                &app,
-                &v,
-                Some(name),
-                false,
-                &draft,
-                &e.errors,
-                false,
-                e.status,
-            )
+            role_page(app, v, existing, false, &input, &e.errors, false, e.status)
         }
         Err(e) => Err(v.fail(e)),
     }
@@ -260,9 +243,9 @@ fn parse_scope(value: &str) -> Option<Scope> {
 
 /// A form with values no select offers: those, and every other problem the API
 /// would find, at once.
-fn refusal(app: &AppState, draft: Draft, name: &str) -> ApiError {
-    let mut errors = draft.refused;
-    if let Err(e) = draft.input.validate(&app.records.schema(), name) {
+fn refusal(app: &AppState, mut errors: Vec<FieldError>, input: &RoleInput) -> ApiError {
+    let name = input.name.as_deref().unwrap_or_default();
+    if let Err(e) = input.validate(&app.records.schema(), name) {
         errors.extend(e.errors);
     }
     ApiError::invalid(format!("{} problem(s) with the role", errors.len()), errors)
