@@ -33,6 +33,7 @@ on_both_backends!(
     an_admin_edits_a_roles_rights_and_field_rights_on_its_page,
     an_owner_shares_a_record_from_its_page_and_stops_sharing,
     an_admin_makes_an_object_and_adds_its_fields_on_its_pages,
+    an_admin_changes_and_removes_a_field_on_its_page,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -2065,4 +2066,172 @@ async fn an_admin_makes_an_object_and_adds_its_fields_on_its_pages(backend: Back
         web.get("/admin/objects/nothing").await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+async fn an_admin_changes_and_removes_a_field_on_its_page(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let made = admin
+        .post(
+            "/api/v1/objects",
+            json!({"name": "projects", "label": "Project", "fields": [
+                {"name": "title", "type": "text", "required": true},
+                {"name": "stage", "type": "picklist", "values": ["Idea", "Running", "Done"]},
+                {"name": "memo", "type": "text"}
+            ]}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let running = admin
+        .post(
+            "/api/v1/records/projects",
+            json!({"title": "Roof", "stage": "Running"}),
+        )
+        .await;
+    assert_eq!(running.status, StatusCode::CREATED, "{}", running.body);
+    let stage_now = || async {
+        let object = admin.get("/api/v1/objects/projects").await;
+        object.body["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "stage")
+            .cloned()
+    };
+    let before = stage_now().await.expect("stage");
+
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let object = web.get("/admin/objects/projects").await;
+    assert!(
+        object
+            .html
+            .contains("href=\"/admin/objects/projects/fields/stage\""),
+        "each field links to its page: {}",
+        object.html
+    );
+    let page = web.get("/admin/objects/projects/fields/stage").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(
+        page.html.contains(">Idea\nRunning\nDone</textarea>"),
+        "{}",
+        page.html
+    );
+    assert!(
+        !page.html.contains("name=\"name\""),
+        "a field is not renamed: {}",
+        page.html
+    );
+
+    // A value a record holds cannot go: the reason above the form, what was typed
+    // kept, nothing changed.
+    let form = |values: &'static str, label: &'static str| {
+        vec![
+            ("label", label),
+            ("type", "picklist"),
+            ("values", values),
+            ("indexed", "1"),
+        ]
+    };
+    let refused = web
+        .post(
+            "/admin/objects/projects/fields/stage",
+            &form("Idea\r\nDone", "Phase"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.html);
+    assert!(
+        refused.html.contains("records are in the way"),
+        "{}",
+        refused.html
+    );
+    assert!(
+        refused.html.contains(">Idea\r\nDone</textarea>"),
+        "{}",
+        refused.html
+    );
+    assert_eq!(
+        input_value(&refused.html, "label").as_deref(),
+        Some("Phase")
+    );
+    assert_eq!(stage_now().await.as_ref(), Some(&before), "nothing changed");
+    let forged = web
+        .post(
+            "/admin/objects/projects/fields/stage",
+            &[("label", "Phase"), ("type", "hologram")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(forged.html.contains("id=\"err-type\""), "{}", forged.html);
+    assert_eq!(stage_now().await.as_ref(), Some(&before), "nothing changed");
+
+    // Renamed, a value added, indexed: as the API sees it.
+    let saved = web
+        .post(
+            "/admin/objects/projects/fields/stage",
+            &form("Idea\r\nRunning\r\nPaused\r\n\r\nDone", "Phase"),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/admin/objects/projects?done=1")
+    );
+    let stage = stage_now().await.expect("stage");
+    assert_eq!(stage["label"], "Phase");
+    assert_eq!(
+        stage["values"],
+        json!(["Idea", "Running", "Paused", "Done"])
+    );
+    assert_eq!(stage["indexed"], true);
+    assert_eq!(stage["required"], false);
+    let paused = admin
+        .post(
+            "/api/v1/records/projects",
+            json!({"title": "Shed", "stage": "Paused"}),
+        )
+        .await;
+    assert_eq!(paused.status, StatusCode::CREATED, "{}", paused.body);
+
+    // A field a record holds a value of stays; a free one goes.
+    let kept = web
+        .post("/admin/objects/projects/fields/stage/delete", &[])
+        .await;
+    assert_eq!(kept.status, StatusCode::CONFLICT, "{}", kept.html);
+    assert!(kept.html.contains("hold a value of stage"), "{}", kept.html);
+    assert!(stage_now().await.is_some());
+    let gone = web
+        .post("/admin/objects/projects/fields/memo/delete", &[])
+        .await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER, "{}", gone.html);
+    let object = admin.get("/api/v1/objects/projects").await;
+    let names: Vec<&str> = object.body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(names, ["title", "stage"], "{}", object.body);
+    assert_eq!(
+        web.get("/admin/objects/projects/fields/memo").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Members may neither see nor change a field.
+    srv.member("mia@example.com", ROOT, "member").await;
+    let member = WebSession::sign_in(&srv, "mia@example.com", "password-123").await;
+    assert_eq!(
+        member
+            .get("/admin/objects/projects/fields/stage")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    for path in [
+        "/admin/objects/projects/fields/stage",
+        "/admin/objects/projects/fields/stage/delete",
+    ] {
+        let forbidden = member.post(path, &form("Idea", "Mine")).await;
+        assert_eq!(forbidden.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(stage_now().await.expect("stage")["label"], "Phase");
 }

@@ -155,16 +155,36 @@ async fn update_field(
     Path((object, field)): Path<(String, String)>,
     ApiJson(patch): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<ObjectType>> {
+    let changed = change_field(&app, &actor, &object, &field, patch).await?;
+    Ok(Json(changed.as_ref().clone()))
+}
+
+/// Changes a field's options (admin), for the API and the admin console.
+pub async fn change_field(
+    app: &AppState,
+    actor: &Actor,
+    object: &str,
+    field: &str,
+    patch: Map<String, Value>,
+) -> ApiResult<Arc<ObjectType>> {
     app.access
-        .require_admin(&actor, None, "change object metadata")
+        .require_admin(actor, None, "change object metadata")
         .await?;
-    Ok(Json(
-        app.metadata
-            .update_field(&object, &field, patch)
-            .await?
-            .as_ref()
-            .clone(),
-    ))
+    Ok(app.metadata.update_field(object, field, patch).await?)
+}
+
+/// Removes a field no record holds a value for (admin), for the API and the admin
+/// console.
+pub async fn remove_field(
+    app: &AppState,
+    actor: &Actor,
+    object: &str,
+    field: &str,
+) -> ApiResult<Arc<ObjectType>> {
+    app.access
+        .require_admin(actor, None, "change object metadata")
+        .await?;
+    Ok(app.metadata.delete_field(object, field).await?)
 }
 
 /// Removes a field no record holds a value for (admin).
@@ -176,14 +196,6 @@ async fn delete_field(
     actor: Actor,
     Path((object, field)): Path<(String, String)>,
 ) -> ApiResult<Json<ObjectType>> {
-    app.access
-        .require_admin(&actor, None, "change object metadata")
-        .await?;
-    Ok(Json(
-        app.metadata
-            .delete_field(&object, &field)
-            .await?
-            .as_ref()
-            .clone(),
-    ))
+    let changed = remove_field(&app, &actor, &object, &field).await?;
+    Ok(Json(changed.as_ref().clone()))
 }

@@ -96,6 +96,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/objects/{name}", get(objects::object))
         .route("/admin/objects/{name}/fields", post(objects::add_field))
+        .route(
+            "/admin/objects/{name}/fields/{field}",
+            get(objects::field).post(objects::change_field),
+        )
+        .route(
+            "/admin/objects/{name}/fields/{field}/delete",
+            post(objects::remove_field),
+        )
         .route("/admin/roles", post(roles::create))
         .route("/admin/roles/new", get(roles::new_role))
         .route("/admin/roles/{name}", get(roles::role).post(roles::update))

@@ -1,13 +1,16 @@
 //! The object and field editor of the admin console: every object with its fields,
-//! a form to make a custom object, and on an object's page a form to add a field.
-//! The same functions as `POST /api/v1/objects` and `POST /api/v1/objects/{o}/fields`,
-//! so every refusal is the API's, shown beside its input.
+//! a form to make a custom object, on an object's page a form to add a field, and on
+//! a field's page the same form to change it, and a button to remove it. The same
+//! functions as `POST /api/v1/objects` and `POST`, `PATCH` and `DELETE` on
+//! `/api/v1/objects/{o}/fields[/{f}]`, so every refusal is the API's, shown beside
+//! its input (or above the form when it is about the records, such as values that
+//! would no longer fit).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::admin::Done;
 use super::i18n::Tr;
@@ -54,6 +57,27 @@ struct ObjectPage<'a> {
     name: String,
     label: String,
     fields: Vec<FieldRow>,
+    form: FieldForm,
+    saved: bool,
+}
+
+#[derive(Template)]
+#[template(path = "web/admin_field.html")]
+struct FieldPage<'a> {
+    v: &'a Visitor,
+    tr: &'a Tr,
+    /// The object's name and label.
+    name: String,
+    label: String,
+    form: FieldForm,
+}
+
+/// The form of a field (to add or to change), as typed, with its refusals.
+pub struct FieldForm {
+    /// Where it is posted.
+    action: String,
+    /// Changing a field: its name is shown, not typed (fields are not renamed).
+    changing: bool,
     draft: FieldDraft,
     types: Vec<Choice>,
     targets: Vec<Choice>,
@@ -62,10 +86,9 @@ struct ObjectPage<'a> {
     type_error: Option<String>,
     values_error: Option<String>,
     target_error: Option<String>,
-    saved: bool,
 }
 
-/// The add-a-field form as typed.
+/// A field's form as typed.
 #[derive(Default)]
 pub struct FieldDraft {
     pub name: String,
@@ -178,11 +201,7 @@ fn object_page(
 ) -> WebResult {
     let tr = &v.tr;
     let schema = app.records.schema();
-    let object = schema.object(name).ok_or_else(|| {
-        v.fail(ApiError::not_found(format!(
-            "there is no object named '{name}'"
-        )))
-    })?;
+    let object = known(v, schema.object(name), name)?;
     let fields = object
         .fields
         .iter()
@@ -212,6 +231,36 @@ fn object_page(
             }
         })
         .collect();
+    let action = format!("/admin/objects/{}/fields", object.name);
+    let page = ObjectPage {
+        v,
+        tr,
+        name: object.name.clone(),
+        label: tr.object(&object.name, &object.label_plural),
+        fields,
+        form: field_form(app, tr, action, false, draft, errors),
+        saved,
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+/// The object named `name`, or the page's 404.
+fn known<T>(v: &Visitor, found: Option<T>, name: &str) -> Result<T, super::WebError> {
+    found.ok_or_else(|| {
+        v.fail(ApiError::not_found(format!(
+            "there is no object or field named '{name}'"
+        )))
+    })
+}
+
+fn field_form(
+    app: &AppState,
+    tr: &Tr,
+    action: String,
+    changing: bool,
+    draft: FieldDraft,
+    errors: &[FieldError],
+) -> FieldForm {
     let types = FieldType::ALL
         .into_iter()
         .map(|kind| {
@@ -223,7 +272,9 @@ fn object_page(
             }
         })
         .collect();
-    let mut targets: Vec<Choice> = schema
+    let mut targets: Vec<Choice> = app
+        .records
+        .schema()
         .objects
         .values()
         .map(|o| Choice {
@@ -233,12 +284,9 @@ fn object_page(
         })
         .collect();
     targets.sort_by(|a, b| a.label.cmp(&b.label));
-    let page = ObjectPage {
-        v,
-        tr,
-        name: object.name.clone(),
-        label: tr.object(&object.name, &object.label_plural),
-        fields,
+    FieldForm {
+        action,
+        changing,
         types,
         targets,
         errors: listed(errors),
@@ -248,10 +296,80 @@ fn object_page(
             .or_else(|| beside(errors, "unique")),
         values_error: beside(errors, "values"),
         target_error: beside(errors, "target"),
-        saved,
         draft,
-    };
-    Ok((status, render(&page)).into_response())
+    }
+}
+
+impl FieldDraft {
+    /// The form as posted.
+    fn read(form: &FormData) -> FieldDraft {
+        let text = |k: &str| form.get(k).unwrap_or_default().trim().to_string();
+        let on = |k: &str| form.get(k) == Some("1");
+        FieldDraft {
+            name: text("name"),
+            label: text("label"),
+            kind: text("type"),
+            values: form.get("values").unwrap_or_default().to_string(),
+            target: text("target"),
+            required: on("required"),
+            unique: on("unique"),
+            indexed: on("indexed"),
+            searchable: on("searchable"),
+        }
+    }
+
+    /// A stored field, to change.
+    fn of(field: &Field) -> FieldDraft {
+        FieldDraft {
+            name: field.name.clone(),
+            label: field.label.clone(),
+            kind: field.kind.api_name(),
+            values: field.values.join("\n"),
+            target: field.target.clone().unwrap_or_default(),
+            required: field.required,
+            unique: field.unique,
+            indexed: field.indexed,
+            searchable: field.searchable,
+        }
+    }
+
+    /// The definition the form sets (blank picklist lines dropped; a target only
+    /// for a reference, else none).
+    fn definition(&self) -> Map<String, Value> {
+        let values: Vec<&str> = self
+            .values
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let target = match self.kind.as_str() {
+            "reference" => Value::String(self.target.clone()),
+            _ => Value::Null,
+        };
+        let definition = json!({
+            "name": self.name,
+            "label": self.label,
+            "type": self.kind,
+            "required": self.required,
+            "unique": self.unique,
+            "indexed": self.indexed,
+            "searchable": self.searchable,
+            "values": values,
+            "target": target,
+        });
+        match definition {
+            Value::Object(map) => map,
+            _ => unreachable!("a JSON object"),
+        }
+    }
+}
+
+/// A forged type, refused as the API's validation would be.
+fn not_a_type() -> ApiError {
+    ApiError::invalid(
+        "the field is not valid",
+        vec![FieldError::new("type", "is not a field type")],
+    )
 }
 
 /// `POST /admin/objects/{name}/fields`: adds a field; refusals beside their inputs.
@@ -263,44 +381,12 @@ pub async fn add_field(
 ) -> WebResult {
     v.check_csrf(&form)?;
     require_admin(&app, &v, "change object metadata").await?;
-    let text = |k: &str| form.get(k).unwrap_or_default().trim().to_string();
-    let on = |k: &str| form.get(k) == Some("1");
-    let draft = FieldDraft {
-        name: text("name"),
-        label: text("label"),
-        kind: text("type"),
-        values: form.get("values").unwrap_or_default().to_string(),
-        target: text("target"),
-        required: on("required"),
-        unique: on("unique"),
-        indexed: on("indexed"),
-        searchable: on("searchable"),
-    };
-    let values: Vec<&str> = draft
-        .values
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let mut definition = json!({
-        "name": draft.name,
-        "label": draft.label,
-        "type": draft.kind,
-        "required": draft.required,
-        "unique": draft.unique,
-        "indexed": draft.indexed,
-        "searchable": draft.searchable,
-        "values": values,
-    });
-    if draft.kind == "reference" {
-        definition["target"] = Value::String(draft.target.clone());
-    }
-    let outcome = match serde_json::from_value::<Field>(definition) {
+    let draft = FieldDraft::read(&form);
+    let mut definition = draft.definition();
+    definition.retain(|_, value| !value.is_null());
+    let outcome = match serde_json::from_value::<Field>(Value::Object(definition)) {
         Ok(field) => api::new_field(&app, &v.actor, &name, field).await,
-        Err(_) => Err(ApiError::invalid(
-            "the field is not valid",
-            vec![FieldError::new("type", "is not a field type")],
-        )),
+        Err(_) => Err(not_a_type()),
     };
     match outcome {
         Ok(_) => Ok(Redirect::to(&format!("/admin/objects/{name}?done=1")).into_response()),
@@ -308,5 +394,112 @@ pub async fn add_field(
             object_page(&app, &v, &name, draft, &e.errors, false, e.status)
         }
         Err(e) => Err(v.fail(e)),
+    }
+}
+
+/// `GET /admin/objects/{name}/fields/{field}`: the field's form, filled in.
+pub async fn field(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path((name, field)): Path<(String, String)>,
+) -> WebResult {
+    require_admin(&app, &v, "change object metadata").await?;
+    let schema = app.records.schema();
+    let object = known(&v, schema.object(&name), &name)?;
+    let stored = known(&v, object.field(&field), &field)?;
+    field_page(&app, &v, &name, FieldDraft::of(stored), &[], StatusCode::OK)
+}
+
+fn field_page(
+    app: &AppState,
+    v: &Visitor,
+    name: &str,
+    draft: FieldDraft,
+    errors: &[FieldError],
+    status: StatusCode,
+) -> WebResult {
+    let tr = &v.tr;
+    let schema = app.records.schema();
+    let object = known(v, schema.object(name), name)?;
+    let action = format!("/admin/objects/{name}/fields/{}", draft.name);
+    let page = FieldPage {
+        v,
+        tr,
+        name: object.name.clone(),
+        label: tr.object(&object.name, &object.label_plural),
+        form: field_form(app, tr, action, true, draft, errors),
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+/// `POST /admin/objects/{name}/fields/{field}`: changes the field. A refusal about
+/// the records (values that would no longer fit, duplicates under a unique field)
+/// is shown above the form, with what was typed.
+pub async fn change_field(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path((name, field)): Path<(String, String)>,
+    form: FormData,
+) -> WebResult {
+    v.check_csrf(&form)?;
+    require_admin(&app, &v, "change object metadata").await?;
+    let mut draft = FieldDraft::read(&form);
+    draft.name = field.clone();
+    let outcome = if FieldType::ALL.iter().any(|t| t.api_name() == draft.kind) {
+        api::change_field(&app, &v.actor, &name, &field, draft.definition()).await
+    } else {
+        Err(not_a_type())
+    };
+    match outcome {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/objects/{name}?done=1")).into_response()),
+        Err(e)
+            if matches!(
+                e.status,
+                StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT
+            ) =>
+        {
+            let errors = refusals(&e, &field);
+            field_page(&app, &v, &name, draft, &errors, e.status)
+        }
+        Err(e) => Err(v.fail(e)),
+    }
+}
+
+/// `POST /admin/objects/{name}/fields/{field}/delete`: removes a field no record
+/// holds a value for; else its page says how many do.
+pub async fn remove_field(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path((name, field)): Path<(String, String)>,
+    form: FormData,
+) -> WebResult {
+    v.check_csrf(&form)?;
+    require_admin(&app, &v, "change object metadata").await?;
+    match api::remove_field(&app, &v.actor, &name, &field).await {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/objects/{name}?done=1")).into_response()),
+        Err(e) if e.status == StatusCode::CONFLICT => {
+            let schema = app.records.schema();
+            let object = known(&v, schema.object(&name), &name)?;
+            let stored = known(&v, object.field(&field), &field)?;
+            field_page(
+                &app,
+                &v,
+                &name,
+                FieldDraft::of(stored),
+                &refusals(&e, &field),
+                e.status,
+            )
+        }
+        Err(e) => Err(v.fail(e)),
+    }
+}
+
+/// A refusal's reasons for the form: each input's, or the whole refusal's under
+/// the field's name.
+fn refusals(e: &ApiError, field: &str) -> Vec<FieldError> {
+    if e.errors.is_empty() {
+        vec![FieldError::new(field, e.detail.clone())]
+    } else {
+        e.errors.clone()
     }
 }
