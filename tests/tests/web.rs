@@ -34,6 +34,7 @@ on_both_backends!(
     an_owner_shares_a_record_from_its_page_and_stops_sharing,
     an_admin_makes_an_object_and_adds_its_fields_on_its_pages,
     an_admin_changes_and_removes_a_field_on_its_page,
+    a_user_picks_list_columns_and_saves_the_view_for_later,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -2234,4 +2235,167 @@ async fn an_admin_changes_and_removes_a_field_on_its_page(backend: Backend) {
         assert_eq!(forbidden.status, StatusCode::FORBIDDEN, "{path}");
     }
     assert_eq!(stage_now().await.expect("stage")["label"], "Phase");
+async fn a_user_picks_list_columns_and_saves_the_view_for_later(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    for (name, status) in [("Alpha", "won"), ("Beta", "new"), ("Gamma", "won")] {
+        admin
+            .create(
+                "deals",
+                json!({"name": name, "amount": 100, "status": status}),
+            )
+            .await;
+    }
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let heads = |html: &str| html.matches("<th scope=\"col\" aria-sort").count();
+
+    // The picker sends one `columns` per box ticked; the list shows those.
+    let picked = web
+        .get("/records/deals?filter%5Bstatus%5D=won&columns=name&columns=amount&columns=")
+        .await;
+    assert_eq!(picked.status, StatusCode::OK, "{}", picked.html);
+    assert_eq!(heads(&picked.html), 2, "{}", picked.html);
+    assert!(
+        picked
+            .html
+            .contains("name=\"columns\" value=\"amount\" checked"),
+        "the picker shows the columns chosen: {}",
+        picked.html
+    );
+    assert!(
+        picked.html.contains("name=\"columns\" value=\"status\">"),
+        "and offers the others"
+    );
+    assert!(
+        picked
+            .html
+            .contains("type=\"hidden\" name=\"filter[status]\" value=\"won\""),
+        "the picker keeps the filter"
+    );
+    let query = input_value(&picked.html, "query").expect("the save-view form");
+    assert_eq!(
+        query.replace("&#38;", "&"),
+        "filter%5Bstatus%5D=won&columns=name%2Camount"
+    );
+
+    // Saved, the view opens at once and is listed; the page cursor is not kept.
+    let saved = web
+        .post(
+            "/records/deals/views",
+            &[
+                ("name", "Won deals"),
+                (
+                    "query",
+                    "filter%5Bstatus%5D=won&columns=name%2Camount&cursor=abc",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let opened = saved.location.expect("the view's address");
+    assert_eq!(
+        opened,
+        "/records/deals?filter%5Bstatus%5D=won&columns=name%2Camount"
+    );
+    let view = web.get(&opened).await;
+    assert_eq!(heads(&view.html), 2);
+    assert!(view.html.contains("Gamma") && !view.html.contains("Beta"));
+    assert!(
+        view.html.contains("aria-current=\"page\">Won deals</a>"),
+        "{}",
+        view.html
+    );
+
+    // Refusals beside the name, the list still shown: no name, a filter the list
+    // refuses.
+    let nameless = web
+        .post("/records/deals/views", &[("name", " "), ("query", "q=a")])
+        .await;
+    assert_eq!(nameless.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        nameless.html.contains("id=\"err-view\""),
+        "{}",
+        nameless.html
+    );
+    assert!(nameless.html.contains("Alpha"), "the list is still there");
+    let bad = web
+        .post(
+            "/records/deals/views",
+            &[("name", "Odd"), ("query", "filter%5Bnope%5D=1")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.html);
+    assert!(bad.html.contains("nope"), "{}", bad.html);
+    assert_eq!(input_value(&bad.html, "name").as_deref(), Some("Odd"));
+
+    // The API sees the same views; the same name replaces; others' views are private.
+    let listed = admin.get("/api/v1/records/deals/views").await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let views = listed.body.as_array().unwrap();
+    assert_eq!(views.len(), 1, "{}", listed.body);
+    assert_eq!(views[0]["name"], "Won deals");
+    let id = views[0]["id"].as_str().unwrap().to_string();
+    let replaced = admin
+        .post(
+            "/api/v1/records/deals/views",
+            json!({"name": "Won deals", "query": "sort=-amount&filter[status]=won"}),
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    assert_eq!(replaced.body["id"], id.as_str());
+    assert_eq!(
+        replaced.body["query"],
+        "sort=-amount&filter%5Bstatus%5D=won"
+    );
+    let made = admin
+        .post("/api/v1/records/deals/views", json!({"name": "Everything"}))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let bad_sort = admin
+        .post(
+            "/api/v1/records/deals/views",
+            json!({"name": "x", "query": "sort=nothing"}),
+        )
+        .await;
+    assert_eq!(bad_sort.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        bad_sort.body["errors"][0]["field"], "query",
+        "{}",
+        bad_sort.body
+    );
+    assert_eq!(
+        admin
+            .post("/api/v1/records/nothing/views", json!({"name": "x"}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let (_, bob) = srv.member("bob@example.com", ROOT, "member").await;
+    let his = bob.get("/api/v1/records/deals/views").await;
+    assert_eq!(his.status, StatusCode::OK);
+    assert_eq!(his.body, json!([]), "views are private");
+    let bob_web = WebSession::sign_in(&srv, "bob@example.com", "password-123").await;
+    let not_his = bob_web
+        .post(&format!("/records/deals/views/{id}/delete"), &[])
+        .await;
+    assert_eq!(not_his.status, StatusCode::NOT_FOUND);
+
+    // Removed from the list page.
+    let removed = web
+        .post(&format!("/records/deals/views/{id}/delete"), &[])
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    let left = admin.get("/api/v1/records/deals/views").await;
+    let names: Vec<&str> = left
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Everything"]);
+    let gone = admin
+        .delete(&format!("/api/v1/records/deals/views/{id}"))
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }

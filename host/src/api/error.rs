@@ -74,6 +74,20 @@ impl ApiError {
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, detail)
     }
+    /// The detail with each field's reason, for a page or a message that has no
+    /// input to show them beside (a board move, a console form, a saved view).
+    pub fn described(&self) -> String {
+        if self.errors.is_empty() {
+            return self.detail.clone();
+        }
+        let reasons: Vec<String> = self
+            .errors
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect();
+        format!("{} ({})", self.detail, reasons.join("; "))
+    }
+
     pub fn invalid(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,

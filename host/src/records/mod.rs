@@ -16,6 +16,7 @@ pub mod schema;
 pub mod seed;
 pub mod service;
 pub mod validate;
+pub mod views;
 pub mod writer;
 
 use serde::Serialize;

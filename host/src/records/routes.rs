@@ -1,4 +1,5 @@
-//! HTTP routes of records: `/api/v1/records/{object}[/{id}[/history]]`.
+//! HTTP routes of records: `/api/v1/records/{object}[/{id}[/history]]`, and the
+//! caller's saved list views, `/api/v1/records/{object}/views[/{id}]`.
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -12,6 +13,7 @@ use utoipa_axum::routes;
 
 use super::Record;
 use super::service::{Aggregated, Page, ShareChange};
+use super::views::{self, NewView, SavedView};
 use crate::access::shares::{Share, ShareInput};
 use crate::api::error::{ApiError, ApiResult, Problem};
 use crate::api::extract::ApiJson;
@@ -24,6 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_records, create_record))
         .merge(super::export_routes::router())
         .routes(routes!(aggregate_records))
+        .routes(routes!(list_views, save_view))
+        .routes(routes!(delete_view))
         .routes(routes!(get_record, update_record, delete_record))
         .routes(routes!(record_history))
         .routes(routes!(list_shares, put_share))
@@ -94,6 +98,69 @@ async fn aggregate_records(
             .aggregate(&actor, &object, query.as_deref().unwrap_or(""))
             .await?,
     ))
+}
+
+/// The caller's saved views of an object (private to each user), by name.
+#[utoipa::path(get, path = "/api/v1/records/{object}/views", tag = "records",
+    security(("bearer" = [])),
+    params(("object" = String, Path, description = "Object name, e.g. contacts")),
+    responses(
+        (status = 200, body = Vec<SavedView>),
+        (status = 404, description = "Unknown object", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_views(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(object): Path<String>,
+) -> ApiResult<Json<Vec<SavedView>>> {
+    Ok(Json(views::list(&app, &actor, &object).await?))
+}
+
+/// Saves a list view under a name: its `query` as a list takes it (`q`,
+/// `filter[...]`, `sort`, `columns`; a cursor or page size is dropped), checked as
+/// the list would run it. A view of the same name is replaced (200); a new one is
+/// 201. At most 50 views of one object per user.
+#[utoipa::path(post, path = "/api/v1/records/{object}/views", tag = "records",
+    security(("bearer" = [])),
+    params(("object" = String, Path, description = "Object name, e.g. contacts")),
+    request_body = NewView,
+    responses(
+        (status = 201, body = SavedView),
+        (status = 200, description = "A view of that name replaced", body = SavedView),
+        (status = 404, description = "Unknown object", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Too many views of the object", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No name, or a query the list refuses", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn save_view(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(object): Path<String>,
+    ApiJson(body): ApiJson<NewView>,
+) -> ApiResult<(StatusCode, Json<SavedView>)> {
+    let (view, new) = views::save(&app, &actor, &object, body).await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view)))
+}
+
+/// Removes one of the caller's saved views.
+#[utoipa::path(delete, path = "/api/v1/records/{object}/views/{id}", tag = "records",
+    security(("bearer" = [])),
+    params(("object" = String, Path), ("id" = String, Path)),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such view of the caller's", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_view(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path((object, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    views::remove(&app, &actor, &object, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Creates a record; answers with the record, its `Location` and its `ETag`.

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use super::i18n::Tr;
 use super::{FormData, Visitor, WebResult, render};
 use crate::api::AppState;
-use crate::api::error::ApiError;
 use crate::plugins::PluginInfo;
 
 pub struct DepartmentChoice {
@@ -205,14 +204,9 @@ pub async fn upload(State(app): State<AppState>, v: Visitor, mut form: Multipart
         Ok(info) => Ok(Redirect::to(&format!("/admin/plugins?done={}", info.id)).into_response()),
         Err(e) => {
             let status = e.status;
-            plugins_page(&app, &v, status, described(e), String::new()).await
+            plugins_page(&app, &v, status, e.described(), String::new()).await
         }
     }
-}
-
-/// An error with its field reasons, for the page.
-fn described(e: ApiError) -> String {
-    super::described(e.detail, &e.errors)
 }
 
 /// `POST /admin/plugins/{id}/{action}`: approve, enable, disable or resume; enable
@@ -246,7 +240,7 @@ pub async fn act(
         Ok(info) => Ok(Redirect::to(&format!("/admin/plugins?done={}", info.id)).into_response()),
         Err(e) => {
             let status = e.status;
-            plugins_page(&app, &v, status, described(e), String::new()).await
+            plugins_page(&app, &v, status, e.described(), String::new()).await
         }
     }
 }
@@ -401,7 +395,7 @@ pub async fn add_user(State(app): State<AppState>, v: Visitor, form: FormData) -
         Err(e) if e.status == StatusCode::FORBIDDEN => Err(v.fail(e)),
         Err(e) => {
             let status = e.status;
-            people_page(&app, &v, status, described(e), false).await
+            people_page(&app, &v, status, e.described(), false).await
         }
     }
 }
@@ -426,7 +420,7 @@ pub async fn add_department(State(app): State<AppState>, v: Visitor, form: FormD
         Ok(_) => Ok(Redirect::to("/admin/people?done=1").into_response()),
         Err(e) => {
             let status = e.status;
-            people_page(&app, &v, status, described(e), false).await
+            people_page(&app, &v, status, e.described(), false).await
         }
     }
 }
@@ -475,7 +469,7 @@ pub async fn set_active(
         Ok(_) => Ok(Redirect::to("/admin/people?done=1").into_response()),
         Err(e) if e.status == StatusCode::CONFLICT => {
             let status = e.status;
-            people_page(&app, &v, status, described(e), false).await
+            people_page(&app, &v, status, e.described(), false).await
         }
         Err(e) => Err(v.fail(e)),
     }

@@ -61,6 +61,11 @@ pub fn router() -> Router<AppState> {
         )
         .route("/records/{object}/new", get(records::new_form))
         .route("/records/{object}/choices", get(records::choices))
+        .route("/records/{object}/views", post(records::save_view))
+        .route(
+            "/records/{object}/views/{id}/delete",
+            post(records::remove_view),
+        )
         .route(
             "/records/{object}/{id}",
             get(records::show).post(records::update),
@@ -313,23 +318,10 @@ impl Visitor {
         let e: ApiError = e.into();
         let message = match e.status {
             StatusCode::NOT_FOUND => self.tr.t("error-not-found"),
-            _ => described(e.detail, &e.errors),
+            _ => e.described(),
         };
         self.error(e.status, message)
     }
-}
-
-/// An error's detail with its field reasons (a board move, a one-click change or a
-/// console form has no input to show them beside).
-pub fn described(detail: String, errors: &[crate::api::error::FieldError]) -> String {
-    if errors.is_empty() {
-        return detail;
-    }
-    let reasons: Vec<String> = errors
-        .iter()
-        .map(|f| format!("{}: {}", f.field, f.message))
-        .collect();
-    format!("{detail} ({})", reasons.join("; "))
 }
 
 /// The language of a visitor without a session: the cookie it chose, else its

@@ -118,10 +118,36 @@ struct ListPage<'a> {
     rows: Vec<Row>,
     filters: Vec<FilterSelect>,
     search: String,
+    sort: String,
     columns_param: String,
     quick_label: String,
     next_href: Option<String>,
     first_href: Option<String>,
+    /// Every field the visitor may read, checked when shown: the column picker.
+    column_choices: Vec<Choice>,
+    /// The view's other parameters, kept by the column picker.
+    keep: Vec<(String, String)>,
+    saved: Vec<ViewLink>,
+    /// This list's query as a view keeps it (the "save this view" form).
+    here_query: String,
+    view_name: String,
+    view_error: Option<String>,
+}
+
+/// A saved view of the visitor's, as a link on the list page.
+pub struct ViewLink {
+    pub id: String,
+    pub name: String,
+    pub href: String,
+    /// The list shown is this view.
+    pub current: bool,
+}
+
+/// The "save this view" form as typed, with why it was refused.
+struct ViewDraft {
+    name: String,
+    error: String,
+    status: StatusCode,
 }
 
 fn encode(pairs: &[(String, String)]) -> String {
@@ -137,15 +163,33 @@ pub async fn list(
     Path(object): Path<String>,
     RawQuery(query): RawQuery,
 ) -> WebResult {
+    list_page(&app, &v, &object, query.as_deref().unwrap_or(""), None).await
+}
+
+async fn list_page(
+    app: &AppState,
+    v: &Visitor,
+    object: &str,
+    query: &str,
+    draft: Option<ViewDraft>,
+) -> WebResult {
     let (meta, access) = app
         .records
-        .view_of(&v.actor, &object)
+        .view_of(&v.actor, object)
         .map_err(|e| v.fail(e))?;
     let mut columns_param = String::new();
     let mut view: Vec<(String, String)> = Vec::new();
-    for (k, val) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+    for (k, val) in form_urlencoded::parse(query.as_bytes()) {
         match k.as_ref() {
-            "columns" => columns_param = val.into_owned(),
+            // The column picker sends one `columns` per box ticked; links send one
+            // list.
+            "columns" if val.is_empty() => {}
+            "columns" => {
+                if !columns_param.is_empty() {
+                    columns_param.push(',');
+                }
+                columns_param.push_str(&val);
+            }
             // Empty boxes of the filter form mean "any".
             _ if val.is_empty() => {}
             _ => view.push((k.into_owned(), val.into_owned())),
@@ -157,7 +201,7 @@ pub async fn list(
     }
     let page = app
         .records
-        .list(&v.actor, &object, &encode(&service_query))
+        .list(&v.actor, object, &encode(&service_query))
         .await
         .map_err(|e| v.fail(e))?;
     let chosen: Vec<&Field> = columns_param
@@ -200,14 +244,14 @@ pub async fn list(
                 ("none", f.name.clone())
             };
             ColumnHead {
-                label: v.tr.field(&object, &f.name, &f.label),
+                label: v.tr.field(object, &f.name, &f.label),
                 href: link(&[("sort", &next)], &[]),
                 sorted,
             }
         })
         .collect();
     let here = link(&[], &[]);
-    let names = Names::of(&app, &v.actor, &meta, &page.items).await;
+    let names = Names::of(app, &v.actor, &meta, &page.items).await;
     let quick = quick_field(&meta, &access);
     let rows = page
         .items
@@ -231,7 +275,7 @@ pub async fn list(
             let param = format!("filter[{}]", f.name);
             let current = get(&param).unwrap_or_default();
             FilterSelect {
-                label: v.tr.field(&object, &f.name, &f.label),
+                label: v.tr.field(object, &f.name, &f.label),
                 choices: f
                     .values
                     .iter()
@@ -250,25 +294,119 @@ pub async fn list(
         .as_deref()
         .map(|c| link(&[("cursor", c)], &[]));
     let first_href = get("cursor").map(|_| link(&[], &[]));
+    let column_choices = meta
+        .fields
+        .iter()
+        .map(|f| Choice {
+            value: f.name.clone(),
+            label: v.tr.field(object, &f.name, &f.label),
+            selected: columns.iter().any(|c| c.name == f.name),
+        })
+        .collect();
+    let keep: Vec<(String, String)> = view
+        .iter()
+        .filter(|(k, _)| k != "cursor")
+        .cloned()
+        .collect();
+    let here_query = crate::records::views::kept(here.split_once('?').map_or("", |(_, q)| q));
+    let saved = crate::records::views::list(app, &v.actor, object)
+        .await
+        .map_err(|e| v.fail(e))?
+        .into_iter()
+        .map(|sv| ViewLink {
+            href: format!("/records/{object}?{}", sv.query),
+            current: sv.query == here_query,
+            id: sv.id,
+            name: sv.name,
+        })
+        .collect();
+    let status = draft.as_ref().map_or(StatusCode::OK, |d| d.status);
+    let (view_name, view_error) = match draft {
+        Some(d) => (d.name, Some(d.error)),
+        None => (String::new(), None),
+    };
     let html = render(&ListPage {
-        v: &v,
+        v,
         tr: &v.tr,
-        object: &object,
-        heading: v.tr.object(&object, &meta.label_plural),
+        object,
+        heading: v.tr.object(object, &meta.label_plural),
         new_label: v.tr.t1("list-new", "object", &meta.label),
         can_create: !access.grants(Action::Create).is_empty(),
         columns: heads,
         rows,
         filters,
         search: get("q").unwrap_or_default().to_string(),
+        sort: sort.to_string(),
         columns_param: columns_param.clone(),
         quick_label: quick
-            .map(|f| v.tr.field(&object, &f.name, &f.label))
+            .map(|f| v.tr.field(object, &f.name, &f.label))
             .unwrap_or_default(),
         next_href,
         first_href,
+        column_choices,
+        keep,
+        saved,
+        here_query,
+        view_name,
+        view_error,
     });
-    Ok(html)
+    Ok((status, html).into_response())
+}
+
+/// `POST /records/{object}/views`: saves the list shown (the form carries its
+/// query) under a name, then opens it; a refusal comes back on the list, beside the
+/// name.
+pub async fn save_view(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path(object): Path<String>,
+    form: FormData,
+) -> WebResult {
+    v.check_csrf(&form)?;
+    let name = form.get("name").unwrap_or_default().to_string();
+    let query = form.get("query").unwrap_or_default().to_string();
+    let input = crate::records::views::NewView {
+        name: name.clone(),
+        query: query.clone(),
+    };
+    match crate::records::views::save(&app, &v.actor, &object, input).await {
+        Ok((saved, _)) => {
+            Ok(Redirect::to(&format!("/records/{object}?{}", saved.query)).into_response())
+        }
+        Err(e)
+            if matches!(
+                e.status,
+                StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT
+            ) =>
+        {
+            // A query the list refuses cannot be shown either: the plain list then.
+            let shown = match e.errors.iter().any(|f| f.field == "query") {
+                true => "",
+                false => query.as_str(),
+            };
+            let draft = ViewDraft {
+                name,
+                error: e.described(),
+                status: e.status,
+            };
+            list_page(&app, &v, &object, shown, Some(draft)).await
+        }
+        Err(e) => Err(v.fail(e)),
+    }
+}
+
+/// `POST /records/{object}/views/{id}/delete`: removes one of the visitor's views.
+pub async fn remove_view(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path((object, id)): Path<(String, String)>,
+    form: FormData,
+) -> WebResult {
+    v.check_csrf(&form)?;
+    crate::records::views::remove(&app, &v.actor, &object, &id)
+        .await
+        .map_err(|e| v.fail(e))?;
+    Ok(Redirect::to(&format!("/records/{object}")).into_response())
 }
 
 #[derive(Template)]
