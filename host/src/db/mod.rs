@@ -59,6 +59,11 @@ impl Dialect {
     }
 }
 
+pub mod wal;
+
+/// How long an SQLite connection waits for another's write to end before failing.
+const BUSY_WAIT_MS: u32 = 10_000;
+
 /// A connection pool plus the dialect it speaks.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -89,17 +94,19 @@ impl Db {
             // connection holds the hot index pages of a large table (the default
             // 2 MiB re-read them from the OS on every batch of a big import). The WAL
             // is copied back into the database every 8,000 pages (32 MiB) instead of
-            // 1,000: a hot page written many times in between is copied once.
+            // 1,000: a hot page written many times in between is copied once. (The
+            // writer's own connection leaves checkpoints to a task beside it: see
+            // `wal`.) A log that grew long is cut back to 64 MiB once it starts over.
             Dialect::Sqlite => AnyPoolOptions::new()
                 .max_connections(8)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
-                        conn.execute(
+                        conn.execute(sqlx::AssertSqlSafe(format!(
                             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-                             PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; \
+                             PRAGMA busy_timeout={BUSY_WAIT_MS}; PRAGMA foreign_keys=ON; \
                              PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32768; \
-                             PRAGMA wal_autocheckpoint=8000;",
-                        )
+                             PRAGMA wal_autocheckpoint=8000; PRAGMA journal_size_limit=67108864;",
+                        )))
                         .await?;
                         Ok(())
                     })

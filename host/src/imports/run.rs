@@ -17,8 +17,13 @@ use crate::records::RecordError;
 use crate::records::metadata::{Field, FieldType, ObjectType};
 use crate::records::validate::{Mode, from_text, validate};
 
-/// Rows read and written as one stretch (progress is recorded after each).
+/// Rows read and written as one stretch.
 const CHUNK: usize = 1_000;
+/// Least time between two records of an import's progress. Each record is a commit
+/// on a connection other than the writer's, and on SQLite that makes the writer read
+/// its hot index pages again: recorded after every chunk, that was a thousand times
+/// in an import of a million rows.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 /// Updates of one chunk under way at once: enough for the group commit to fill its
 /// batches, few enough to stay gentle with other users' writes. (New records of a
 /// chunk are written together, as one.)
@@ -127,6 +132,7 @@ async fn run(app: &AppState, import: &Import, actor: &Actor, run_id: &str) -> Re
     // chunk under way holds waits until that chunk is written, so it meets the record
     // that chunk made.
     let mut under_way: VecDeque<UnderWay> = VecDeque::new();
+    let mut progress = Progress::new();
     let mut number = 0usize;
     while let Some(chunk) = chunks.recv().await {
         let chunk = match chunk {
@@ -162,13 +168,60 @@ async fn run(app: &AppState, import: &Import, actor: &Actor, run_id: &str) -> Re
         });
         number += 1;
         if under_way.len() >= CHUNKS_UNDER_WAY {
-            finish_oldest(app, import, run_id, &actor, &plan, &mut under_way).await?;
+            let at = &mut progress;
+            finish_oldest(app, import, run_id, &actor, &plan, &mut under_way, at).await?;
         }
     }
     while !under_way.is_empty() {
-        finish_oldest(app, import, run_id, &actor, &plan, &mut under_way).await?;
+        let at = &mut progress;
+        finish_oldest(app, import, run_id, &actor, &plan, &mut under_way, at).await?;
     }
-    Ok(())
+    progress.record(app, import, run_id).await.map(|_| ())
+}
+
+/// The counts of the chunks written since progress was last recorded.
+struct Progress {
+    tally: Tally,
+    recorded: std::time::Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            tally: Tally::default(),
+            recorded: std::time::Instant::now(),
+        }
+    }
+
+    /// Adds a written chunk's counts and records them if [`PROGRESS_EVERY`] has
+    /// passed; false when the run is no longer this one's (cancelled, started again).
+    async fn add(
+        &mut self,
+        app: &AppState,
+        import: &Import,
+        run_id: &str,
+        chunk: Tally,
+    ) -> Result<bool, String> {
+        self.tally.add(chunk);
+        if self.recorded.elapsed() < PROGRESS_EVERY {
+            return Ok(true);
+        }
+        self.record(app, import, run_id).await
+    }
+
+    /// Records the counts gathered so far.
+    async fn record(
+        &mut self,
+        app: &AppState,
+        import: &Import,
+        run_id: &str,
+    ) -> Result<bool, String> {
+        let tally = std::mem::take(&mut self.tally);
+        self.recorded = std::time::Instant::now();
+        super::record_progress(&app.db, &import.id, run_id, &tally)
+            .await
+            .map_err(|e| format!("could not record progress: {e}"))
+    }
 }
 
 /// Chunks being written at once (see `run`).
@@ -184,7 +237,7 @@ struct UnderWay {
     held: Vec<(usize, Pending)>,
 }
 
-/// Waits for the oldest chunk under way and records its progress, then starts the
+/// Waits for the oldest chunk under way and adds it to the progress, then starts the
 /// rows of later chunks that waited for it. Stops every chunk when the run is no
 /// longer this one's (cancelled, started again) or failed.
 async fn finish_oldest(
@@ -194,11 +247,15 @@ async fn finish_oldest(
     actor: &Arc<Actor>,
     plan: &Arc<Plan>,
     under_way: &mut VecDeque<UnderWay>,
+    progress: &mut Progress,
 ) -> Result<(), String> {
     let oldest = under_way
         .pop_front()
         .expect("called with a chunk under way");
-    let done = finish_chunk(app, import, run_id, oldest.parts).await;
+    let done = match finish_chunk(oldest.parts).await {
+        Ok(tally) => progress.add(app, import, run_id, tally).await,
+        Err(e) => Err(e),
+    };
     if !matches!(done, Ok(true)) {
         abort_all(under_way);
         return done.map(|_| ()); // failed, or cancelled / started again
@@ -243,14 +300,8 @@ fn start(
     tokio::spawn(async move { import_rows(&app, &actor, &plan, dry_run, rows, tally).await })
 }
 
-/// Waits for a chunk's parts and records its progress; false when the run is no
-/// longer this one's (cancelled, started again).
-async fn finish_chunk(
-    app: &AppState,
-    import: &Import,
-    run_id: &str,
-    parts: Vec<Running>,
-) -> Result<bool, String> {
+/// Waits for a chunk's parts; their counts together.
+async fn finish_chunk(parts: Vec<Running>) -> Result<Tally, String> {
     let mut tally = Tally::default();
     for part in parts {
         tally.add(
@@ -258,9 +309,7 @@ async fn finish_chunk(
                 .map_err(|e| format!("an import task ended early: {e}"))??,
         );
     }
-    super::record_progress(&app.db, &import.id, run_id, &tally)
-        .await
-        .map_err(|e| format!("could not record progress: {e}"))
+    Ok(tally)
 }
 
 /// Reads the file from data row `skip` on and sends it in chunks; stops when the

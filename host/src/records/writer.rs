@@ -16,6 +16,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::Record;
 use crate::audit::{self, AuditEntry};
+use crate::db::wal::{self, WalKeeper};
 use crate::db::{Db, Dialect};
 use crate::events::{self, Event};
 
@@ -99,12 +100,12 @@ impl Writer {
         let (jobs, rx) = mpsc::channel::<Submission>(4096);
         let rx = Arc::new(Mutex::new(rx));
         let committed = Arc::new(tokio::sync::Notify::new());
-        let tasks = match db.dialect {
-            Dialect::Sqlite => 1,
-            Dialect::Postgres => 4,
+        let (tasks, wal) = match db.dialect {
+            Dialect::Sqlite => (1, Some(WalKeeper::start(db.clone()))),
+            Dialect::Postgres => (4, None),
         };
         for _ in 0..tasks {
-            tokio::spawn(run(db.clone(), rx.clone(), committed.clone()));
+            tokio::spawn(run(db.clone(), rx.clone(), committed.clone(), wal.clone()));
         }
         Writer { jobs, committed }
     }
@@ -152,6 +153,7 @@ async fn run(
     db: Db,
     rx: Arc<Mutex<mpsc::Receiver<Submission>>>,
     committed: Arc<tokio::sync::Notify>,
+    wal: Option<WalKeeper>,
 ) {
     // Each writer task keeps its own connection: SQLite drops a connection's whole page
     // cache once another connection has written, so a writer taking any pooled
@@ -182,22 +184,31 @@ async fn run(
                 }
             },
         };
-        if commit_batch(&mut conn, db.dialect, batch).await {
+        let alive = commit_batch(&mut conn, db.dialect, batch).await;
+        committed.notify_one();
+        if let Some(wal) = &wal {
+            wal.committed();
+            if alive {
+                wal.restart_if_due(&mut conn).await;
+            }
+        }
+        if alive {
             held = Some(conn);
         }
-        committed.notify_one();
     }
 }
 
 /// A pooled connection for a writer task. On SQLite its page cache is made larger
 /// than the pool's: every write walks the indexes of records, audit_log and outbox
 /// (the random-keyed ones, like a contact's email, touch pages all over), and the
-/// writer is the serial part of every write.
+/// writer is the serial part of every write. It leaves checkpoints to the
+/// [`WalKeeper`].
 async fn writer_connection(db: &Db) -> Result<PoolConnection<Any>, sqlx::Error> {
     let mut conn = db.pool.acquire().await?;
     if db.dialect == Dialect::Sqlite {
         sqlx::query(AssertSqlSafe(format!(
-            "PRAGMA cache_size=-{WRITER_CACHE_KIB}"
+            "PRAGMA cache_size=-{WRITER_CACHE_KIB}; {}",
+            wal::WRITER_PRAGMAS
         )))
         .execute(&mut *conn)
         .await?;
