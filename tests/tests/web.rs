@@ -2235,6 +2235,8 @@ async fn an_admin_changes_and_removes_a_field_on_its_page(backend: Backend) {
         assert_eq!(forbidden.status, StatusCode::FORBIDDEN, "{path}");
     }
     assert_eq!(stage_now().await.expect("stage")["label"], "Phase");
+}
+
 async fn a_user_picks_list_columns_and_saves_the_view_for_later(backend: Backend) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
