@@ -60,6 +60,7 @@ history-deleted = deleted the record
 form-new-title = New { $object }
 form-edit-title = Edit { $object }
 form-save = Save
+form-date-hijri = Solar Hijri date, as 1403/01/31.
 form-cancel = Cancel
 form-required = required
 form-read-only = read only

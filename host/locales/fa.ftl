@@ -56,6 +56,7 @@ history-deleted = رکورد را حذف کرد
 form-new-title = { $object } تازه
 form-edit-title = ویرایش { $object }
 form-save = ذخیره
+form-date-hijri = تاریخ خورشیدی، مانند ۱۴۰۳/۰۱/۳۱.
 form-cancel = انصراف
 form-required = لازم
 form-read-only = فقط خواندنی

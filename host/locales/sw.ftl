@@ -59,6 +59,7 @@ history-deleted = alifuta rekodi
 form-new-title = { $object } mpya
 form-edit-title = Hariri { $object }
 form-save = Hifadhi
+form-date-hijri = Tarehe ya kalenda ya Hijria Shamsia, kama 1403/01/31.
 form-cancel = Ghairi
 form-required = inahitajika
 form-read-only = kusoma tu

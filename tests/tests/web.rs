@@ -35,6 +35,7 @@ on_both_backends!(
     an_admin_makes_an_object_and_adds_its_fields_on_its_pages,
     an_admin_changes_and_removes_a_field_on_its_page,
     a_user_picks_list_columns_and_saves_the_view_for_later,
+    a_solar_hijri_user_types_dates_in_their_calendar,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -2400,4 +2401,83 @@ async fn a_user_picks_list_columns_and_saves_the_view_for_later(backend: Backend
         .delete(&format!("/api/v1/records/deals/views/{id}"))
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
+async fn a_solar_hijri_user_types_dates_in_their_calendar(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let saved = web
+        .post(
+            "/settings",
+            &[
+                ("locale", "en"),
+                ("digits", "persian"),
+                ("calendar", "hijri"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+
+    // No Gregorian date picker: a text box, with the form it takes.
+    let new = web.get("/records/deals/new").await;
+    assert!(
+        new.html
+            .contains("id=\"in-close_date\" name=\"close_date\" type=\"text\""),
+        "{}",
+        new.html
+    );
+    assert!(new.html.contains("Solar Hijri date, as 1403/01/31."));
+
+    // A day the calendar does not have is refused beside the field, as typed.
+    let bad = web
+        .post(
+            "/records/deals",
+            &[("name", "Nowruz deal"), ("close_date", "۱۴۰۴/۱۲/۳۰")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.html);
+    assert!(bad.html.contains("id=\"err-close_date\""), "{}", bad.html);
+    assert_eq!(
+        input_value(&bad.html, "close_date").as_deref(),
+        Some("۱۴۰۴/۱۲/۳۰")
+    );
+
+    // Typed in Persian digits, stored as the Gregorian day; shown back in the user's
+    // calendar and digits.
+    let made = web
+        .post(
+            "/records/deals",
+            &[("name", "Nowruz deal"), ("close_date", "۱۴۰۳/۰۱/۰۱")],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.html);
+    let listed = admin.get("/api/v1/records/deals?q=Nowruz").await;
+    let deal = &listed.body["items"][0];
+    assert_eq!(deal["close_date"], "2024-03-20", "{}", listed.body);
+    let id = deal["id"].as_str().unwrap();
+    let edit = web.get(&format!("/records/deals/{id}/edit")).await;
+    assert_eq!(
+        input_value(&edit.html, "close_date").as_deref(),
+        Some("۱۴۰۳/۰۱/۰۱"),
+        "{}",
+        edit.html
+    );
+    // A new day typed with Latin digits and dashes moves it.
+    let version = deal["version"].as_i64().unwrap().to_string();
+    let status = deal["status"].as_str().unwrap_or_default();
+    let moved = web
+        .post(
+            &format!("/records/deals/{id}"),
+            &[
+                ("name", "Nowruz deal"),
+                ("status", status),
+                ("close_date", "1403-12-30"),
+                ("_version", version.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::SEE_OTHER, "{}", moved.html);
+    let got = admin.get(&format!("/api/v1/records/deals/{id}")).await;
+    assert_eq!(got.body["close_date"], "2025-03-20", "{}", got.body);
 }

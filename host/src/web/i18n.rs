@@ -281,6 +281,82 @@ impl Tr {
     }
 }
 
+impl Tr {
+    /// A stored date (`YYYY-MM-DD`) as a date input holds it: the browser's own date
+    /// picker for the Gregorian calendar; for the Solar Hijri calendar a text input
+    /// holding `1403/01/01` in the user's digits. Anything else (what was typed and
+    /// refused) is given back as it is.
+    pub fn date_input(&self, stored: &str) -> String {
+        let gregorian = chrono::NaiveDate::parse_from_str(stored, "%Y-%m-%d")
+            .ok()
+            .filter(|d| chrono::Datelike::year(d) >= MODERN);
+        match (self.prefs.calendar, gregorian) {
+            (Calendar::SolarHijri, Some(date)) => {
+                let (y, m, d) = to_solar_hijri(date);
+                self.digits(&format!("{y:04}/{m:02}/{d:02}"))
+            }
+            _ => stored.to_string(),
+        }
+    }
+
+    /// A typed date as stored (`YYYY-MM-DD`): for a user of the Solar Hijri
+    /// calendar, `1403/01/01` (or with `-`, in Persian or Latin digits) becomes
+    /// `2024-03-20`. What does not read as a date is given back as typed, for the
+    /// records service to refuse beside its field.
+    pub fn typed_date(&self, typed: &str) -> String {
+        if self.prefs.calendar != Calendar::SolarHijri {
+            return typed.to_string();
+        }
+        let latin: String = typed.trim().chars().map(latin_digit).collect();
+        let parts: Vec<&str> = latin.split(['/', '-']).collect();
+        let [y, m, d] = parts[..] else {
+            return typed.to_string();
+        };
+        match (y.parse(), m.parse(), d.parse()) {
+            (Ok(y), Ok(m), Ok(d)) if y < i64::from(MODERN) => from_solar_hijri(y, m, d)
+                .map(|date| date.format("%Y-%m-%d").to_string())
+                .unwrap_or_else(|| typed.to_string()),
+            _ => typed.to_string(),
+        }
+    }
+}
+
+/// Years from which a date is Gregorian rather than Solar Hijri (1403 AP is 2024).
+const MODERN: i32 = 1700;
+
+/// Persian and Arabic-Indic digits as Latin ones.
+fn latin_digit(c: char) -> char {
+    match c {
+        '\u{06F0}'..='\u{06F9}' => char::from(b'0' + (c as u32 - 0x06F0) as u8),
+        '\u{0660}'..='\u{0669}' => char::from(b'0' + (c as u32 - 0x0660) as u8),
+        _ => c,
+    }
+}
+
+/// Solar Hijri to Gregorian; `None` for a day the calendar does not have.
+pub fn from_solar_hijri(jy: i64, jm: i64, jd: i64) -> Option<chrono::NaiveDate> {
+    if !(1..=3177).contains(&jy) || !(1..=12).contains(&jm) {
+        return None;
+    }
+    let (leap, march) = jalali_year(jy);
+    let days_in_month = match jm {
+        1..=6 => 31,
+        7..=11 => 30,
+        _ if leap == 0 => 30,
+        _ => 29,
+    };
+    if !(1..=days_in_month).contains(&jd) {
+        return None;
+    }
+    let before = if jm <= 7 {
+        (jm - 1) * 31
+    } else {
+        186 + (jm - 7) * 30
+    };
+    let nowruz = chrono::NaiveDate::from_ymd_opt((jy + 621) as i32, 3, march as u32)?;
+    nowruz.checked_add_days(chrono::Days::new((before + jd - 1) as u64))
+}
+
 /// Gregorian to Solar Hijri (the Iranian calendar), by the arithmetic of
 /// Borkowski's algorithm as used by jalaali-js (exact for 1 to 3177 AP).
 pub fn to_solar_hijri(date: chrono::NaiveDate) -> (i64, i64, i64) {
@@ -354,6 +430,52 @@ mod tests {
 
     fn ymd(s: &str) -> chrono::NaiveDate {
         chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn every_day_converts_to_solar_hijri_and_back() {
+        let mut day = ymd("1990-01-01");
+        while day < ymd("2040-01-01") {
+            let (y, m, d) = to_solar_hijri(day);
+            assert_eq!(from_solar_hijri(y, m, d), Some(day), "{day} is {y}/{m}/{d}");
+            day = day.succ_opt().unwrap();
+        }
+        assert_eq!(
+            from_solar_hijri(1403, 12, 30),
+            Some(ymd("2025-03-20")),
+            "a leap year's last day"
+        );
+        assert_eq!(
+            from_solar_hijri(1404, 12, 30),
+            None,
+            "1404 is not a leap year"
+        );
+        assert_eq!(from_solar_hijri(1403, 13, 1), None);
+        assert_eq!(from_solar_hijri(1403, 7, 31), None);
+    }
+
+    #[test]
+    fn a_solar_hijri_user_types_and_reads_dates_in_their_calendar() {
+        let mut prefs = Preferences::defaults_for(Locale::Fa);
+        prefs.calendar = Calendar::SolarHijri;
+        let tr = Tr::new(prefs);
+        assert_eq!(tr.typed_date("۱۴۰۳/۰۱/۰۱"), "2024-03-20");
+        assert_eq!(tr.typed_date("1403-1-1"), "2024-03-20");
+        assert_eq!(
+            tr.typed_date("1403/13/01"),
+            "1403/13/01",
+            "refused later by name"
+        );
+        assert_eq!(
+            tr.typed_date("2024-03-20"),
+            "2024-03-20",
+            "a Gregorian date stays"
+        );
+        assert_eq!(tr.date_input("2024-03-20"), tr.digits("1403/01/01"));
+        assert_eq!(tr.date_input("1403/13/01"), "1403/13/01");
+        let gregorian = Tr::new(Preferences::defaults_for(Locale::En));
+        assert_eq!(gregorian.typed_date("1403/01/01"), "1403/01/01");
+        assert_eq!(gregorian.date_input("2024-03-20"), "2024-03-20");
     }
 
     #[test]

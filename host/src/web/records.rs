@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use serde_json::{Map, Value};
 
-use super::i18n::Tr;
+use super::i18n::{Calendar, Tr};
 use super::view::{self, Names, Shown};
 use super::{Choice, FormData, Visitor, WebResult, local_path, render, wants_fragment};
 use crate::access::shares::ShareInput;
@@ -903,7 +903,13 @@ async fn inputs(
     for f in &meta.fields {
         let read_only = access.field(&f.name) != FieldAccess::Write;
         let value = values.get(&f.name);
-        let current = input_value(f, value);
+        let mut current = input_value(f, value);
+        // The browser's date picker knows only the Gregorian calendar: a user of the
+        // Solar Hijri one types the date, as `1403/01/01`.
+        let hijri = f.kind == FieldType::Date && v.tr.prefs.calendar == Calendar::SolarHijri;
+        if hijri {
+            current = v.tr.date_input(&current);
+        }
         let (kind, step) = match f.kind {
             FieldType::Text => ("text", ""),
             FieldType::LongText => ("textarea", ""),
@@ -913,6 +919,7 @@ async fn inputs(
             FieldType::Integer => ("number", "1"),
             FieldType::Decimal => ("number", "any"),
             FieldType::Currency => ("number", "0.01"),
+            FieldType::Date if hijri => ("text", ""),
             FieldType::Date => ("date", ""),
             FieldType::Datetime => ("datetime-local", ""),
             FieldType::Boolean => ("checkbox", ""),
@@ -979,7 +986,14 @@ async fn inputs(
             choices,
             required: f.required,
             read_only,
-            help: f.help_text.clone(),
+            // The form a typed Solar Hijri date takes, before the field's own help.
+            help: match hijri && !read_only {
+                true => [v.tr.t("form-date-hijri"), f.help_text.clone()]
+                    .join(" ")
+                    .trim()
+                    .to_string(),
+                false => f.help_text.clone(),
+            },
             error: errors.get(&f.name).cloned(),
             search: match (f.kind, f.target.as_deref()) {
                 (FieldType::Reference, Some(target)) if !read_only => {
@@ -1032,6 +1046,7 @@ async fn reference_choices(app: &AppState, v: &Visitor, f: &Field, current: &str
 /// On an edit, only what differs from `current` is sent; an emptied field is
 /// cleared.
 fn submitted(
+    tr: &Tr,
     meta: &ObjectType,
     access: &ObjectAccess,
     form: &FormData,
@@ -1060,6 +1075,8 @@ fn submitted(
                         continue;
                     }
                     Value::Null
+                } else if f.kind == FieldType::Date {
+                    crate::records::validate::from_text(f, &tr.typed_date(raw))
                 } else {
                     crate::records::validate::from_text(f, raw)
                 }
@@ -1149,7 +1166,7 @@ pub async fn create(
         .records
         .view_of(&v.actor, &object)
         .map_err(|e| v.fail(e))?;
-    let values = submitted(&meta, &access, &form, None);
+    let values = submitted(&v.tr, &meta, &access, &form, None);
     match app.records.create(&v.actor, &object, &values).await {
         Ok(record) => Ok(Redirect::to(&format!("/records/{object}/{}", record.id)).into_response()),
         Err(e) => {
@@ -1266,7 +1283,7 @@ pub async fn update(
         )
         .await;
     }
-    let patch = submitted(&meta, &access, &form, Some(&current));
+    let patch = submitted(&v.tr, &meta, &access, &form, Some(&current));
     let here = format!("/records/{object}/{id}");
     if patch.is_empty() {
         return Ok(Redirect::to(&here).into_response());
