@@ -168,13 +168,29 @@ async fn run(app: &AppState, import: &Import, actor: &Actor, run_id: &str) -> Re
         });
         number += 1;
         if under_way.len() >= CHUNKS_UNDER_WAY {
-            let at = &mut progress;
-            finish_oldest(app, import, run_id, &actor, &plan, &mut under_way, at).await?;
+            finish_oldest(
+                app,
+                import,
+                run_id,
+                &actor,
+                &plan,
+                &mut under_way,
+                &mut progress,
+            )
+            .await?;
         }
     }
     while !under_way.is_empty() {
-        let at = &mut progress;
-        finish_oldest(app, import, run_id, &actor, &plan, &mut under_way, at).await?;
+        finish_oldest(
+            app,
+            import,
+            run_id,
+            &actor,
+            &plan,
+            &mut under_way,
+            &mut progress,
+        )
+        .await?;
     }
     progress.record(app, import, run_id).await.map(|_| ())
 }

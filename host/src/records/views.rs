@@ -5,7 +5,7 @@
 //! these functions.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
+use sqlx::{AssertSqlSafe, Row as _};
 use utoipa::ToSchema;
 
 use crate::api::AppState;
@@ -62,10 +62,9 @@ fn list_part(query: &str) -> String {
 /// The caller's views of `object`, by name.
 pub async fn list(app: &AppState, actor: &Actor, object: &str) -> ApiResult<Vec<SavedView>> {
     app.records.view_of(actor, object)?;
-    let rows = sqlx::query(
-        "SELECT id, object, name, query, created_at, updated_at FROM saved_views \
-         WHERE user_id = $1 AND object = $2 ORDER BY name, id",
-    )
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM saved_views WHERE user_id = $1 AND object = $2 ORDER BY name, id"
+    )))
     .bind(&actor.user_id)
     .bind(object)
     .fetch_all(&app.db.pool)
@@ -112,25 +111,25 @@ pub async fn save(
     if !errors.is_empty() {
         return Err(ApiError::invalid("the view is not valid", errors));
     }
-    let existing: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM saved_views WHERE user_id = $1 AND object = $2 AND name = $3",
-    )
+    let existing = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM saved_views WHERE user_id = $1 AND object = $2 AND name = $3"
+    )))
     .bind(&actor.user_id)
     .bind(object)
     .bind(&name)
     .fetch_optional(&app.db.pool)
     .await?;
     let now = db::now();
-    if let Some(id) = existing {
+    if let Some(row) = existing {
+        let mut view = view_of(&row)?;
         sqlx::query("UPDATE saved_views SET query = $1, updated_at = $2 WHERE id = $3")
             .bind(&query)
             .bind(&now)
-            .bind(&id)
+            .bind(&view.id)
             .execute(&app.db.pool)
             .await?;
-        let view = one(app, actor, &id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("the view was removed meanwhile"))?;
+        view.query = query;
+        view.updated_at = now;
         return Ok((view, false));
     }
     let held: i64 =
@@ -190,17 +189,8 @@ pub async fn remove(app: &AppState, actor: &Actor, object: &str, id: &str) -> Ap
     Ok(())
 }
 
-async fn one(app: &AppState, actor: &Actor, id: &str) -> Result<Option<SavedView>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id, object, name, query, created_at, updated_at FROM saved_views \
-         WHERE id = $1 AND user_id = $2",
-    )
-    .bind(id)
-    .bind(&actor.user_id)
-    .fetch_optional(&app.db.pool)
-    .await?;
-    row.as_ref().map(view_of).transpose()
-}
+/// The columns [`view_of`] reads.
+const COLUMNS: &str = "id, object, name, query, created_at, updated_at";
 
 fn view_of(row: &sqlx::any::AnyRow) -> Result<SavedView, sqlx::Error> {
     Ok(SavedView {

@@ -380,9 +380,10 @@ pub async fn save_view(
             ) =>
         {
             // A query the list refuses cannot be shown either: the plain list then.
-            let shown = match e.errors.iter().any(|f| f.field == "query") {
-                true => "",
-                false => query.as_str(),
+            let shown = if e.errors.iter().any(|f| f.field == "query") {
+                ""
+            } else {
+                query.as_str()
             };
             let draft = ViewDraft {
                 name,
@@ -987,12 +988,13 @@ async fn inputs(
             required: f.required,
             read_only,
             // The form a typed Solar Hijri date takes, before the field's own help.
-            help: match hijri && !read_only {
-                true => [v.tr.t("form-date-hijri"), f.help_text.clone()]
+            help: if hijri && !read_only {
+                [v.tr.t("form-date-hijri"), f.help_text.clone()]
                     .join(" ")
                     .trim()
-                    .to_string(),
-                false => f.help_text.clone(),
+                    .to_string()
+            } else {
+                f.help_text.clone()
             },
             error: errors.get(&f.name).cloned(),
             search: match (f.kind, f.target.as_deref()) {
