@@ -36,6 +36,8 @@ on_both_backends!(
     an_admin_changes_and_removes_a_field_on_its_page,
     a_user_picks_list_columns_and_saves_the_view_for_later,
     a_solar_hijri_user_types_dates_in_their_calendar,
+    an_admin_builds_a_form_on_the_form_builder_page,
+    a_document_is_shared_from_its_page_then_trashed_put_back_and_purged,
 );
 
 const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -2480,4 +2482,399 @@ async fn a_solar_hijri_user_types_dates_in_their_calendar(backend: Backend) {
     assert_eq!(moved.status, StatusCode::SEE_OTHER, "{}", moved.html);
     let got = admin.get(&format!("/api/v1/records/deals/{id}")).await;
     assert_eq!(got.body["close_date"], "2025-03-20", "{}", got.body);
+
+    // A date and time too: typed as `1403/01/01 14:30`, stored as the instant (UTC).
+    let new = web.get("/records/activities/new").await;
+    assert!(
+        new.html
+            .contains("id=\"in-starts_at\" name=\"starts_at\" type=\"text\""),
+        "{}",
+        new.html
+    );
+    assert!(
+        new.html
+            .contains("Solar Hijri date and time (UTC), as 1403/01/31 14:30.")
+    );
+    let bad = web
+        .post(
+            "/records/activities",
+            &[
+                ("kind", "meeting"),
+                ("topic", "Nowruz call"),
+                ("status", "new"),
+                ("starts_at", "۱۴۰۳/۰۱/۰۱ ۲۵:۰۰"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.html);
+    assert!(bad.html.contains("id=\"err-starts_at\""), "{}", bad.html);
+    assert_eq!(
+        input_value(&bad.html, "starts_at").as_deref(),
+        Some("۱۴۰۳/۰۱/۰۱ ۲۵:۰۰"),
+        "what was typed is kept"
+    );
+    let made = web
+        .post(
+            "/records/activities",
+            &[
+                ("kind", "meeting"),
+                ("topic", "Nowruz call"),
+                ("status", "new"),
+                ("starts_at", "۱۴۰۳/۰۱/۰۱ ۱۴:۳۰"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.html);
+    let listed = admin.get("/api/v1/records/activities?q=Nowruz").await;
+    let activity = &listed.body["items"][0];
+    assert_eq!(
+        activity["starts_at"], "2024-03-20T14:30:00Z",
+        "{}",
+        listed.body
+    );
+    let id = activity["id"].as_str().unwrap();
+    let edit = web.get(&format!("/records/activities/{id}/edit")).await;
+    assert_eq!(
+        input_value(&edit.html, "starts_at").as_deref(),
+        Some("۱۴۰۳/۰۱/۰۱ ۱۴:۳۰"),
+        "{}",
+        edit.html
+    );
+}
+
+async fn an_admin_builds_a_form_on_the_form_builder_page(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    admin
+        .install_plugin(plugin_package("plugins/forms"), &sales)
+        .await;
+    srv.member("sam@example.com", &sales, "member").await;
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let builder = "/apps/forms/views/forms";
+    assert!(
+        web.get("/")
+            .await
+            .html
+            .contains(&format!("href=\"{builder}\">Form builder</a>")),
+        "the builder is in the menu"
+    );
+    let empty = web.get(builder).await;
+    assert_eq!(empty.status, StatusCode::OK, "{}", empty.html);
+    assert!(empty.html.contains("No forms yet."));
+    assert!(empty.html.contains(&format!("href=\"{builder}?new\"")));
+
+    // A first try: a select without choices, a bad limit, no title and a name
+    // that is not one. Every reason comes back beside its input, as typed.
+    let new = web.get(&format!("{builder}?new")).await;
+    assert_eq!(new.status, StatusCode::OK, "{}", new.html);
+    assert!(
+        new.html.contains("name=\"q0.name\""),
+        "blank questions to fill"
+    );
+    assert_eq!(
+        input_value(&new.html, "dedupe_by").as_deref(),
+        Some("email")
+    );
+    let mut answers = vec![
+        ("name", "Talk to Sales!"),
+        ("title", ""),
+        ("kind", "form"),
+        ("object", "leads"),
+        ("dedupe_by", "email"),
+        ("q0.name", "last_name"),
+        ("q0.label", "Your name"),
+        ("q0.type", "text"),
+        ("q0.required", "on"),
+        ("q1.name", "email"),
+        ("q1.type", "email"),
+        ("q2.name", "interest"),
+        ("q2.type", "select"),
+        ("q2.max_length", "lots"),
+        ("q3.name", ""),
+    ];
+    let refused = web.post(&format!("{builder}?new"), &answers).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.html
+    );
+    for reason in [
+        "1 to 64 lower-case letters, digits and -",
+        "must be 1 to 200 characters",
+        "a select needs options",
+        "a whole number from 1 to 100000",
+    ] {
+        assert!(refused.html.contains(reason), "{reason}: {}", refused.html);
+    }
+    assert!(refused.html.contains("aria-invalid=\"true\""));
+    assert_eq!(
+        input_value(&refused.html, "name").as_deref(),
+        Some("Talk to Sales!"),
+        "what was typed is kept"
+    );
+    assert_eq!(
+        input_value(&refused.html, "q2.max_length").as_deref(),
+        Some("lots")
+    );
+    let listed = admin.get("/api/v1/x/forms/forms").await;
+    assert_eq!(listed.body, json!([]), "nothing was saved");
+
+    // Fixed, it is saved and the browser goes back to the list.
+    for (name, value) in answers.iter_mut() {
+        match *name {
+            "name" => *value = "talk-to-sales",
+            "title" => *value = "Talk to <b>sales</b>",
+            "q2.max_length" => *value = "",
+            _ => {}
+        }
+    }
+    answers.push(("q2.options", "demo, pricing"));
+    answers.push(("hidden", "source=Web"));
+    let saved = web.post(&format!("{builder}?new"), &answers).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/apps/forms/views/forms?saved=talk-to-sales")
+    );
+    let stored = admin.get("/api/v1/x/forms/forms/talk-to-sales").await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", stored.body);
+    assert_eq!(stored.body["title"], "Talk to <b>sales</b>");
+    assert_eq!(stored.body["department"], sales.as_str());
+    assert_eq!(stored.body["hidden"], json!({"source": "Web"}));
+    assert_eq!(stored.body["fields"][0]["required"], true);
+    assert_eq!(
+        stored.body["fields"][2]["options"],
+        json!(["demo", "pricing"])
+    );
+    assert_eq!(stored.body["fields"].as_array().unwrap().len(), 3);
+    let list = web.get(&saved.location.unwrap()).await;
+    assert!(list.html.contains("Saved the form talk-to-sales."));
+    assert!(
+        list.html
+            .contains(&format!("href=\"{builder}?edit=talk-to-sales\""))
+    );
+    assert!(
+        list.html.contains("Talk to &#60;b&#62;sales&#60;/b&#62;"),
+        "a plugin's text is escaped: {}",
+        list.html
+    );
+    // The public page asks what the builder defined.
+    let public = srv.anonymous().get("/public/forms/f/talk-to-sales").await;
+    assert_eq!(public.status, StatusCode::OK);
+    assert!(
+        public.text.contains("<option>pricing</option>"),
+        "{}",
+        public.text
+    );
+
+    // Its editor comes filled in; a question's field emptied drops it.
+    let edit_path = format!("{builder}?edit=talk-to-sales");
+    let editor = web.get(&edit_path).await;
+    assert_eq!(editor.status, StatusCode::OK, "{}", editor.html);
+    assert_eq!(
+        input_value(&editor.html, "q1.name").as_deref(),
+        Some("email")
+    );
+    assert_eq!(
+        input_value(&editor.html, "q2.options").as_deref(),
+        Some("demo, pricing")
+    );
+    assert!(
+        !editor.html.contains("name=\"name\""),
+        "a form's name is fixed: shown, not sent"
+    );
+    let changed = web
+        .post(
+            &edit_path,
+            &[
+                ("title", "Talk to sales"),
+                ("kind", "form"),
+                ("object", "leads"),
+                ("dedupe_by", "email"),
+                ("q0.name", "last_name"),
+                ("q0.required", "on"),
+                ("q1.name", "email"),
+                ("q1.type", "email"),
+                ("q2.name", ""),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.html);
+    let stored = admin.get("/api/v1/x/forms/forms/talk-to-sales").await;
+    assert_eq!(stored.body["fields"].as_array().unwrap().len(), 2);
+    assert_eq!(stored.body["hidden"], json!({}));
+
+    // A member may look but not define; nothing changes.
+    let sam = WebSession::sign_in(&srv, "sam@example.com", "password-123").await;
+    assert_eq!(sam.get(builder).await.status, StatusCode::OK);
+    let forbidden = sam
+        .post(&edit_path, &[("title", "Mine now"), ("remove", "on")])
+        .await;
+    assert_eq!(
+        forbidden.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        forbidden.html
+    );
+    assert!(
+        forbidden
+            .html
+            .contains("only admins of the department define forms")
+    );
+    // Without the CSRF token nothing is sent to the plugin.
+    let forged = web
+        .post_raw(&edit_path, &[("title", "Forged"), ("remove", "on")], false)
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        admin.get("/api/v1/x/forms/forms/talk-to-sales").await.body["title"],
+        "Talk to sales"
+    );
+
+    // Removed from its editor.
+    let removed = web.post(&edit_path, &[("remove", "on")]).await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.html);
+    assert_eq!(
+        admin
+            .get("/api/v1/x/forms/forms/talk-to-sales")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(web.get(&edit_path).await.status, StatusCode::NOT_FOUND);
+}
+
+async fn a_document_is_shared_from_its_page_then_trashed_put_back_and_purged(backend: Backend) {
+    let srv = Server::start(backend).await;
+    let admin = srv.admin().await;
+    let sales = admin.department("Sales").await;
+    let support = admin.department("Support").await;
+    srv.member("sam@example.com", &sales, "member").await;
+    let (sue_id, _) = srv.member("sue@example.com", &support, "member").await;
+    let sam = WebSession::sign_in(&srv, "sam@example.com", "password-123").await;
+    let sue = WebSession::sign_in(&srv, "sue@example.com", "password-123").await;
+    let folder_page = sam
+        .post("/documents/folders", &[("name", "Offers"), ("parent", "")])
+        .await
+        .location
+        .unwrap();
+    let folder = folder_page.split("folder=").nth(1).unwrap().to_string();
+    let uploaded = sam
+        .multipart(
+            &format!("/documents/upload?folder={folder}&_csrf={}", sam.csrf),
+            &[("title", "Acme offer")],
+            "file",
+            b"the offer",
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::SEE_OTHER, "{}", uploaded.html);
+    let doc_page = uploaded.location.unwrap();
+    let id = doc_page.rsplit('/').next().unwrap().to_string();
+    assert_eq!(sue.get(&doc_page).await.status, StatusCode::NOT_FOUND);
+
+    // Its owner shares it with Sue from its page.
+    let page = sam.get(&doc_page).await;
+    assert!(page.html.contains("id=\"share-form\""), "{}", page.html);
+    assert!(page.html.contains(&format!("value=\"user:{sue_id}\"")));
+    let shared = sam
+        .post(
+            &format!("/documents/{id}/shares"),
+            &[("with", &format!("user:{sue_id}")), ("access", "read")],
+        )
+        .await;
+    assert_eq!(shared.status, StatusCode::SEE_OTHER, "{}", shared.html);
+    assert!(sam.get(&doc_page).await.html.contains("sue@example.com"));
+    let as_sue = sue.get(&doc_page).await;
+    assert_eq!(as_sue.status, StatusCode::OK, "{}", as_sue.html);
+    assert!(
+        !as_sue.html.contains("id=\"share-form\"") && !as_sue.html.contains("trash-document"),
+        "a reader neither shares nor deletes"
+    );
+    // Sue may neither share it on nor trash it; nothing changes.
+    let refused = sue
+        .post(
+            &format!("/documents/{id}/shares"),
+            &[("with", &format!("department:{support}"))],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.html);
+    assert_eq!(
+        sue.post(&format!("/documents/{id}/trash"), &[])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let shares = admin.get(&format!("/api/v1/documents/{id}/shares")).await;
+    assert_eq!(shares.body.as_array().unwrap().len(), 1, "{}", shares.body);
+    // A share with nobody is refused on the page.
+    let nobody = sam
+        .post(&format!("/documents/{id}/shares"), &[("with", "")])
+        .await;
+    assert_eq!(
+        nobody.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        nobody.html
+    );
+    assert!(nobody.html.contains("id=\"doc-error\""));
+
+    let share = shares.body[0]["id"].as_str().unwrap();
+    let stopped = sam
+        .post(&format!("/documents/{id}/shares/{share}/delete"), &[])
+        .await;
+    assert_eq!(stopped.status, StatusCode::SEE_OTHER, "{}", stopped.html);
+    assert_eq!(sue.get(&doc_page).await.status, StatusCode::NOT_FOUND);
+
+    // To the trash, and back.
+    let trashed = sam.post(&format!("/documents/{id}/trash"), &[]).await;
+    assert_eq!(trashed.status, StatusCode::SEE_OTHER, "{}", trashed.html);
+    assert_eq!(trashed.location.as_deref(), Some("/documents?trash=1"));
+    assert_eq!(sam.get(&doc_page).await.status, StatusCode::NOT_FOUND);
+    assert!(!sam.get(&folder_page).await.html.contains("Acme offer"));
+    let trash = sam.get("/documents?trash=1").await;
+    assert!(trash.html.contains("Acme offer"), "{}", trash.html);
+    assert!(trash.html.contains(&format!("id=\"untrash-{id}\"")));
+    assert!(
+        !trash.html.contains(&format!("id=\"purge-{id}\"")),
+        "only an admin of its department deletes for good"
+    );
+    let back = sam.post(&format!("/documents/{id}/untrash"), &[]).await;
+    assert_eq!(back.location.as_deref(), Some(doc_page.as_str()));
+    assert!(sam.get(&folder_page).await.html.contains("Acme offer"));
+    assert!(
+        !sam.get("/documents?trash=1")
+            .await
+            .html
+            .contains("Acme offer")
+    );
+
+    // Deleted for good by an admin; a member is refused.
+    sam.post(&format!("/documents/{id}/trash"), &[]).await;
+    assert_eq!(
+        sam.post(&format!("/documents/{id}/purge"), &[])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let web = WebSession::sign_in(&srv, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert!(
+        web.get("/documents?trash=1")
+            .await
+            .html
+            .contains(&format!("id=\"purge-{id}\""))
+    );
+    let purged = web.post(&format!("/documents/{id}/purge"), &[]).await;
+    assert_eq!(purged.status, StatusCode::SEE_OTHER, "{}", purged.html);
+    assert_eq!(
+        admin.get(&format!("/api/v1/documents/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        !web.get("/documents?trash=1")
+            .await
+            .html
+            .contains("Acme offer")
+    );
 }

@@ -267,3 +267,170 @@ async fn a_user_uploads_a_new_version_of_a_document() {
     browser.screenshot("document-versions").await;
     browser.quit().await;
 }
+
+/// What the accessibility audit checks on a page, in the browser: a language and
+/// a title, one `h1`; a name for every form control (a label, `aria-label` or
+/// `aria-labelledby`), every button and link and every chart; `alt` on images;
+/// ids used once and `aria-describedby` pointing at elements that exist; and the
+/// WCAG AA contrast of every visible text against what is behind it (4.5:1, 3:1
+/// for large text). Answers each problem found.
+const AUDIT: &str = r#"
+const problems = [];
+const where = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.getAttribute('name') ? '[name=' + el.getAttribute('name') + ']' : '');
+const visible = el => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length) && getComputedStyle(el).visibility !== 'hidden';
+const byIds = ids => (ids || '').split(/\s+/).map(i => document.getElementById(i)).filter(Boolean).map(e => e.textContent).join('').trim();
+const named = el => (el.getAttribute('aria-label') || '').trim() || byIds(el.getAttribute('aria-labelledby'))
+    || (el.labels ? [...el.labels].map(l => l.textContent).join('').trim() : '') || (el.getAttribute('title') || '').trim();
+if (!document.documentElement.lang) problems.push('the page has no lang');
+if (!document.title.trim()) problems.push('the page has no title');
+const h1s = document.querySelectorAll('h1').length;
+if (h1s !== 1) problems.push(h1s + ' h1 headings');
+for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+  if (el.closest('[aria-hidden=true]')) continue;
+  if (!named(el)) problems.push('a control without a label: ' + where(el));
+}
+for (const el of document.querySelectorAll('button, a[href]')) {
+  if (!(el.textContent.trim() || (el.getAttribute('aria-label') || '').trim())) problems.push('no text: ' + where(el));
+}
+for (const el of document.querySelectorAll('img')) if (!el.hasAttribute('alt')) problems.push('no alt: ' + where(el));
+for (const el of document.querySelectorAll('svg[role=img]')) if (!named(el)) problems.push('a chart without a name');
+const ids = new Set();
+for (const el of document.querySelectorAll('[id]')) { if (ids.has(el.id)) problems.push('id twice: ' + el.id); ids.add(el.id); }
+for (const el of document.querySelectorAll('[aria-describedby]'))
+  for (const id of el.getAttribute('aria-describedby').split(/\s+/)) if (!document.getElementById(id)) problems.push('aria-describedby names no element: ' + id);
+const rgb = s => { const m = s.match(/rgba?\(([^)]+)\)/); if (!m) return null; const p = m[1].split(',').map(Number); return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+const behind = el => { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c && c.a > 0) return c; } return {r: 255, g: 255, b: 255, a: 1}; };
+const reported = new Set();
+for (const el of document.querySelectorAll('body *')) {
+  if (!visible(el) || el.closest(':disabled') || el.closest('[aria-hidden=true]')) continue;
+  if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+  const style = getComputedStyle(el);
+  const fg = rgb(style.color), bg = behind(el);
+  if (!fg) continue;
+  const blend = k => fg[k] * fg.a + bg[k] * (1 - fg.a);
+  const ink = {r: blend('r'), g: blend('g'), b: blend('b')};
+  const [hi, lo] = [lum(ink), lum(bg)].sort((a, b) => b - a);
+  const ratio = (hi + 0.05) / (lo + 0.05);
+  const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight) >= 700;
+  const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+  const key = style.color + '/' + JSON.stringify(bg) + '/' + need;
+  if (ratio < need && !reported.has(key)) {
+    reported.add(key);
+    problems.push('contrast ' + ratio.toFixed(2) + ':1 under ' + need + ':1: ' + where(el) + ' "' + el.textContent.trim().slice(0, 30) + '"');
+  }
+}
+return problems;
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_passes_the_accessibility_audit_in_english_and_persian() {
+    let srv = Server::start(Backend::Sqlite).await;
+    let admin = srv.admin().await;
+    let root = "00000000-0000-0000-0000-000000000001";
+    for plugin in ["plugins/pipelines", "plugins/forms"] {
+        admin.install_plugin(plugin_package(plugin), root).await;
+    }
+    let acme = admin
+        .create("companies", json!({"name": "Acme Trading"}))
+        .await;
+    let contact = admin
+        .create(
+            "contacts",
+            json!({"first_name": "Leyla", "last_name": "Karimi", "company": acme["id"]}),
+        )
+        .await;
+    let deal = admin
+        .create("deals", json!({"name": "Acme renewal", "amount": 12000}))
+        .await;
+    admin
+        .create(
+            "activities",
+            json!({"kind": "meeting", "topic": "Kick-off", "starts_at": "2026-11-25T09:00:00Z", "status": "new"}),
+        )
+        .await;
+    let pages = [
+        "/".to_string(),
+        "/records/contacts".into(),
+        format!("/records/contacts/{}", contact["id"].as_str().unwrap()),
+        "/records/contacts/new".into(),
+        format!("/records/deals/{}/edit", deal["id"].as_str().unwrap()),
+        "/records/deals".into(),
+        "/calendar?view=month&date=2026-11-25".into(),
+        "/reports".into(),
+        "/reports/new?object=deals".into(),
+        "/documents".into(),
+        "/documents?trash=1".into(),
+        "/tasks".into(),
+        "/notifications".into(),
+        "/imports".into(),
+        "/settings".into(),
+        "/admin/people".into(),
+        "/admin/roles/new".into(),
+        "/admin/objects".into(),
+        "/admin/objects/contacts".into(),
+        "/admin/plugins".into(),
+        "/admin/webhooks".into(),
+        "/apps/pipelines/views/board".into(),
+        "/apps/forms/views/forms?new".into(),
+    ];
+    let mut problems = Vec::new();
+    for lang in ["en", "fa"] {
+        let browser = Browser::start(OUT).await;
+        browser.goto(&srv.url(&format!("/login?lang={lang}"))).await;
+        let found = browser.script(AUDIT).await;
+        for p in found.as_array().unwrap() {
+            problems.push(format!("{lang} /login: {}", p.as_str().unwrap()));
+        }
+        sign_in(&browser, &srv).await;
+        for page in &pages {
+            browser.goto(&srv.url(page)).await;
+            assert!(
+                !browser.current_url().await.contains("/login"),
+                "{page} is shown to the signed-in admin"
+            );
+            let found = browser.script(AUDIT).await;
+            for p in found.as_array().unwrap() {
+                problems.push(format!("{lang} {page}: {}", p.as_str().unwrap()));
+            }
+        }
+        // A form refused: its errors beside the fields, tied to them.
+        browser.goto(&srv.url("/records/contacts/new")).await;
+        browser.click("#save").await;
+        browser
+            .wait_until(
+                "the refused form",
+                "return document.querySelector('[aria-invalid=true]') !== null",
+            )
+            .await;
+        browser
+            .screenshot(&format!("audit-refused-form-{lang}"))
+            .await;
+        for p in browser.script(AUDIT).await.as_array().unwrap() {
+            problems.push(format!("{lang} refused form: {}", p.as_str().unwrap()));
+        }
+        // The audit finds what it looks for: an input without a label and faint
+        // text added to the page are reported.
+        browser
+            .script(
+                "const main = document.querySelector('main'); \
+                 const input = document.createElement('input'); input.id = 'probe-input'; main.appendChild(input); \
+                 const faint = document.createElement('p'); faint.textContent = 'faint'; faint.style.color = '#cccccc'; \
+                 main.appendChild(faint); return null",
+            )
+            .await;
+        let probed = browser.script(AUDIT).await.to_string();
+        assert!(
+            probed.contains("a control without a label: input#probe-input"),
+            "{probed}"
+        );
+        assert!(probed.contains("\\\"faint\\\""), "{probed}");
+        browser.quit().await;
+    }
+    assert!(
+        problems.is_empty(),
+        "{} accessibility problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}

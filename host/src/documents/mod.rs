@@ -734,8 +734,8 @@ impl DocumentService {
     /// its content where no other version holds it: admins of its department.
     pub async fn purge(&self, actor: &Actor, id: &str) -> Result<(), ApiError> {
         let doc = self.readable(actor, id).await?;
-        let c = self.caller(actor);
-        if !c.user.is_admin_of(doc.department.as_deref()) {
+        if !self.may_purge(actor, &doc) {
+            let c = self.caller(actor);
             return Err(self
                 .deny(&c, Action::Admin, Some(id), "purge this document")
                 .await);
@@ -772,6 +772,33 @@ impl DocumentService {
         self.access.list_shares(OBJECT, id).await
     }
 
+    /// Whether `actor` may share `doc` and take its shares back: its owner, or an
+    /// admin of its department.
+    pub fn may_share(&self, actor: &Actor, doc: &Document) -> bool {
+        doc.owner.as_deref() == Some(actor.user_id.as_str())
+            || self
+                .caller(actor)
+                .user
+                .is_admin_of(doc.department.as_deref())
+    }
+
+    /// Whether `actor` may move `doc` to the trash and take it back.
+    pub fn may_delete(&self, actor: &Actor, doc: &Document) -> bool {
+        self.caller(actor).may(
+            Action::Delete,
+            doc.owner.as_deref(),
+            doc.department.as_deref(),
+        )
+    }
+
+    /// Whether `actor` may delete `doc` for good once it is in the trash: an
+    /// admin of its department.
+    pub fn may_purge(&self, actor: &Actor, doc: &Document) -> bool {
+        self.caller(actor)
+            .user
+            .is_admin_of(doc.department.as_deref())
+    }
+
     /// Shares a document with a user or a department, or takes a share back: its
     /// owner, or an admin of its department.
     pub async fn share(
@@ -781,9 +808,8 @@ impl DocumentService {
         change: Result<&ShareInput, &str>,
     ) -> Result<Option<Share>, ApiError> {
         let doc = self.get(actor, id).await?;
-        let c = self.caller(actor);
-        let owns = doc.owner.as_deref() == Some(actor.user_id.as_str());
-        if !owns && !c.user.is_admin_of(doc.department.as_deref()) {
+        if !self.may_share(actor, &doc) {
+            let c = self.caller(actor);
             return Err(self
                 .deny(
                     &c,

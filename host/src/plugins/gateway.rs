@@ -177,26 +177,33 @@ async fn serve_signed_in(
     .await
 }
 
-/// Calls a plugin's route with GET as `actor`, for the web pages' plugin views:
-/// the same checks, department, headers and rate limit as
-/// `/api/v1/x/{plugin}{path}`. Answers the status and body.
-pub(crate) async fn get_as(
+/// Calls a plugin's route as `actor`, for the web pages' plugin views: GET to
+/// show a view, POST with a view's form values as a JSON object (`json`). The
+/// same checks, department, headers and rate limit as `/api/v1/x/{plugin}{path}`.
+/// Answers the status and body.
+pub(crate) async fn call_as(
     app: &AppState,
     actor: &Actor,
     plugin: &str,
     path: &str,
     query: &str,
+    json: Option<Vec<u8>>,
 ) -> Result<(StatusCode, axum::body::Bytes), ApiError> {
     let uri = match query {
         "" => format!("/api/v1/x/{plugin}{path}"),
         q => format!("/api/v1/x/{plugin}{path}?{q}"),
     };
-    let request = Request::builder()
-        .method("GET")
+    let builder = Request::builder()
         .uri(uri)
-        .header("accept", "application/json")
-        .body(Body::empty())
-        .map_err(|e| ApiError::bad_request(format!("not a path of a view: {e}")))?;
+        .header("accept", "application/json");
+    let request = match json {
+        None => builder.method("GET").body(Body::empty()),
+        Some(body) => builder
+            .method("POST")
+            .header("content-type", "application/json")
+            .body(Body::from(body)),
+    }
+    .map_err(|e| ApiError::bad_request(format!("not a path of a view: {e}")))?;
     let response = serve_signed_in(
         app.clone(),
         actor.clone(),

@@ -293,7 +293,7 @@ impl<'a> ListQuery<'a> {
         // Binds of the read scope first: the other conditions repeat in every branch
         // and reuse their numbered placeholders.
         let branches = scope.branches(&object.name, &mut b);
-        let mut rest = self.conditions(object, dialect, &mut b);
+        let rest = self.conditions(object, dialect, &mut b);
         let (expr, is_id) = match self.sort.column {
             Column::Id | Column::CreatedAt => ("id".to_string(), true),
             ref c => (c.sql(), false),
@@ -303,50 +303,70 @@ impl<'a> ListQuery<'a> {
         } else {
             (">", "ASC")
         };
-        if let Some((value, id)) = &self.after {
-            let id_param = b.bind(Bind::Text(id.clone()));
-            let keyset = if is_id {
-                format!("id {cmp} {id_param}")
-            } else {
-                match value {
-                    // Records without a value come last, in id order.
-                    Some(v) => {
-                        let v = b.bind(v.clone());
-                        format!(
-                            "({expr} {cmp} {v} OR ({expr} = {v} AND id {cmp} {id_param}) OR {expr} IS NULL)"
-                        )
-                    }
-                    None => format!("({expr} IS NULL AND id {cmp} {id_param})"),
-                }
+        let limit = self.limit + 1;
+        // The page is read in parts, each an index walk in its own order: by id; or
+        // the records with a value in the field index's order (value, id), then
+        // those without one in id order. One `ORDER BY value NULLS LAST` would make
+        // SQLite sort every matching row (its indexes keep NULLs first).
+        let mut parts: Vec<(String, String)> = Vec::new();
+        if is_id {
+            let keyset = match &self.after {
+                Some((_, id)) => format!(" AND id {cmp} {}", b.bind(Bind::Text(id.clone()))),
+                None => String::new(),
             };
-            rest.push_str(" AND ");
-            rest.push_str(&keyset);
+            parts.push((keyset, format!(" ORDER BY id {dir} LIMIT {limit}")));
+        } else {
+            // A cursor without a value is already among the records without one.
+            if !matches!(self.after, Some((None, _))) {
+                let mut with_value = format!(" AND {expr} IS NOT NULL");
+                if let Some((Some(v), id)) = &self.after {
+                    let id_param = b.bind(Bind::Text(id.clone()));
+                    let v = b.bind(v.clone());
+                    with_value.push_str(&format!(
+                        " AND ({expr} {cmp} {v} OR ({expr} = {v} AND id {cmp} {id_param}))"
+                    ));
+                }
+                parts.push((
+                    with_value,
+                    format!(" ORDER BY {expr} {dir}, id {dir} LIMIT {limit}"),
+                ));
+            }
+            let mut without = format!(" AND {expr} IS NULL");
+            if let Some((None, id)) = &self.after {
+                without.push_str(&format!(" AND id {cmp} {}", b.bind(Bind::Text(id.clone()))));
+            }
+            parts.push((without, format!(" ORDER BY id {dir} LIMIT {limit}")));
         }
         let order = if is_id {
-            format!(" ORDER BY id {dir} LIMIT {}", self.limit + 1)
+            format!(" ORDER BY id {dir} LIMIT {limit}")
         } else {
-            format!(
-                " ORDER BY {expr} {dir} NULLS LAST, id {dir} LIMIT {}",
-                self.limit + 1
-            )
+            format!(" ORDER BY {expr} {dir} NULLS LAST, id {dir} LIMIT {limit}")
         };
         // The object name is a checked identifier; as a literal it lets the planners
         // use the object's partial field indexes.
         let from = format!("FROM records WHERE object = '{}'", object.name);
-        let sql = match branches.as_deref() {
-            None => format!("SELECT {select} {from}{rest}{order}"),
-            Some([only]) => format!("SELECT {select} {from} AND {only}{rest}{order}"),
-            // The first page of each branch, in its index's order, then the first page
-            // of their union: a few short index walks instead of a filtered scan.
-            Some(branches) => {
-                let pages: Vec<String> = branches
+        let scopes: Vec<String> = match branches {
+            None => vec![String::new()],
+            Some(branches) => branches.iter().map(|b| format!(" AND {b}")).collect(),
+        };
+        let sql = match (&parts[..], &scopes[..]) {
+            ([(part, part_order)], [scope]) => {
+                format!("SELECT {select} {from}{scope}{rest}{part}{part_order}")
+            }
+            // The first page of each part in each read scope's branch, then the first
+            // page of their union: a few short index walks instead of a filtered scan
+            // and a sort.
+            _ => {
+                let (from, rest) = (&from, &rest);
+                let pages: Vec<String> = parts
                     .iter()
-                    .enumerate()
-                    .map(|(i, branch)| {
-                        format!(
-                            "SELECT id FROM (SELECT id {from} AND {branch}{rest}{order}) AS p{i}"
-                        )
+                    .flat_map(|(part, part_order)| {
+                        scopes.iter().map(move |scope| {
+                            format!("SELECT id {from}{scope}{rest}{part}{part_order}")
+                        })
                     })
+                    .enumerate()
+                    .map(|(i, page)| format!("SELECT id FROM ({page}) AS p{i}"))
                     .collect();
                 format!(
                     "SELECT {select} FROM records WHERE id IN ({}){order}",
@@ -856,6 +876,48 @@ mod tests {
         );
         assert!(sql.contains("WHERE object = 'deals' AND "), "{sql}");
         assert!(sql.ends_with("ORDER BY CAST((data->>'amount') AS DOUBLE PRECISION) ASC NULLS LAST, id ASC LIMIT 51"), "{sql}");
+    }
+
+    #[test]
+    fn a_sort_by_a_field_walks_its_index_then_the_records_without_a_value() {
+        let o = deals();
+        let amount = "CAST((data->>'amount') AS DOUBLE PRECISION)";
+        let q = ListQuery::parse(&o, "sort=-amount&limit=10").unwrap();
+        let (sql, _) = q.to_sql(&o, Dialect::Sqlite, "id", &ReadScope::All);
+        assert!(
+            sql.contains(&format!(
+                "{amount} IS NOT NULL ORDER BY {amount} DESC, id DESC LIMIT 11"
+            )),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(&format!("{amount} IS NULL ORDER BY id DESC LIMIT 11")),
+            "{sql}"
+        );
+        assert!(
+            !sql.contains("NULLS LAST, id DESC LIMIT 11) AS"),
+            "no part sorts every row: {sql}"
+        );
+        // Past the last record with a value, only those without one are read.
+        let last = crate::records::Record {
+            id: "0196".into(),
+            object: "deals".into(),
+            version: 1,
+            created_at: String::new(),
+            updated_at: String::new(),
+            owner: None,
+            department: None,
+            fields: Map::new(),
+        };
+        let cursor = q.cursor_after(&last);
+        let next = ListQuery::parse(&o, &format!("sort=-amount&limit=10&cursor={cursor}")).unwrap();
+        let (sql, binds) = next.to_sql(&o, Dialect::Sqlite, "id", &ReadScope::All);
+        assert!(!sql.contains("IS NOT NULL"), "{sql}");
+        assert!(
+            sql.contains(&format!("{amount} IS NULL AND id < $1 ORDER BY id DESC")),
+            "{sql}"
+        );
+        assert_eq!(binds, vec![Bind::Text("0196".into())]);
     }
 
     #[test]

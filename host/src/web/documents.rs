@@ -1,7 +1,8 @@
 //! The document library pages: folders and their documents, a document with its
-//! versions (download, restore), check-out locks, and uploads of new documents and
-//! versions (streamed, with a progress bar when the page script runs). The same
-//! document service and rights as `/api/v1/documents`.
+//! versions (download, restore), check-out locks, sharing, and uploads of new
+//! documents and versions (streamed, with a progress bar when the page script
+//! runs); the trash (put back, delete for good). The same document service and
+//! rights as `/api/v1/documents`.
 
 use askama::Template;
 use axum::extract::{Path, Query, RawQuery, Request, State};
@@ -10,6 +11,7 @@ use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 
 use super::i18n::Tr;
+use super::sharing::{Sharing, share_input, sharing};
 use super::{FormData, Visitor, WebResult, render};
 use crate::api::AppState;
 use crate::documents::routes::{Target, download, with_body};
@@ -22,6 +24,7 @@ pub struct FolderItem {
 }
 
 pub struct DocumentItem {
+    pub id: String,
     pub href: String,
     pub title: String,
     pub file_name: String,
@@ -29,6 +32,8 @@ pub struct DocumentItem {
     pub size: String,
     pub updated: String,
     pub locked: bool,
+    /// In the trash: whether the visitor may delete it for good.
+    pub can_purge: bool,
 }
 
 #[derive(Template)]
@@ -41,6 +46,8 @@ struct LibraryPage<'a> {
     /// Where the upload form posts: the folder and the CSRF token, URL-encoded.
     upload_action: String,
     search: String,
+    /// The trash is shown instead of a folder.
+    trash: bool,
     documents: Vec<DocumentItem>,
     next_href: Option<String>,
 }
@@ -50,6 +57,9 @@ pub struct LibraryQuery {
     folder: Option<String>,
     q: Option<String>,
     cursor: Option<String>,
+    /// `1`: the trash.
+    #[serde(default)]
+    trash: Option<String>,
 }
 
 /// A size in bytes as people read it.
@@ -62,7 +72,8 @@ fn size_text(tr: &Tr, bytes: i64) -> String {
     tr.digits(&text)
 }
 
-/// `GET /documents[?folder=&q=&cursor=]`.
+/// `GET /documents[?folder=&q=&cursor=]`, or `?trash=1`: the deleted documents
+/// the visitor may read.
 pub async fn library(
     State(app): State<AppState>,
     v: Visitor,
@@ -73,10 +84,18 @@ pub async fn library(
         .folders(&v.actor)
         .await
         .map_err(|e| v.fail(e))?;
-    let folder = q.folder.clone().unwrap_or_default();
+    let trash = q
+        .trash
+        .as_deref()
+        .is_some_and(|t| !t.is_empty() && t != "0");
+    let folder = match trash {
+        true => String::new(),
+        false => q.folder.clone().unwrap_or_default(),
+    };
     let query = DocumentQuery {
-        folder: q.folder.clone().filter(|f| !f.is_empty()),
+        folder: Some(folder.clone()).filter(|f| !f.is_empty()),
         q: q.q.clone().filter(|s| !s.trim().is_empty()),
+        trash,
         cursor: q.cursor.clone(),
         limit: Some(50),
         ..Default::default()
@@ -92,6 +111,9 @@ pub async fn library(
         s.append_pair("folder", &folder)
             .append_pair("q", q.q.as_deref().unwrap_or_default())
             .append_pair("cursor", c);
+        if trash {
+            s.append_pair("trash", "1");
+        }
         format!("/documents?{}", s.finish())
     });
     Ok(render(&LibraryPage {
@@ -116,6 +138,7 @@ pub async fn library(
             .items
             .into_iter()
             .map(|d| DocumentItem {
+                can_purge: trash && app.documents.may_purge(&v.actor, &d),
                 href: format!("/documents/{}", d.id),
                 title: d.title,
                 file_name: d.file_name,
@@ -123,9 +146,11 @@ pub async fn library(
                 size: size_text(tr, d.size),
                 updated: tr.date(&d.updated_at),
                 locked: d.locked_by.is_some(),
+                id: d.id,
             })
             .collect(),
         folder,
+        trash,
         next_href,
     }))
 }
@@ -153,6 +178,9 @@ struct DocumentPage<'a> {
     locked_by: String,
     locked_by_me: bool,
     versions: Vec<VersionItem>,
+    sharing: Sharing,
+    /// The visitor may move it to the trash.
+    can_trash: bool,
     error: String,
 }
 
@@ -182,6 +210,15 @@ async fn document_page(
         .versions(&v.actor, id)
         .await
         .map_err(|e| v.fail(e))?;
+    let shares = app
+        .documents
+        .shares(&v.actor, id)
+        .await
+        .map_err(|e| v.fail(e))?;
+    let can_share = app.documents.may_share(&v.actor, &doc);
+    let sharing = sharing(app, v, shares, can_share, format!("/documents/{id}/shares"))
+        .await
+        .map_err(|e| v.fail(e))?;
     let users = super::view::user_names(app).await;
     let name = |id: &Option<String>| {
         id.as_ref()
@@ -198,6 +235,7 @@ async fn document_page(
         tags: doc.tags.join(", "),
         locked_by: name(&doc.locked_by),
         locked_by_me: doc.locked_by.as_deref() == Some(v.actor.user_id.as_str()),
+        can_trash: app.documents.may_delete(&v.actor, &doc),
         versions: versions
             .into_iter()
             .map(|ver| VersionItem {
@@ -211,6 +249,7 @@ async fn document_page(
                 reason: ver.reason,
             })
             .collect(),
+        sharing,
         error,
     });
     Ok((status, page).into_response())
@@ -296,7 +335,9 @@ pub async fn new_folder(State(app): State<AppState>, v: Visitor, form: FormData)
     Ok(Redirect::to(&format!("/documents?folder={}", folder.id)).into_response())
 }
 
-/// `POST /documents/{id}/{action}`: restore (with `version`), lock or unlock.
+/// `POST /documents/{id}/{action}`: restore (with `version`), lock, unlock, trash
+/// (to the trash), untrash (back from it) or purge (delete it for good from the
+/// trash).
 pub async fn act(
     State(app): State<AppState>,
     v: Visitor,
@@ -304,28 +345,85 @@ pub async fn act(
     form: FormData,
 ) -> WebResult {
     v.check_csrf(&form)?;
-    let done = match action.as_str() {
+    let page = format!("/documents/{id}");
+    let (done, next) = match action.as_str() {
         "restore" => {
             let version = form
                 .get("version")
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| v.error(StatusCode::BAD_REQUEST, "which version?".into()))?;
-            app.documents
+            let done = app
+                .documents
                 .restore_version(&v.actor, &id, version, form.get("reason"))
-                .await
+                .await;
+            (done.map(|_| ()), page)
         }
-        "lock" => app.documents.lock(&v.actor, &id, None).await,
-        "unlock" => app.documents.unlock(&v.actor, &id).await,
+        "lock" => (
+            app.documents.lock(&v.actor, &id, None).await.map(|_| ()),
+            page,
+        ),
+        "unlock" => (app.documents.unlock(&v.actor, &id).await.map(|_| ()), page),
+        "trash" => (
+            app.documents.trash(&v.actor, &id, true).await.map(|_| ()),
+            "/documents?trash=1".to_string(),
+        ),
+        // A document in the trash has no page to come back to: a refusal is an
+        // error page.
+        "untrash" => {
+            let done = app.documents.trash(&v.actor, &id, false).await;
+            done.map_err(|e| v.fail(e))?;
+            return Ok(Redirect::to(&page).into_response());
+        }
+        "purge" => {
+            let done = app.documents.purge(&v.actor, &id).await;
+            done.map_err(|e| v.fail(e))?;
+            return Ok(Redirect::to("/documents?trash=1").into_response());
+        }
         _ => return Err(v.error(StatusCode::NOT_FOUND, v.tr.t("error-not-found"))),
     };
     match done {
-        Ok(_) => Ok(Redirect::to(&format!("/documents/{id}")).into_response()),
+        Ok(()) => Ok(Redirect::to(&next).into_response()),
         Err(e) if e.status != StatusCode::NOT_FOUND => {
             let status = e.status;
             document_page(&app, &v, &id, status, v.fail(e).message).await
         }
         Err(e) => Err(v.fail(e)),
     }
+}
+
+/// `POST /documents/{id}/shares`: shares the document with `with` (`user:{id}`
+/// or `department:{id}`) to `access` it (read, or write: also upload versions).
+pub async fn share(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path(id): Path<String>,
+    form: FormData,
+) -> WebResult {
+    v.check_csrf(&form)?;
+    let input = share_input(&form);
+    match app.documents.share(&v.actor, &id, Ok(&input)).await {
+        Ok(_) => Ok(Redirect::to(&format!("/documents/{id}#sharing")).into_response()),
+        Err(e) if e.status != StatusCode::NOT_FOUND => {
+            let status = e.status;
+            document_page(&app, &v, &id, status, v.fail(e).message).await
+        }
+        Err(e) => Err(v.fail(e)),
+    }
+}
+
+/// `POST /documents/{id}/shares/{share}/delete`: stops sharing.
+pub async fn unshare(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path((id, share)): Path<(String, String)>,
+    form: FormData,
+) -> WebResult {
+    v.check_csrf(&form)?;
+    app.documents
+        .share(&v.actor, &id, Err(&share))
+        .await
+        .map_err(|e| v.fail(e))?;
+    Ok(Redirect::to(&format!("/documents/{id}#sharing")).into_response())
 }
 
 /// `GET /documents/{id}/versions/{version}/content`: the file (audited).

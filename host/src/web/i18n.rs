@@ -282,40 +282,61 @@ impl Tr {
 }
 
 impl Tr {
-    /// A stored date (`YYYY-MM-DD`) as a date input holds it: the browser's own date
-    /// picker for the Gregorian calendar; for the Solar Hijri calendar a text input
-    /// holding `1403/01/01` in the user's digits. Anything else (what was typed and
-    /// refused) is given back as it is.
+    /// A stored date (`YYYY-MM-DD`) or date and time (`YYYY-MM-DDTHH:MM`, as a
+    /// date-time input holds it) as the user types it: the browser's own pickers
+    /// for the Gregorian calendar; for the Solar Hijri calendar a text input
+    /// holding `1403/01/01` or `1403/01/01 14:30` in the user's digits. Anything
+    /// else (what was typed and refused) is given back as it is.
     pub fn date_input(&self, stored: &str) -> String {
-        let gregorian = chrono::NaiveDate::parse_from_str(stored, "%Y-%m-%d")
+        let (day, time) = match stored.split_once('T') {
+            Some((day, time)) => (day, Some(time)),
+            None => (stored, None),
+        };
+        let gregorian = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
             .ok()
             .filter(|d| chrono::Datelike::year(d) >= MODERN);
         match (self.prefs.calendar, gregorian) {
             (Calendar::SolarHijri, Some(date)) => {
                 let (y, m, d) = to_solar_hijri(date);
-                self.digits(&format!("{y:04}/{m:02}/{d:02}"))
+                let day = format!("{y:04}/{m:02}/{d:02}");
+                self.digits(&match time {
+                    Some(time) => format!("{day} {time}"),
+                    None => day,
+                })
             }
             _ => stored.to_string(),
         }
     }
 
-    /// A typed date as stored (`YYYY-MM-DD`): for a user of the Solar Hijri
+    /// A typed date as stored (`YYYY-MM-DD`), or a date and time as a date-time
+    /// input sends it (`YYYY-MM-DDTHH:MM`): for a user of the Solar Hijri
     /// calendar, `1403/01/01` (or with `-`, in Persian or Latin digits) becomes
-    /// `2024-03-20`. What does not read as a date is given back as typed, for the
-    /// records service to refuse beside its field.
+    /// `2024-03-20` and `1403/01/01 14:30` becomes `2024-03-20T14:30`. What does
+    /// not read as a date is given back as typed, for the records service to
+    /// refuse beside its field.
     pub fn typed_date(&self, typed: &str) -> String {
         if self.prefs.calendar != Calendar::SolarHijri {
             return typed.to_string();
         }
         let latin: String = typed.trim().chars().map(latin_digit).collect();
-        let parts: Vec<&str> = latin.split(['/', '-']).collect();
+        let (day, time) = match latin.split_once([' ', 'T']) {
+            Some((day, time)) => (day, Some(time.trim())),
+            None => (latin.as_str(), None),
+        };
+        let parts: Vec<&str> = day.split(['/', '-']).collect();
         let [y, m, d] = parts[..] else {
             return typed.to_string();
         };
-        match (y.parse(), m.parse(), d.parse()) {
-            (Ok(y), Ok(m), Ok(d)) if y < i64::from(MODERN) => from_solar_hijri(y, m, d)
-                .map(|date| date.format("%Y-%m-%d").to_string())
-                .unwrap_or_else(|| typed.to_string()),
+        let date = match (y.parse(), m.parse(), d.parse()) {
+            (Ok(y), Ok(m), Ok(d)) if y < i64::from(MODERN) => from_solar_hijri(y, m, d),
+            _ => None,
+        };
+        let time = time.map(|t| chrono::NaiveTime::parse_from_str(t, "%H:%M"));
+        match (date, time) {
+            (Some(date), None) => date.format("%Y-%m-%d").to_string(),
+            (Some(date), Some(Ok(time))) => {
+                format!("{}T{}", date.format("%Y-%m-%d"), time.format("%H:%M"))
+            }
             _ => typed.to_string(),
         }
     }
@@ -476,6 +497,16 @@ mod tests {
         let gregorian = Tr::new(Preferences::defaults_for(Locale::En));
         assert_eq!(gregorian.typed_date("1403/01/01"), "1403/01/01");
         assert_eq!(gregorian.date_input("2024-03-20"), "2024-03-20");
+        // A date and time: the time of day is kept as typed.
+        assert_eq!(tr.typed_date("۱۴۰۳/۰۱/۰۱ ۱۴:۳۰"), "2024-03-20T14:30");
+        assert_eq!(tr.typed_date("1403/1/1T9:05"), "2024-03-20T09:05");
+        assert_eq!(tr.typed_date("1403/01/01 25:00"), "1403/01/01 25:00");
+        assert_eq!(
+            tr.date_input("2024-03-20T14:30"),
+            tr.digits("1403/01/01 14:30")
+        );
+        assert_eq!(gregorian.date_input("2024-03-20T14:30"), "2024-03-20T14:30");
+        assert_eq!(gregorian.typed_date("2024-03-20T14:30"), "2024-03-20T14:30");
     }
 
     #[test]

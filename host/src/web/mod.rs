@@ -20,6 +20,7 @@ pub mod report_forms;
 pub mod reports;
 pub mod roles;
 pub mod session;
+pub mod sharing;
 pub mod tasks;
 pub mod view;
 pub mod views;
@@ -77,7 +78,10 @@ pub fn router() -> Router<AppState> {
             "/records/{object}/{id}/shares/{share}/delete",
             post(records::unshare),
         )
-        .route("/apps/{plugin}/{*view}", get(views::plugin_page))
+        .route(
+            "/apps/{plugin}/{*view}",
+            get(views::plugin_page).post(views::plugin_post),
+        )
         .route(
             "/admin/plugins",
             get(admin::plugins)
@@ -159,6 +163,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/documents/{id}/versions/{version}/content",
             get(documents::content),
+        )
+        .route("/documents/{id}/shares", post(documents::share))
+        .route(
+            "/documents/{id}/shares/{share}/delete",
+            post(documents::unshare),
         )
         .route("/documents/{id}/{action}", post(documents::act))
         .route("/imports", get(imports::list))

@@ -15,12 +15,11 @@ use axum::response::{IntoResponse, Redirect};
 use serde_json::{Map, Value};
 
 use super::i18n::{Calendar, Tr};
+use super::sharing::{Sharing, share_input, sharing};
 use super::view::{self, Names, Shown};
 use super::{Choice, FormData, Visitor, WebResult, local_path, render, wants_fragment};
-use crate::access::shares::ShareInput;
-use crate::access::{Action, FieldAccess, ObjectAccess, ShareAccess};
+use crate::access::{Action, FieldAccess, ObjectAccess};
 use crate::api::AppState;
-use crate::api::error::ApiError;
 use crate::audit::AuditAction;
 use crate::records::metadata::{Field, FieldType, ObjectType};
 use crate::records::service::ShareChange;
@@ -496,21 +495,6 @@ struct RecordPage<'a> {
     sharing: Sharing,
 }
 
-/// Whom the record is shared with, and what the visitor may share it with.
-pub struct Sharing {
-    pub shares: Vec<ShareRow>,
-    /// The owner or an admin over the record: may share and stop sharing.
-    pub can_share: bool,
-    pub users: Vec<(String, String)>,
-    pub departments: Vec<(String, String)>,
-}
-
-pub struct ShareRow {
-    pub id: String,
-    pub with: String,
-    pub access: String,
-}
-
 /// A record the caller may read, with its view of the record's object.
 async fn read(
     app: &AppState,
@@ -568,7 +552,14 @@ pub async fn show(
         })
         .unwrap_or_default();
     let history = history(&app, &v, &meta, &record, &names).await;
-    let sharing = sharing(&app, &v, &object, &record)
+    let shares = app
+        .access
+        .list_shares(&object, &record.id)
+        .await
+        .map_err(|e| v.fail(e))?;
+    let can_share = app.records.may_share(&v.actor, &object, &record);
+    let action = format!("/records/{object}/{id}/shares");
+    let sharing = sharing(&app, &v, shares, can_share, action)
         .await
         .map_err(|e| v.fail(e))?;
     Ok(render(&RecordPage {
@@ -597,72 +588,6 @@ pub async fn show(
     }))
 }
 
-/// The record's shares; with the people and departments to share with when the
-/// visitor may share it.
-async fn sharing(
-    app: &AppState,
-    v: &Visitor,
-    object: &str,
-    record: &Record,
-) -> Result<Sharing, ApiError> {
-    let shares = app.access.list_shares(object, &record.id).await?;
-    let can_share = app.records.may_share(&v.actor, object, record);
-    if shares.is_empty() && !can_share {
-        return Ok(Sharing {
-            shares: Vec::new(),
-            can_share,
-            users: Vec::new(),
-            departments: Vec::new(),
-        });
-    }
-    let users: Vec<(String, String)> = app
-        .auth
-        .list_users()
-        .await?
-        .into_iter()
-        .filter(|u| u.active)
-        .map(|u| (u.id, format!("{} <{}>", u.name, u.email)))
-        .collect();
-    let departments: Vec<(String, String)> = app
-        .access
-        .list_departments()
-        .await?
-        .into_iter()
-        .map(|d| (d.id, d.name))
-        .collect();
-    let name_of = |list: &[(String, String)], id: &str| {
-        list.iter()
-            .find(|(i, _)| i == id)
-            .map(|(_, n)| n.clone())
-            .unwrap_or_else(|| id.to_string())
-    };
-    let shares = shares
-        .into_iter()
-        .map(|s| ShareRow {
-            with: match (&s.user, &s.department) {
-                (Some(u), _) => name_of(&users, u),
-                (None, Some(d)) => format!(
-                    "{} ({})",
-                    name_of(&departments, d),
-                    v.tr.t("admin-department")
-                ),
-                (None, None) => String::new(),
-            },
-            access: v.tr.t(match s.access {
-                ShareAccess::Read => "share-read",
-                ShareAccess::Write => "share-write",
-            }),
-            id: s.id,
-        })
-        .collect();
-    Ok(Sharing {
-        shares,
-        can_share,
-        users,
-        departments,
-    })
-}
-
 /// `POST /records/{object}/{id}/shares`: shares the record with `with`
 /// (`user:{id}` or `department:{id}`) to `access` it (read or write); sharing again
 /// with the same one changes the access.
@@ -673,22 +598,7 @@ pub async fn share(
     form: FormData,
 ) -> WebResult {
     v.check_csrf(&form)?;
-    let access = match form.get("access") {
-        Some("write") => ShareAccess::Write,
-        _ => ShareAccess::Read,
-    };
-    let with = form.get("with").unwrap_or_default();
-    let (user, department) = match with.split_once(':') {
-        Some(("user", u)) => (Some(u.to_string()), None),
-        Some(("department", d)) => (None, Some(d.to_string())),
-        // Neither: the service refuses it with its reason.
-        _ => (None, None),
-    };
-    let input = ShareInput {
-        user,
-        department,
-        access,
-    };
+    let input = share_input(&form);
     app.records
         .share(&v.actor, &object, &id, ShareChange::Put(&input))
         .await
@@ -882,7 +792,11 @@ struct FormPage<'a> {
 fn input_value(field: &Field, value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) if field.kind == FieldType::Datetime => {
+        // A stored instant (`2024-03-20T14:30:00Z`) as a date-time input holds it;
+        // anything else (what was typed and refused) as it is.
+        Some(Value::String(s))
+            if field.kind == FieldType::Datetime && s.len() > 16 && s.as_bytes()[10] == b'T' =>
+        {
             s.get(..16).unwrap_or(s).to_string()
         }
         Some(Value::String(s)) => s.clone(),
@@ -905,9 +819,11 @@ async fn inputs(
         let read_only = access.field(&f.name) != FieldAccess::Write;
         let value = values.get(&f.name);
         let mut current = input_value(f, value);
-        // The browser's date picker knows only the Gregorian calendar: a user of the
-        // Solar Hijri one types the date, as `1403/01/01`.
-        let hijri = f.kind == FieldType::Date && v.tr.prefs.calendar == Calendar::SolarHijri;
+        // The browser's date pickers know only the Gregorian calendar: a user of the
+        // Solar Hijri one types the date, as `1403/01/01` (and `14:30` after it for
+        // a date and time).
+        let dated = matches!(f.kind, FieldType::Date | FieldType::Datetime);
+        let hijri = dated && v.tr.prefs.calendar == Calendar::SolarHijri;
         if hijri {
             current = v.tr.date_input(&current);
         }
@@ -920,7 +836,7 @@ async fn inputs(
             FieldType::Integer => ("number", "1"),
             FieldType::Decimal => ("number", "any"),
             FieldType::Currency => ("number", "0.01"),
-            FieldType::Date if hijri => ("text", ""),
+            FieldType::Date | FieldType::Datetime if hijri => ("text", ""),
             FieldType::Date => ("date", ""),
             FieldType::Datetime => ("datetime-local", ""),
             FieldType::Boolean => ("checkbox", ""),
@@ -989,7 +905,11 @@ async fn inputs(
             read_only,
             // The form a typed Solar Hijri date takes, before the field's own help.
             help: if hijri && !read_only {
-                [v.tr.t("form-date-hijri"), f.help_text.clone()]
+                let form = match f.kind {
+                    FieldType::Datetime => "form-datetime-hijri",
+                    _ => "form-date-hijri",
+                };
+                [v.tr.t(form), f.help_text.clone()]
                     .join(" ")
                     .trim()
                     .to_string()
@@ -1077,7 +997,7 @@ fn submitted(
                         continue;
                     }
                     Value::Null
-                } else if f.kind == FieldType::Date {
+                } else if matches!(f.kind, FieldType::Date | FieldType::Datetime) {
                     crate::records::validate::from_text(f, &tr.typed_date(raw))
                 } else {
                     crate::records::validate::from_text(f, raw)

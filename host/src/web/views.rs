@@ -1,19 +1,23 @@
 //! Pages plugins add to the web interface. A plugin declares menu entries in its
 //! manifest (`[[menu]]`: a label and a route); the route answers a declarative view
-//! as JSON (a board, a table, a detail panel or a chart). The host checks the JSON
-//! against the types below and renders it with its own templates: a plugin
-//! supplies text and numbers, never markup, so its content cannot run script.
+//! as JSON (a board, a table, a detail panel, a chart or a form). The host checks
+//! the JSON against the types below and renders it with its own templates: a
+//! plugin supplies text and numbers, never markup, so its content cannot run
+//! script. A form posts its values back to the same route (as a JSON object),
+//! which answers another view or where to go next.
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::i18n::Tr;
-use super::{Visitor, WebError, WebResult, render};
+use super::{Choice, FormData, Visitor, WebError, WebResult, render};
 use crate::api::AppState;
-use crate::plugins::gateway;
+use crate::plugins::{Installed, gateway};
+use std::sync::Arc;
 
 /// Most columns, cards, rows or points a view may hold.
 const MAX_ITEMS: usize = 1_000;
@@ -27,6 +31,83 @@ pub enum View {
     Table(Table),
     Detail(Detail),
     Chart(Chart),
+    Form(FormView),
+    /// After a form was taken: the page to go to (a view the plugin declares).
+    Redirect {
+        to: String,
+    },
+}
+
+/// A link above a view to another of the plugin's views: `to` is a view its
+/// manifest declares, with a query string if wanted (`/views/forms?edit=x`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewLink {
+    pub label: String,
+    pub to: String,
+}
+
+/// A form the host draws; submitting it posts `{input name: text}` (a checkbox
+/// sends `"on"` when ticked and nothing otherwise) to the same route with the
+/// page's query string. The plugin answers with a view (this form again with its
+/// errors, with a 4xx status, say) or a redirect.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormView {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// Reasons not tied to one input, shown above the form.
+    #[serde(default)]
+    pub errors: Vec<String>,
+    pub sections: Vec<FormSection>,
+    /// The button's text ("Save" when empty).
+    #[serde(default)]
+    pub submit: String,
+    #[serde(default)]
+    pub links: Vec<ViewLink>,
+}
+
+/// Inputs drawn together under a title (a fieldset).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormSection {
+    #[serde(default)]
+    pub title: String,
+    pub inputs: Vec<FormInput>,
+}
+
+/// Input types a form view may use.
+const INPUT_TYPES: &[&str] = &["text", "textarea", "number", "email", "select", "checkbox"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormInput {
+    pub name: String,
+    pub label: String,
+    /// One of [`INPUT_TYPES`] (`text` when left out).
+    #[serde(default = "text_input", rename = "type")]
+    pub kind: String,
+    /// Its text (a number or true/false for a checkbox also do).
+    #[serde(default)]
+    pub value: Value,
+    /// A select's choices.
+    #[serde(default)]
+    pub options: Vec<String>,
+    #[serde(default)]
+    pub required: bool,
+    /// Shown but not sent back.
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub help: String,
+    /// Why the value was refused, shown beside the input.
+    #[serde(default)]
+    pub error: String,
+}
+
+fn text_input() -> String {
+    "text".into()
 }
 
 /// Columns of cards; with `moves`, a card moves to another column by setting a
@@ -41,6 +122,8 @@ pub struct Board {
     pub columns: Vec<BoardColumn>,
     #[serde(default)]
     pub moves: Option<Moves>,
+    #[serde(default)]
+    pub links: Vec<ViewLink>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +170,8 @@ pub struct Table {
     pub description: String,
     pub columns: Vec<String>,
     pub rows: Vec<TableRow>,
+    #[serde(default)]
+    pub links: Vec<ViewLink>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +181,9 @@ pub struct TableRow {
     pub cells: Vec<Value>,
     #[serde(default)]
     pub record: Option<RecordLink>,
+    /// Another of the plugin's views instead of a record (as [`ViewLink::to`]).
+    #[serde(default)]
+    pub link: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +191,8 @@ pub struct TableRow {
 pub struct Detail {
     pub title: String,
     pub fields: Vec<DetailField>,
+    #[serde(default)]
+    pub links: Vec<ViewLink>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +209,8 @@ pub struct Chart {
     /// `bar` or `line`.
     pub kind: String,
     pub points: Vec<Point>,
+    #[serde(default)]
+    pub links: Vec<ViewLink>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,9 +252,30 @@ fn value_text(tr: &Tr, value: &Value) -> String {
     }
 }
 
+/// Whether `to` is a view the plugin declares (`declared`, its manifest's menu
+/// views), with a query string of plain address characters.
+fn declared_link(to: &str, declared: &[&str]) -> bool {
+    let (path, query) = to.split_once('?').unwrap_or((to, ""));
+    declared.contains(&path)
+        && query.len() <= 1_000
+        && query
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~%=&+".contains(c))
+}
+
+/// A form input's name: what the plugin reads back. Names starting with `_` are
+/// the host's own (`_csrf`).
+fn is_input_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('_')
+        && name.chars().all(|c| c.is_ascii_graphic())
+}
+
 impl View {
-    /// Refuses what the page would not show faithfully.
-    fn check(&self) -> Result<(), String> {
+    /// Refuses what the page would not show faithfully, and links to anything but
+    /// the plugin's declared views.
+    fn check(&self, declared: &[&str]) -> Result<(), String> {
         let too_many = |what: &str, n: usize| {
             if n > MAX_ITEMS {
                 Err(format!("a view holds at most {MAX_ITEMS} {what}, not {n}"))
@@ -170,6 +283,20 @@ impl View {
                 Ok(())
             }
         };
+        let linked = |to: &str| {
+            if declared_link(to, declared) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "a link goes to '{}', which is not a view the plugin declares",
+                    cut(to)
+                ))
+            }
+        };
+        too_many("links", self.links().len())?;
+        for l in self.links() {
+            linked(&l.to)?;
+        }
         match self {
             View::Board(b) => {
                 too_many("columns", b.columns.len())?;
@@ -189,6 +316,9 @@ impl View {
                         t.columns.len()
                     ));
                 }
+                for to in t.rows.iter().filter_map(|r| r.link.as_deref()) {
+                    linked(to)?;
+                }
             }
             View::Detail(d) => too_many("fields", d.fields.len())?,
             View::Chart(c) => {
@@ -200,8 +330,42 @@ impl View {
                     return Err("chart values are finite numbers".into());
                 }
             }
+            View::Form(f) => {
+                too_many("sections", f.sections.len())?;
+                too_many("errors", f.errors.len())?;
+                let inputs = || f.sections.iter().flat_map(|s| &s.inputs);
+                too_many("inputs", inputs().count())?;
+                too_many("options", inputs().map(|i| i.options.len()).sum())?;
+                for input in inputs() {
+                    if !is_input_name(&input.name) {
+                        return Err(format!(
+                            "an input's name is 1 to 100 visible characters not starting with _, not '{}'",
+                            cut(&input.name)
+                        ));
+                    }
+                    if !INPUT_TYPES.contains(&input.kind.as_str()) {
+                        return Err(format!(
+                            "an input is one of {}, not '{}'",
+                            INPUT_TYPES.join(", "),
+                            cut(&input.kind)
+                        ));
+                    }
+                }
+            }
+            View::Redirect { to } => linked(to)?,
         }
         Ok(())
+    }
+
+    fn links(&self) -> &[ViewLink] {
+        match self {
+            View::Board(b) => &b.links,
+            View::Table(t) => &t.links,
+            View::Detail(d) => &d.links,
+            View::Chart(c) => &c.links,
+            View::Form(f) => &f.links,
+            View::Redirect { .. } => &[],
+        }
     }
 }
 
@@ -272,6 +436,108 @@ fn draw(tr: &Tr, chart: &Chart) -> Drawing {
     drawing
 }
 
+/// An input of a form view as drawn: its text, or its choices with the one
+/// chosen marked.
+pub struct ShownInput {
+    pub id: String,
+    pub name: String,
+    pub label: String,
+    pub kind: String,
+    pub value: String,
+    pub checked: bool,
+    pub options: Vec<Choice>,
+    pub required: bool,
+    pub read_only: bool,
+    pub help: String,
+    pub error: String,
+}
+
+pub struct ShownSection {
+    pub title: String,
+    pub inputs: Vec<ShownInput>,
+}
+
+pub struct ShownForm {
+    pub errors: Vec<String>,
+    pub sections: Vec<ShownSection>,
+    pub submit: String,
+}
+
+/// An input's value as the text it holds. Not cut and in Latin digits: the text
+/// comes back when the form is sent.
+fn input_text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn shown_form(tr: &Tr, form: FormView) -> ShownForm {
+    let sections = form
+        .sections
+        .into_iter()
+        .enumerate()
+        .map(|(s, section)| ShownSection {
+            title: cut(&section.title),
+            inputs: section
+                .inputs
+                .into_iter()
+                .enumerate()
+                .map(|(i, input)| {
+                    let value = input_text(&input.value);
+                    let mut options: Vec<Choice> = input
+                        .options
+                        .iter()
+                        .map(|o| Choice {
+                            value: o.clone(),
+                            label: cut(o),
+                            selected: *o == value,
+                        })
+                        .collect();
+                    if !input.required && !input.options.contains(&String::new()) {
+                        options.insert(
+                            0,
+                            Choice {
+                                value: String::new(),
+                                label: String::new(),
+                                selected: value.is_empty(),
+                            },
+                        );
+                    }
+                    ShownInput {
+                        id: format!("in-{s}-{i}"),
+                        checked: matches!(input.value, Value::Bool(true))
+                            || matches!(&input.value, Value::String(t) if t == "on"),
+                        // A read-only input is drawn without a name, so it is not sent.
+                        name: if input.read_only {
+                            String::new()
+                        } else {
+                            input.name
+                        },
+                        label: cut(&input.label),
+                        kind: input.kind,
+                        value,
+                        options,
+                        required: input.required,
+                        read_only: input.read_only,
+                        help: cut(&input.help),
+                        error: cut(&input.error),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    ShownForm {
+        errors: form.errors.iter().map(|e| cut(e)).collect(),
+        sections,
+        submit: match form.submit.trim() {
+            "" => tr.t("form-save"),
+            text => cut(text),
+        },
+    }
+}
+
 #[derive(Template)]
 #[template(path = "web/view.html")]
 struct ViewPage<'a> {
@@ -280,12 +546,53 @@ struct ViewPage<'a> {
     heading: String,
     description: String,
     here: String,
+    /// (address, label) of the links above the view.
+    links: Vec<(String, String)>,
     moves_field: String,
     columns: Vec<ShownColumn>,
     table_heads: Vec<String>,
     rows: Vec<ShownRow>,
     fields: Vec<(String, String)>,
     chart: Option<Drawing>,
+    form: Option<ShownForm>,
+}
+
+/// A view page asked for: the plugin, and the view its manifest declares.
+struct Target {
+    installed: Arc<Installed>,
+    plugin: String,
+    path: String,
+    query: String,
+}
+
+impl Target {
+    fn of(
+        app: &AppState,
+        v: &Visitor,
+        plugin: String,
+        view: &str,
+        query: Option<String>,
+    ) -> Result<Self, WebError> {
+        let path = format!("/{view}");
+        let declared = app
+            .plugins
+            .installed(&plugin)
+            .filter(|p| p.info.manifest.menu.iter().any(|m| m.view == path));
+        let Some(installed) = declared else {
+            return Err(v.error(StatusCode::NOT_FOUND, v.tr.t("error-not-found")));
+        };
+        Ok(Target {
+            installed,
+            plugin,
+            path,
+            query: query.unwrap_or_default(),
+        })
+    }
+
+    /// A page address of the plugin's view `to` (a path it declares, and a query).
+    fn page(&self, to: &str) -> String {
+        format!("/apps/{}{to}", self.plugin)
+    }
 }
 
 /// `GET /apps/{plugin}/{view}`: a view the plugin's manifest declares, rendered.
@@ -295,54 +602,116 @@ pub async fn plugin_page(
     Path((plugin, view)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> WebResult {
-    let path = format!("/{view}");
-    let declared = app
-        .plugins
-        .installed(&plugin)
-        .filter(|p| p.info.manifest.menu.iter().any(|m| m.view == path));
-    let Some(installed) = declared else {
-        return Err(v.error(StatusCode::NOT_FOUND, v.tr.t("error-not-found")));
-    };
-    let query = query.unwrap_or_default();
-    let (status, body) = gateway::get_as(&app, &v.actor, &plugin, &path, &query)
-        .await
-        .map_err(|e| v.fail(e))?;
+    let target = Target::of(&app, &v, plugin, &view, query)?;
+    let (status, body) = gateway::call_as(
+        &app,
+        &v.actor,
+        &target.plugin,
+        &target.path,
+        &target.query,
+        None,
+    )
+    .await
+    .map_err(|e| v.fail(e))?;
+    show(&app, &v, &target, status, &body)
+}
+
+/// `POST /apps/{plugin}/{view}`: a form view sent. Its values go to the plugin's
+/// route as a JSON object of texts (the host's own `_csrf` left out), as the
+/// signed-in user; the plugin answers the next view or where to go.
+pub async fn plugin_post(
+    State(app): State<AppState>,
+    v: Visitor,
+    Path((plugin, view)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    form: FormData,
+) -> WebResult {
+    v.check_csrf(&form)?;
+    let target = Target::of(&app, &v, plugin, &view, query)?;
+    let values: serde_json::Map<String, Value> = form
+        .0
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with('_'))
+        .map(|(name, text)| (name, Value::String(text)))
+        .collect();
+    let json = serde_json::to_vec(&values).expect("a map of strings is JSON");
+    let (status, body) = gateway::call_as(
+        &app,
+        &v.actor,
+        &target.plugin,
+        &target.path,
+        &target.query,
+        Some(json),
+    )
+    .await
+    .map_err(|e| v.fail(e))?;
+    show(&app, &v, &target, status, &body)
+}
+
+/// The plugin's answer as a page: its view drawn (with the plugin's status when
+/// that is a 4xx, such as a form with errors), a redirect followed, or an error
+/// page with the plugin's reason.
+fn show(
+    app: &AppState,
+    v: &Visitor,
+    target: &Target,
+    status: StatusCode,
+    body: &[u8],
+) -> WebResult {
+    let installed = &target.installed;
     let name = &installed.info.name;
-    if !status.is_success() {
-        let detail = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|p| p["detail"].as_str().map(str::to_string))
-            .unwrap_or_else(|| format!("{name} answered {status}"));
-        return Err(v.error(status, cut(&detail)));
-    }
-    let parsed = serde_json::from_slice::<View>(&body)
+    let declared: Vec<&str> = installed
+        .info
+        .manifest
+        .menu
+        .iter()
+        .map(|m| m.view.as_str())
+        .collect();
+    let parsed = serde_json::from_slice::<View>(body)
         .map_err(|e| e.to_string())
-        .and_then(|view| view.check().map(|()| view));
-    let view = parsed.map_err(|e| bad_view(&v, name, &e))?;
-    let here = match query.as_str() {
-        "" => format!("/apps/{plugin}{path}"),
-        q => format!("/apps/{plugin}{path}?{q}"),
+        .and_then(|view| view.check(&declared).map(|()| view));
+    let view = match parsed {
+        Ok(view) if status.is_success() || status.is_client_error() => view,
+        Err(e) if status.is_success() => return Err(bad_view(v, name, &e)),
+        _ => {
+            let detail = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|p| p["detail"].as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("{name} answered {status}"));
+            return Err(v.error(status, cut(&detail)));
+        }
+    };
+    let here = match target.query.as_str() {
+        "" => target.page(&target.path),
+        q => target.page(&format!("{}?{q}", target.path)),
     };
     let tr = &v.tr;
+    let links = view
+        .links()
+        .iter()
+        .map(|l| (target.page(&l.to), cut(&l.label)))
+        .collect();
     let mut page = ViewPage {
-        v: &v,
+        v,
         tr,
         heading: String::new(),
         description: String::new(),
         here,
+        links,
         moves_field: String::new(),
         columns: Vec::new(),
         table_heads: Vec::new(),
         rows: Vec::new(),
         fields: Vec::new(),
         chart: None,
+        form: None,
     };
     match view {
         View::Board(mut b) => {
             if let Some(m) = &b.moves
-                && !may_move(&app, &installed, m, &b.columns)
+                && !may_move(app, installed, m, &b.columns)
             {
-                tracing::warn!(plugin, field = %m.field, "a board's moves were ignored: the field is neither the plugin's own nor a picklist of its columns");
+                tracing::warn!(plugin = target.plugin, field = %m.field, "a board's moves were ignored: the field is neither the plugin's own nor a picklist of its columns");
                 b.moves = None;
             }
             page.heading = cut(&b.title);
@@ -385,7 +754,10 @@ pub async fn plugin_page(
                 .iter()
                 .map(|r| ShownRow {
                     cells: r.cells.iter().map(|c| value_text(tr, c)).collect(),
-                    href: link(&r.record),
+                    href: match &r.link {
+                        Some(to) => Some(target.page(to)),
+                        None => link(&r.record),
+                    },
                 })
                 .collect();
         }
@@ -401,19 +773,24 @@ pub async fn plugin_page(
             page.heading = cut(&c.title);
             page.chart = Some(draw(tr, &c));
         }
+        View::Form(f) => {
+            page.heading = cut(&f.title);
+            page.description = cut(&f.description);
+            page.form = Some(shown_form(tr, f));
+        }
+        View::Redirect { to } => return Ok(Redirect::to(&target.page(&to)).into_response()),
     }
-    Ok(render(&page))
+    let mut response = render(&page);
+    if status.is_client_error() {
+        *response.status_mut() = status;
+    }
+    Ok(response)
 }
 
 /// A board may move cards by a field the plugin added to the object itself (its
 /// manifest's fields), or by a picklist holding every column's key: never by any
 /// other field the user happens to be able to write.
-fn may_move(
-    app: &AppState,
-    plugin: &crate::plugins::Installed,
-    moves: &Moves,
-    columns: &[BoardColumn],
-) -> bool {
+fn may_move(app: &AppState, plugin: &Installed, moves: &Moves, columns: &[BoardColumn]) -> bool {
     let own = plugin
         .info
         .manifest
@@ -444,4 +821,92 @@ fn bad_view(v: &Visitor, plugin: &str, reason: &str) -> WebError {
             cut(reason)
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::i18n::{Locale, Preferences};
+    use super::*;
+    use serde_json::json;
+
+    fn checked(view: Value) -> Result<(), String> {
+        serde_json::from_value::<View>(view)
+            .map_err(|e| e.to_string())?
+            .check(&["/views/forms", "/views/board"])
+    }
+
+    #[test]
+    fn links_go_only_to_the_plugins_declared_views() {
+        let table = |to: &str| {
+            json!({"view": "table", "title": "t", "columns": ["a"],
+                   "rows": [{"cells": [1], "link": to}], "links": [{"label": "New", "to": "/views/forms?new"}]})
+        };
+        assert_eq!(checked(table("/views/forms?edit=talk-to-sales")), Ok(()));
+        for bad in [
+            "/views/other",
+            "https://evil.example/",
+            "//evil.example/views/forms",
+            "/views/forms?x=\"><script>",
+        ] {
+            assert!(checked(table(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(
+            checked(json!({"view": "redirect", "to": "/views/board"})),
+            Ok(())
+        );
+        assert!(checked(json!({"view": "redirect", "to": "/records/deals"})).is_err());
+    }
+
+    #[test]
+    fn a_form_view_keeps_to_its_inputs() {
+        let form =
+            |input: Value| json!({"view": "form", "title": "f", "sections": [{"inputs": [input]}]});
+        let input = |name: &str, kind: &str| json!({"name": name, "label": "L", "type": kind});
+        assert_eq!(checked(form(input("q0.name", "select"))), Ok(()));
+        assert_eq!(
+            checked(form(json!({"name": "title", "label": "Title"}))),
+            Ok(()),
+            "text by default"
+        );
+        let reason = checked(form(input("_csrf", "text"))).unwrap_err();
+        assert!(reason.contains("not starting with _"), "{reason}");
+        assert!(checked(form(input("a b", "text"))).is_err());
+        let reason = checked(form(input("x", "file"))).unwrap_err();
+        assert!(reason.contains("not 'file'"), "{reason}");
+        assert!(checked(form(json!({"name": "x", "label": "L", "onclick": "x"}))).is_err());
+    }
+
+    #[test]
+    fn a_read_only_input_is_drawn_without_a_name_and_a_select_marks_its_value() {
+        let view: FormView = serde_json::from_value(json!({"title": "f", "sections": [{"inputs": [
+            {"name": "name", "label": "Name", "value": "talk", "read_only": true},
+            {"name": "kind", "label": "Kind", "type": "select", "options": ["form", "nps"], "value": "nps"},
+            {"name": "max", "label": "Max", "type": "number", "value": 1200},
+            {"name": "required", "label": "Required", "type": "checkbox", "value": true},
+        ]}]}))
+        .unwrap();
+        let tr = Tr::new(Preferences::defaults_for(Locale::Fa));
+        let shown = shown_form(&tr, view);
+        let inputs = &shown.sections[0].inputs;
+        assert_eq!(
+            (inputs[0].name.as_str(), inputs[0].value.as_str()),
+            ("", "talk")
+        );
+        let chosen: Vec<&str> = inputs[1]
+            .options
+            .iter()
+            .filter(|o| o.selected)
+            .map(|o| o.value.as_str())
+            .collect();
+        assert_eq!(chosen, ["nps"]);
+        assert_eq!(
+            inputs[1].options[0].value, "",
+            "not required: a blank choice"
+        );
+        assert_eq!(
+            inputs[2].value, "1200",
+            "Latin digits: the text is sent back"
+        );
+        assert!(inputs[3].checked);
+    }
 }

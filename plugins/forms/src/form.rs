@@ -96,7 +96,8 @@ fn default_kind() -> String {
     "text".into()
 }
 
-const KINDS: &[&str] = &["text", "email", "phone", "number", "textarea", "select"];
+/// Types of a form's fields.
+pub const KINDS: &[&str] = &["text", "email", "phone", "number", "textarea", "select"];
 
 /// One problem with one field.
 pub type Problem = (String, String);

@@ -15,10 +15,14 @@
 //! - A submission with the email (or another `dedupe_by` field) of an existing
 //!   record updates it instead of creating a second one.
 //!
+//! - `/views/forms`: the form builder, a page in the CRM's menu drawn by the host
+//!   from declarative views (builder.rs).
+//!
 //! Built only with the public SDK, like any partner's plugin.
 
 use crm_plugin_sdk::{HttpRequest, HttpResponse, Map, Plugin, Value, http, json, kv};
 
+pub mod builder;
 pub mod form;
 pub mod results;
 pub mod submissions;
@@ -45,6 +49,8 @@ impl Plugin for Forms {
         }
         match (method, request.path.as_str()) {
             ("GET", "/forms") => list(),
+            ("GET", "/views/forms") => builder::show(request),
+            ("POST", "/views/forms") => builder::take(request),
             (_, p) if p.starts_with("/forms/") => {
                 let (slug, rest) = match p["/forms/".len()..].split_once('/') {
                     Some((slug, rest)) => (slug, Some(rest)),
@@ -77,7 +83,10 @@ impl Plugin for Forms {
                     _ => http::problem(405, "forms are read, saved with PUT and deleted"),
                 }
             }
-            _ => http::problem(404, "forms serves /forms and /forms/{form}"),
+            _ => http::problem(
+                404,
+                "forms serves /forms, /forms/{form} and the builder's /views/forms",
+            ),
         }
     }
 }
@@ -92,15 +101,15 @@ pub fn valid_slug(slug: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-fn key(slug: &str) -> String {
+pub(crate) fn key(slug: &str) -> String {
     format!("form/{slug}")
 }
 
-fn load(slug: &str) -> Result<Option<Form>, String> {
+pub(crate) fn load(slug: &str) -> Result<Option<Form>, String> {
     kv::get_json(&key(slug))
 }
 
-fn is_admin(request: &HttpRequest) -> bool {
+pub(crate) fn is_admin(request: &HttpRequest) -> bool {
     http::header(request, "x-crm-admin") == Some("true")
 }
 
