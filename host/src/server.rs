@@ -50,6 +50,7 @@ pub async fn build(config: Config, db: Db) -> anyhow::Result<Arc<App>> {
         .await
         .map_err(|e| anyhow::anyhow!("upgrading field indexes failed: {e}"))?;
     schema.spawn_refresher(Duration::from_secs(2));
+    crate::db::stats::spawn(db.clone());
     let auth = AuthService::new(db.clone(), config.session_hours);
     let access = AccessControl::load(db.clone())
         .await

@@ -59,6 +59,7 @@ impl Dialect {
     }
 }
 
+pub mod stats;
 pub mod wal;
 
 /// How long an SQLite connection waits for another's write to end before failing.
