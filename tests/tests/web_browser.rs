@@ -269,7 +269,7 @@ async fn a_user_uploads_a_new_version_of_a_document() {
 }
 
 /// What the accessibility audit checks on a page, in the browser: a language and
-/// a title, one `h1`; a name for every form control (a label, `aria-label` or
+/// a short title (no markup), one `h1`; a name for every form control (a label, `aria-label` or
 /// `aria-labelledby`), every button and link and every chart; `alt` on images;
 /// ids used once and `aria-describedby` pointing at elements that exist; and the
 /// WCAG AA contrast of every visible text against what is behind it (4.5:1, 3:1
@@ -283,6 +283,7 @@ const named = el => (el.getAttribute('aria-label') || '').trim() || byIds(el.get
     || (el.labels ? [...el.labels].map(l => l.textContent).join('').trim() : '') || (el.getAttribute('title') || '').trim();
 if (!document.documentElement.lang) problems.push('the page has no lang');
 if (!document.title.trim()) problems.push('the page has no title');
+if (document.title.includes('<') || document.title.length > 200) problems.push('the title is not a title: ' + document.title.slice(0, 60));
 const h1s = document.querySelectorAll('h1').length;
 if (h1s !== 1) problems.push(h1s + ' h1 headings');
 for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
