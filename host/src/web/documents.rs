@@ -14,6 +14,7 @@ use super::i18n::Tr;
 use super::sharing::{Sharing, share_input, sharing};
 use super::{FormData, Visitor, WebResult, render};
 use crate::api::AppState;
+use crate::api::error::ApiError;
 use crate::documents::routes::{Target, download, with_body};
 use crate::documents::{DocumentQuery, UploadMeta};
 
@@ -184,6 +185,17 @@ struct DocumentPage<'a> {
     error: String,
 }
 
+/// A refused change of a document (locked by someone else, over quota, no right)
+/// shown on its page with the reason; a document the visitor may not read is the
+/// error page's 404.
+async fn refused(app: &AppState, v: &Visitor, id: &str, e: ApiError) -> WebResult {
+    if e.status == StatusCode::NOT_FOUND {
+        return Err(v.fail(e));
+    }
+    let status = e.status;
+    document_page(app, v, id, status, v.fail(e).message).await
+}
+
 /// `GET /documents/{id}`.
 pub async fn document(
     State(app): State<AppState>,
@@ -297,12 +309,7 @@ pub async fn new_version(
     let (meta, _) = upload_meta(&v, query.as_deref())?;
     match with_body(&app, &v.actor, Target::Document(&id), meta, request).await {
         Ok(_) => Ok(Redirect::to(&format!("/documents/{id}")).into_response()),
-        // A refusal (locked by someone else, over quota, too large) on the page.
-        Err(e) if e.status != StatusCode::NOT_FOUND => {
-            let status = e.status;
-            document_page(&app, &v, &id, status, v.fail(e).message).await
-        }
-        Err(e) => Err(v.fail(e)),
+        Err(e) => refused(&app, &v, &id, e).await,
     }
 }
 
@@ -383,11 +390,7 @@ pub async fn act(
     };
     match done {
         Ok(()) => Ok(Redirect::to(&next).into_response()),
-        Err(e) if e.status != StatusCode::NOT_FOUND => {
-            let status = e.status;
-            document_page(&app, &v, &id, status, v.fail(e).message).await
-        }
-        Err(e) => Err(v.fail(e)),
+        Err(e) => refused(&app, &v, &id, e).await,
     }
 }
 
@@ -403,11 +406,7 @@ pub async fn share(
     let input = share_input(&form);
     match app.documents.share(&v.actor, &id, Ok(&input)).await {
         Ok(_) => Ok(Redirect::to(&format!("/documents/{id}#sharing")).into_response()),
-        Err(e) if e.status != StatusCode::NOT_FOUND => {
-            let status = e.status;
-            document_page(&app, &v, &id, status, v.fail(e).message).await
-        }
-        Err(e) => Err(v.fail(e)),
+        Err(e) => refused(&app, &v, &id, e).await,
     }
 }
 

@@ -593,6 +593,16 @@ impl Target {
     fn page(&self, to: &str) -> String {
         format!("/apps/{}{to}", self.plugin)
     }
+
+    /// Calls the view's route as the visitor (GET, or POST with a form's values)
+    /// and makes the page of its answer.
+    async fn call(&self, app: &AppState, v: &Visitor, json: Option<Vec<u8>>) -> WebResult {
+        let (status, body) =
+            gateway::call_as(app, &v.actor, &self.plugin, &self.path, &self.query, json)
+                .await
+                .map_err(|e| v.fail(e))?;
+        show(app, v, self, status, &body)
+    }
 }
 
 /// `GET /apps/{plugin}/{view}`: a view the plugin's manifest declares, rendered.
@@ -603,17 +613,7 @@ pub async fn plugin_page(
     RawQuery(query): RawQuery,
 ) -> WebResult {
     let target = Target::of(&app, &v, plugin, &view, query)?;
-    let (status, body) = gateway::call_as(
-        &app,
-        &v.actor,
-        &target.plugin,
-        &target.path,
-        &target.query,
-        None,
-    )
-    .await
-    .map_err(|e| v.fail(e))?;
-    show(&app, &v, &target, status, &body)
+    target.call(&app, &v, None).await
 }
 
 /// `POST /apps/{plugin}/{view}`: a form view sent. Its values go to the plugin's
@@ -635,17 +635,7 @@ pub async fn plugin_post(
         .map(|(name, text)| (name, Value::String(text)))
         .collect();
     let json = serde_json::to_vec(&values).expect("a map of strings is JSON");
-    let (status, body) = gateway::call_as(
-        &app,
-        &v.actor,
-        &target.plugin,
-        &target.path,
-        &target.query,
-        Some(json),
-    )
-    .await
-    .map_err(|e| v.fail(e))?;
-    show(&app, &v, &target, status, &body)
+    target.call(&app, &v, Some(json)).await
 }
 
 /// The plugin's answer as a page: its view drawn (with the plugin's status when
