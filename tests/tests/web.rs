@@ -2778,6 +2778,25 @@ async fn a_document_is_shared_from_its_page_then_trashed_put_back_and_purged(bac
     let page = sam.get(&doc_page).await;
     assert!(page.html.contains("id=\"share-form\""), "{}", page.html);
     assert!(page.html.contains(&format!("value=\"user:{sue_id}\"")));
+    assert!(page.html.contains("data-search=\"/sharing/choices\""));
+    // The select's search box finds people by name or email and departments by name.
+    let found = sam.get("/sharing/choices?q=SUE%40").await;
+    assert_eq!(found.status, StatusCode::OK);
+    assert!(
+        found.html.contains(&format!("value=\"user:{sue_id}\"")),
+        "{}",
+        found.html
+    );
+    assert!(!found.html.contains("sam@example.com"), "{}", found.html);
+    let departments = sam.get("/sharing/choices?q=supp").await;
+    assert!(
+        departments
+            .html
+            .contains(&format!("value=\"department:{support}\"")),
+        "{}",
+        departments.html
+    );
+    assert!(!departments.html.contains("user:"), "{}", departments.html);
     let shared = sam
         .post(
             &format!("/documents/{id}/shares"),

@@ -62,6 +62,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/records/{object}/new", get(records::new_form))
         .route("/records/{object}/choices", get(records::choices))
+        .route("/sharing/choices", get(sharing::choices))
         .route("/records/{object}/views", post(records::save_view))
         .route(
             "/records/{object}/views/{id}/delete",

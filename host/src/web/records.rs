@@ -1248,8 +1248,8 @@ pub async fn update(
     source = "{% for c in choices %}<option value=\"{{ c.value }}\">{{ c.label }}</option>{% endfor %}",
     ext = "html"
 )]
-struct ChoicesFragment {
-    choices: Vec<Choice>,
+pub(super) struct ChoicesFragment {
+    pub choices: Vec<Choice>,
 }
 
 /// `GET /records/{object}/choices?q=`: the records of `object` the visitor may read

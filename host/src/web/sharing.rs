@@ -2,12 +2,20 @@
 //! and (for its owner or an admin over it) a form to share it with a user or a
 //! department and to stop a share. Pages say where the forms post (`action`).
 
+use axum::extract::{RawQuery, State};
+
 use crate::access::ShareAccess;
 use crate::access::shares::{Share, ShareInput};
 use crate::api::AppState;
 use crate::api::error::ApiError;
 
-use super::{FormData, Visitor};
+use super::records::ChoicesFragment;
+use super::{Choice, FormData, Visitor, WebResult, render};
+
+/// Users (and departments) a share form's select holds; the search finds the rest.
+const SHARE_CHOICES: usize = 200;
+/// Matches the search answers, of each kind.
+const SEARCH_CHOICES: usize = 50;
 
 /// Whom something is shared with, and what the visitor may share it with.
 pub struct Sharing {
@@ -87,10 +95,52 @@ pub async fn sharing(
     Ok(Sharing {
         shares,
         can_share,
-        users,
-        departments,
+        users: users.into_iter().take(SHARE_CHOICES).collect(),
+        departments: departments.into_iter().take(SHARE_CHOICES).collect(),
         action,
     })
+}
+
+/// `GET /sharing/choices?q=`: the active users (by name or email) and departments
+/// (by name) holding `q`, as `<option>`s for a share form's select.
+pub async fn choices(
+    State(app): State<AppState>,
+    v: Visitor,
+    RawQuery(query): RawQuery,
+) -> WebResult {
+    let q = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "q")
+        .map(|(_, q)| q.trim().to_lowercase())
+        .unwrap_or_default();
+    let holds = |text: &str| text.to_lowercase().contains(&q);
+    let users = app
+        .auth
+        .list_users()
+        .await
+        .map_err(|e| v.fail(ApiError::from(e)))?;
+    let departments = app.access.list_departments().await.map_err(|e| v.fail(e))?;
+    let mut choices: Vec<Choice> = users
+        .into_iter()
+        .filter(|u| u.active && (holds(&u.name) || holds(&u.email)))
+        .take(SEARCH_CHOICES)
+        .map(|u| Choice {
+            value: format!("user:{}", u.id),
+            label: format!("{} <{}>", u.name, u.email),
+            selected: false,
+        })
+        .collect();
+    choices.extend(
+        departments
+            .into_iter()
+            .filter(|d| holds(&d.name))
+            .take(SEARCH_CHOICES)
+            .map(|d| Choice {
+                value: format!("department:{}", d.id),
+                label: format!("{} ({})", d.name, v.tr.t("admin-department")),
+                selected: false,
+            }),
+    );
+    Ok(render(&ChoicesFragment { choices }))
 }
 
 /// The share form as the service takes it: `with` is `user:{id}` or
