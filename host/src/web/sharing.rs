@@ -58,7 +58,10 @@ pub async fn sharing(
         .await?
         .into_iter()
         .filter(|u| u.active)
-        .map(|u| (u.id, format!("{} <{}>", u.name, u.email)))
+        .map(|u| {
+            let label = user_label(&u);
+            (u.id, label)
+        })
         .collect();
     let departments: Vec<(String, String)> = app
         .access
@@ -78,11 +81,7 @@ pub async fn sharing(
         .map(|s| ShareRow {
             with: match (&s.user, &s.department) {
                 (Some(u), _) => name_of(&users, u),
-                (None, Some(d)) => format!(
-                    "{} ({})",
-                    name_of(&departments, d),
-                    v.tr.t("admin-department")
-                ),
+                (None, Some(d)) => department_label(v, &name_of(&departments, d)),
                 (None, None) => String::new(),
             },
             access: v.tr.t(match s.access {
@@ -125,7 +124,7 @@ pub async fn choices(
         .take(SEARCH_CHOICES)
         .map(|u| Choice {
             value: format!("user:{}", u.id),
-            label: format!("{} <{}>", u.name, u.email),
+            label: user_label(&u),
             selected: false,
         })
         .collect();
@@ -136,11 +135,21 @@ pub async fn choices(
             .take(SEARCH_CHOICES)
             .map(|d| Choice {
                 value: format!("department:{}", d.id),
-                label: format!("{} ({})", d.name, v.tr.t("admin-department")),
+                label: department_label(&v, &d.name),
                 selected: false,
             }),
     );
     Ok(render(&ChoicesFragment { choices }))
+}
+
+/// A user as share forms and lists name them.
+fn user_label(user: &crate::auth::User) -> String {
+    format!("{} <{}>", user.name, user.email)
+}
+
+/// A department where people and departments are listed together.
+fn department_label(v: &Visitor, name: &str) -> String {
+    format!("{name} ({})", v.tr.t("admin-department"))
 }
 
 /// The share form as the service takes it: `with` is `user:{id}` or

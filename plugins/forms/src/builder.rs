@@ -123,19 +123,17 @@ fn redirect(to: &str) -> HttpResponse {
 
 /// The forms as a table, each row opening its editor.
 fn list(saved: Option<&str>, removed: Option<&str>) -> HttpResponse {
-    let keys = match kv::keys("form/") {
-        Ok(keys) => keys,
+    let stored = match crate::stored_forms() {
+        Ok(stored) => stored,
         Err(e) => return http::problem(500, &e),
     };
-    let rows: Vec<Value> = keys
+    let rows: Vec<Value> = stored
         .iter()
-        .filter_map(|k| {
-            let slug = k.strip_prefix("form/")?;
-            let form: Form = kv::get_json(k).ok()??;
-            Some(json!({
+        .map(|(slug, form)| {
+            json!({
                 "cells": [form.title, slug, form.kind, form.object, form.fields.len(), format!("/public/forms/f/{slug}")],
                 "link": format!("{VIEW}?edit={slug}"),
-            }))
+            })
         })
         .collect();
     let description = match (saved, removed) {

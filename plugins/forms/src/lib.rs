@@ -101,8 +101,24 @@ pub fn valid_slug(slug: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
+/// Where form definitions are kept in the plugin's store, by name.
+const FORM_KEYS: &str = "form/";
+
 pub(crate) fn key(slug: &str) -> String {
-    format!("form/{slug}")
+    format!("{FORM_KEYS}{slug}")
+}
+
+/// Every stored form with its name, in the store's order (one that no longer
+/// reads is left out).
+pub(crate) fn stored_forms() -> Result<Vec<(String, Form)>, String> {
+    Ok(kv::keys(FORM_KEYS)?
+        .iter()
+        .filter_map(|k| {
+            let slug = k.strip_prefix(FORM_KEYS)?;
+            let form: Form = kv::get_json(k).ok()??;
+            Some((slug.to_string(), form))
+        })
+        .collect())
 }
 
 pub(crate) fn load(slug: &str) -> Result<Option<Form>, String> {
@@ -114,16 +130,14 @@ pub(crate) fn is_admin(request: &HttpRequest) -> bool {
 }
 
 fn list() -> HttpResponse {
-    let keys = match kv::keys("form/") {
-        Ok(keys) => keys,
+    let stored = match stored_forms() {
+        Ok(stored) => stored,
         Err(e) => return http::problem(500, &e),
     };
-    let forms: Vec<Value> = keys
+    let forms: Vec<Value> = stored
         .iter()
-        .filter_map(|k| {
-            let slug = k.strip_prefix("form/")?;
-            let form: Form = kv::get_json(k).ok()??;
-            Some(json!({"name": slug, "title": form.title, "object": form.object, "path": format!("/public/forms/f/{slug}")}))
+        .map(|(slug, form)| {
+            json!({"name": slug, "title": form.title, "object": form.object, "path": format!("/public/forms/f/{slug}")})
         })
         .collect();
     http::json(200, &json!(forms))
