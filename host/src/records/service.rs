@@ -37,7 +37,7 @@ use crate::api::error::{ApiError, FieldError};
 use crate::audit::{self, AuditAction, AuditEntry};
 use crate::auth::Actor;
 use crate::db::{self, Db};
-use crate::events::Event;
+use crate::events::{self, Event};
 use crate::plugins::PluginService;
 use crate::plugins::runtime::CallError;
 use crate::plugins::runtime::v0_1::crm::plugin::types::SaveContext;
@@ -493,7 +493,7 @@ impl RecordService {
         self.run_before_save(c, "create", &mut record).await?;
         let mut changes = audit::diff(&Map::new(), &record.fields);
         placement_changes(&mut changes, (&None, &None), &record);
-        let event = event(actor, &record, "record.created", &changes, &now);
+        let event = event(actor, &record, events::CREATED, &changes, &now);
         let audit = audit_entry(actor, &record, AuditAction::Created, changes, &now);
         Ok((record, audit, event))
     }
@@ -1348,11 +1348,17 @@ fn event(
         record_id: record.id.clone(),
         record_version: record.version,
         actor: Some(actor.user_id.clone()),
-        payload: match &actor.plugin {
-            None => serde_json::json!({"record": record, "changes": changes}),
-            Some(plugin) => {
-                serde_json::json!({"record": record, "changes": changes, "plugin": plugin})
+        payload: {
+            let mut payload = serde_json::json!({"record": record});
+            // A create's changes repeat the record: read back from it, not stored
+            // (see `events::list`).
+            if topic != events::CREATED {
+                payload["changes"] = Value::Object(changes.clone());
             }
+            if let Some(plugin) = &actor.plugin {
+                payload["plugin"] = Value::from(plugin.clone());
+            }
+            payload
         },
         created_at: at.to_string(),
     }
