@@ -7,7 +7,9 @@ use crm_host::server;
 /// mimalloc rather than glibc's allocator: an import builds and drops a JSON map, an
 /// audit diff and an event per row on several threads, and glibc's malloc and free
 /// (with their consolidation of freed chunks) were 21% of the CPU of a 1,000,000-row
-/// import (perf, BENCHMARKS.md).
+/// import (perf, BENCHMARKS.md). Its `override` feature makes it the C `malloc` too,
+/// so SQLite's allocations (a sixth of its single writer thread's time under glibc,
+/// perf, issue 10) go to it as well.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
