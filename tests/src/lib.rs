@@ -57,6 +57,32 @@ pub fn crm_binary(release: bool) -> PathBuf {
         if release {
             cmd.arg("--release");
         }
+        // Variables cargo set for this test process (its package's name, version,
+        // manifest) and the `[env]` of .cargo/config.toml: build scripts watch them
+        // (ring's watches CARGO_PKG_NAME), so passed on they made this build compile
+        // ring, the TLS crates and crm-host again (50 s) whenever a plain
+        // `cargo build` or `cargo test` had come between.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let per_package = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p));
+            if per_package
+                || [
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "LIBSQLITE3_FLAGS",
+                ]
+                .contains(&name.as_ref())
+            {
+                cmd.env_remove(name.as_ref());
+            }
+        }
         let out = cmd.stderr(Stdio::inherit()).output().expect("cargo runs");
         assert!(out.status.success(), "building crm failed");
         String::from_utf8_lossy(&out.stdout)

@@ -705,27 +705,31 @@ async fn a_value_a_unique_field_already_holds_fails_only_its_row(backend: Backen
     assert_eq!(names, ["Ana", "Chidi", "Esi", "Stored"]);
 }
 
-/// Chunks of 1,000 rows are checked and written two at a time; a row repeating a key
-/// of the chunk before it must still meet the record that chunk made (an update, not
-/// a second record).
+/// Rows an import checks and writes as one chunk (`CHUNK` in host/src/imports/run.rs).
+const CHUNK: usize = 4_000;
+
+/// Chunks are checked and written a few at a time; a row repeating a key of the chunk
+/// before it must still meet the record that chunk made (an update, not a second
+/// record).
 async fn a_key_repeated_in_later_chunks_updates_the_record_the_first_made(backend: Backend) {
     let srv = Server::start(backend).await;
     let admin = srv.admin().await;
-    // Rows 1000..2000 of even number repeat the email of the row 1,000 before them;
-    // rows 2000..2500 divisible by 3 that of the row 2,000 before them (the first
-    // chunk's, while the second may still be under way; for an even one, the second
-    // chunk repeats it too).
+    // Rows of the second chunk of even number repeat the email of the row a chunk
+    // before them; rows from the third chunk on divisible by 3 that of the row two
+    // chunks before them (the first chunk's, while the second may still be under
+    // way; for an even one, the second chunk repeats it too).
     let key = |i: usize| {
-        if (1000..2000).contains(&i) && i.is_multiple_of(2) {
-            i - 1000
-        } else if i >= 2000 && i.is_multiple_of(3) {
-            i - 2000
+        if (CHUNK..2 * CHUNK).contains(&i) && i.is_multiple_of(2) {
+            i - CHUNK
+        } else if i >= 2 * CHUNK && i.is_multiple_of(3) {
+            i - 2 * CHUNK
         } else {
             i
         }
     };
+    let rows = 2 * CHUNK + CHUNK / 2;
     let mut csv = String::from("Last name,Email,Phone\n");
-    for i in 0..2500 {
+    for i in 0..rows {
         csv.push_str(&format!("P{i},p{}@acme.example,+98 21 {i:07}\n", key(i)));
     }
     let up = upload(&admin, "contacts", csv).await;
@@ -733,15 +737,30 @@ async fn a_key_repeated_in_later_chunks_updates_the_record_the_first_made(backen
     let id = up.body["id"].as_str().unwrap().to_string();
     let done = run(&admin, &id, json!({})).await;
     assert_eq!(done["status"], "done", "{done}");
-    assert_eq!(counts(&done), [2500, 1833, 667, 0, 0], "{done}");
+    // Every odd row of the second chunk, and of the rest those not divisible by 3,
+    // make a record; the others update one.
+    let updates = CHUNK / 2 + (2 * CHUNK..rows).filter(|i| i.is_multiple_of(3)).count();
+    let records = rows - updates;
+    assert_eq!(
+        counts(&done),
+        [rows as i64, records as i64, updates as i64, 0, 0],
+        "{done}"
+    );
     let exported = admin
         .get("/api/v1/records/contacts/export?columns=email,phone&sort=email")
         .await;
     assert_eq!(exported.status, StatusCode::OK, "{}", exported.text);
     let lines: Vec<&str> = exported.text.lines().skip(1).collect();
-    assert_eq!(lines.len(), 1833, "one record per email");
+    assert_eq!(lines.len(), records, "one record per email");
     // The repeated emails hold the last row's phone.
-    for (email, row) in [(0, 1000), (2, 1002), (998, 1998), (1, 2001), (4, 2004)] {
+    let (c, c2) = (CHUNK, 2 * CHUNK);
+    for (email, row) in [
+        (0, c),
+        (2, c + 2),
+        (c - 2, c2 - 2),
+        (1, c2 + 1),
+        (4, c2 + 4),
+    ] {
         let line = format!("p{email}@acme.example,+98 21 {row:07}");
         assert!(lines.contains(&line.as_str()), "{line} missing");
     }

@@ -17,8 +17,13 @@ use crate::records::RecordError;
 use crate::records::metadata::{Field, FieldType, ObjectType};
 use crate::records::validate::{Mode, from_text, validate};
 
-/// Rows read and written as one stretch.
-const CHUNK: usize = 1_000;
+/// Rows read and written as one stretch; a chunk's new records are committed
+/// together. Large, because an indexed field with many rows per value (a last name, a
+/// company) adds each new row at the end of its value's run of index entries: a
+/// commit rewrites one index page per value it meets, so a commit of 1,000 rows
+/// meeting 977 last names wrote nearly a page per row to SQLite's log (issue 10).
+/// Small enough for every statement's parameters (two per row to look up duplicates).
+const CHUNK: usize = 4_000;
 /// Least time between two records of an import's progress. Each record is a commit
 /// on a connection other than the writer's, and on SQLite that makes the writer read
 /// its hot index pages again: recorded after every chunk, that was a thousand times
