@@ -43,17 +43,19 @@ fn with_changes(topic: &str, mut payload: Value) -> Value {
     let Some(record) = payload.get("record").and_then(Value::as_object) else {
         return payload;
     };
-    let change = |value: &Value| serde_json::json!({"old": null, "new": value});
-    let mut changes: serde_json::Map<String, Value> = record
+    // The values it was created with, placement last, diffed against nothing: the
+    // same `audit::diff` the records service computed them with.
+    let mut created: serde_json::Map<String, Value> = record
         .iter()
-        .filter(|(key, value)| !SYSTEM_KEYS.contains(&key.as_str()) && !value.is_null())
-        .map(|(key, value)| (key.clone(), change(value)))
+        .filter(|(key, _)| !SYSTEM_KEYS.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
     for placement in ["owner", "department"] {
-        if let Some(value) = record.get(placement).filter(|v| !v.is_null()) {
-            changes.insert(placement.to_string(), change(value));
+        if let Some(value) = record.get(placement) {
+            created.insert(placement.to_string(), value.clone());
         }
     }
+    let changes = crate::audit::diff(&serde_json::Map::new(), &created);
     payload["changes"] = Value::Object(changes);
     payload
 }
